@@ -1,0 +1,58 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "jobpool",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "jobpool", targets: ["jobpool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // libevent's C API, from Debian's libevent-dev. Only EventHTTP imports it.
+        .systemLibrary(
+            name: "CLibevent",
+            pkgConfig: "libevent",
+            providers: [.apt(["libevent-dev"])]
+        ),
+        // The thin Swift wrapper over evhttp and bufferevents: the only target that touches
+        // libevent's C pointers.
+        .target(
+            name: "EventHTTP",
+            dependencies: ["CLibevent"]
+        ),
+        // concurrent.futures in plain Swift: jobs, their handles, the worker pool. No HTTP.
+        .target(
+            name: "JobCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        // The REST API: routes, payloads, problem+json errors, parked waiters.
+        .target(
+            name: "JobAPI",
+            dependencies: [
+                "EventHTTP",
+                "JobCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The executable only parses configuration and wires the parts together.
+        .executableTarget(
+            name: "jobpool",
+            dependencies: [
+                "JobAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "JobCoreTests", dependencies: ["JobCore"]),
+        .testTarget(name: "JobAPITests", dependencies: ["JobAPI", "EventHTTP", "JobCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

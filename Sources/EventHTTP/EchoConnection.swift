@@ -1,0 +1,108 @@
+import CLibevent
+import Glibc
+
+/// One client of ``LineEchoServer``. Owned by the server's table until it closes.
+final class EchoConnection {
+    private var bufferEvent: OpaquePointer?
+    private unowned let server: LineEchoServer
+    /// Set after EOF or an over-long line: the connection closes once its replies are flushed.
+    private var isClosing = false
+
+    init(bufferEvent: OpaquePointer, server: LineEchoServer) {
+        self.bufferEvent = bufferEvent
+        self.server = server
+    }
+
+    func start() {
+        guard let bufferEvent else { return }
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        bufferevent_setcb(bufferEvent, echoRead, echoWritten, echoEvent, context)
+        var idle = timeval(duration: server.configuration.idleTimeout)
+        bufferevent_set_timeouts(bufferEvent, &idle, nil)
+        // The write callback fires when pending replies drain below half the cap: reads resume then.
+        bufferevent_setwatermark(bufferEvent, Int16(EV_WRITE), server.configuration.maxPendingOutput / 2, 0)
+        bufferevent_enable(bufferEvent, Int16(EV_READ | EV_WRITE))
+    }
+
+    fileprivate func readLines() {
+        guard let bufferEvent, !isClosing else { return }
+        let input = bufferevent_get_input(bufferEvent)
+        let output = bufferevent_get_output(bufferEvent)
+        var length = 0
+        while let line = evbuffer_readln(input, &length, EVBUFFER_EOL_LF) {
+            writeUppercased(line, length: length, newline: true, to: output)
+            free(line)
+        }
+        if evbuffer_get_length(input) > server.configuration.maxLineLength {
+            let message = "ERROR line longer than \(server.configuration.maxLineLength) bytes; closing\n"
+            _ = evbuffer_add(output, message, message.utf8.count)
+            closeWhenFlushed()
+            return
+        }
+        if evbuffer_get_length(output) > server.configuration.maxPendingOutput {
+            bufferevent_disable(bufferEvent, Int16(EV_READ)) // resumes in `written`
+        }
+    }
+
+    fileprivate func written() {
+        guard let bufferEvent else { return }
+        if isClosing {
+            if evbuffer_get_length(bufferevent_get_output(bufferEvent)) == 0 { close() }
+        } else {
+            bufferevent_enable(bufferEvent, Int16(EV_READ))
+        }
+    }
+
+    fileprivate func event(_ what: Int16) {
+        guard let bufferEvent else { return }
+        if what & Int16(BEV_EVENT_EOF) != 0, what & Int16(BEV_EVENT_ERROR) == 0 {
+            readLines()
+            // A last line without a newline is still answered, like the seed's final recv().
+            let input = bufferevent_get_input(bufferEvent)
+            let remaining = evbuffer_get_length(input)
+            if remaining > 0, let bytes = evbuffer_pullup(input, remaining) {
+                writeUppercased(bytes, length: remaining, newline: false, to: bufferevent_get_output(bufferEvent))
+                evbuffer_drain(input, remaining)
+            }
+            closeWhenFlushed()
+        } else {
+            close() // error or idle timeout
+        }
+    }
+
+    private func closeWhenFlushed() {
+        guard let bufferEvent else { return }
+        isClosing = true
+        bufferevent_disable(bufferEvent, Int16(EV_READ))
+        bufferevent_setwatermark(bufferEvent, Int16(EV_WRITE), 0, 0)
+        if evbuffer_get_length(bufferevent_get_output(bufferEvent)) == 0 { close() }
+    }
+
+    func close() {
+        guard let bufferEvent else { return }
+        self.bufferEvent = nil
+        bufferevent_free(bufferEvent)
+        // The server's table holds the last strong reference; keep self alive through the call.
+        withExtendedLifetime(self) { server.connectionClosed(self) }
+    }
+
+    private func writeUppercased(_ bytes: UnsafeMutablePointer<CChar>, length: Int, newline: Bool, to output: OpaquePointer?) {
+        bytes.withMemoryRebound(to: UInt8.self, capacity: length) { raw in
+            for index in 0..<length where raw[index] >= 0x61 && raw[index] <= 0x7A { raw[index] -= 0x20 }
+        }
+        _ = evbuffer_add(output, bytes, length)
+        if newline { _ = evbuffer_add(output, "\n", 1) }
+    }
+
+    private func writeUppercased(_ bytes: UnsafeMutablePointer<UInt8>, length: Int, newline: Bool, to output: OpaquePointer?) {
+        bytes.withMemoryRebound(to: CChar.self, capacity: length) { writeUppercased($0, length: length, newline: newline, to: output) }
+    }
+}
+
+private func connection(_ context: UnsafeMutableRawPointer?) -> EchoConnection? {
+    context.map { Unmanaged<EchoConnection>.fromOpaque($0).takeUnretainedValue() }
+}
+
+private func echoRead(_ bev: OpaquePointer?, _ context: UnsafeMutableRawPointer?) { connection(context)?.readLines() }
+private func echoWritten(_ bev: OpaquePointer?, _ context: UnsafeMutableRawPointer?) { connection(context)?.written() }
+private func echoEvent(_ bev: OpaquePointer?, _ what: Int16, _ context: UnsafeMutableRawPointer?) { connection(context)?.event(what) }

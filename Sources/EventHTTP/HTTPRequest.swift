@@ -1,0 +1,73 @@
+import CLibevent
+
+/// One request received by ``HTTPServer``, owned by the loop thread.
+///
+/// Every request gets exactly one reply through ``respond(status:headers:body:)``; libevent
+/// frees the request after that reply, so the object must not be used afterwards. A request
+/// whose client has gone away may still be answered: libevent then just frees it.
+public final class HTTPRequest {
+    private let raw: OpaquePointer
+    /// The method, or `nil` for one evhttp knows but this type does not name.
+    public let method: HTTPMethod?
+    /// The path as sent, without the query, not percent-decoded.
+    public let path: String
+    /// The raw query string after `?`, if any.
+    public let query: String?
+    /// True once a reply was sent.
+    public private(set) var isAnswered = false
+
+    init(raw: OpaquePointer) {
+        self.raw = raw
+        self.method = HTTPMethod(libevent: evhttp_request_get_command(raw))
+        if let uri = evhttp_request_get_evhttp_uri(raw) {
+            let rawPath = evhttp_uri_get_path(uri).map { String(cString: $0) } ?? "/"
+            self.path = rawPath.isEmpty ? "/" : rawPath
+            self.query = evhttp_uri_get_query(uri).map { String(cString: $0) }
+        } else {
+            self.path = "/"
+            self.query = nil
+        }
+    }
+
+    /// The value of the first header with this name (case-insensitive), if any.
+    public func header(_ name: String) -> String? {
+        guard let headers = evhttp_request_get_input_headers(raw),
+              let value = evhttp_find_header(headers, name) else { return nil }
+        return String(cString: value)
+    }
+
+    /// The request body's length in bytes, without copying it.
+    public var bodyLength: Int {
+        guard let buffer = evhttp_request_get_input_buffer(raw) else { return 0 }
+        return evbuffer_get_length(buffer)
+    }
+
+    /// Copies the request body out of libevent's buffer.
+    public func readBody() -> [UInt8] {
+        guard let buffer = evhttp_request_get_input_buffer(raw) else { return [] }
+        let length = evbuffer_get_length(buffer)
+        guard length > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: length) { storage, count in
+            count = Int(evbuffer_copyout(buffer, storage.baseAddress, length))
+            if count < 0 { count = 0 }
+        }
+    }
+
+    /// Sends the one reply. Later calls are ignored (and assert in debug builds).
+    public func respond(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        assert(!isAnswered, "HTTPRequest answered twice")
+        guard !isAnswered else { return }
+        isAnswered = true
+        let outputHeaders = evhttp_request_get_output_headers(raw)
+        for (name, value) in headers {
+            // evhttp_add_header refuses values with CR or LF, so a bad value cannot split the reply.
+            evhttp_add_header(outputHeaders, name, value)
+        }
+        if !body.isEmpty {
+            body.withUnsafeBytes { bytes in
+                _ = evbuffer_add(evhttp_request_get_output_buffer(raw), bytes.baseAddress, bytes.count)
+            }
+        }
+        evhttp_send_reply(raw, Int32(status), HTTPStatusReason.phrase(for: status), nil)
+    }
+}

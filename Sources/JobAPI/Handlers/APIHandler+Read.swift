@@ -1,0 +1,51 @@
+import EventHTTP
+import JobCore
+
+extension APIHandler {
+    /// `GET /v1/jobs/{id}`, with `?wait=N` to long-poll until the job finishes.
+    func getJob(_ request: HTTPRequest, id: String) throws(Problem) {
+        let job = try existingJob(id)
+        let wait = try QueryParameters(request.query).integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
+        let snapshot = job.snapshot()
+        guard wait > 0, !snapshot.status.isFinished, !isDraining else {
+            respond(request, status: 200, job: snapshot)
+            return
+        }
+        guard !waiters.isFull else { throw Problem.tooManyWaiters(limit: waiters.limit) }
+        waiters.park(request, on: job, timeout: .seconds(wait)) { [unowned self] request, snapshot, _ in
+            respond(request, status: 200, job: snapshot)
+        }
+    }
+
+    /// `GET /v1/jobs?status=&kind=&limit=&cursor=`: newest first, paged by an opaque cursor.
+    func listJobs(_ request: HTTPRequest) throws(Problem) {
+        let query = QueryParameters(request.query)
+        var filter = JobFilter()
+        if let status = query["status"] {
+            guard let state = JobState(rawValue: status) else {
+                throw Problem.invalidParameter(
+                    "status", "'status' must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")); got '\(status.prefix(40))'.")
+            }
+            filter.status = state
+        }
+        if let kind = query["kind"] {
+            guard executor.kindNames.contains(kind) else {
+                throw Problem.invalidParameter(
+                    "kind", "'kind' must be one of \(executor.kindNames.joined(separator: ", ")); got '\(kind.prefix(40))'.")
+            }
+            filter.kind = kind
+        }
+        let limit = try query.integer("limit", in: 1...500) ?? 50
+        var cursor: JobCursor?
+        if let text = query["cursor"] {
+            guard let decoded = ListCursor.decode(text) else {
+                throw Problem.invalidParameter(
+                    "cursor", "'cursor' is not one this server issued. Use the next_cursor of a previous page, or omit it for the first page.")
+            }
+            cursor = decoded
+        }
+        let page = executor.list(filter: filter, limit: limit, after: cursor)
+        respond(request, status: 200, json: JobListResource(
+            jobs: page.jobs.map(JobResource.init), nextCursor: page.nextCursor.map(ListCursor.encode)))
+    }
+}

@@ -1,0 +1,118 @@
+import EventHTTP
+import Foundation
+import JobCore
+import Logging
+import Synchronization
+
+/// The whole service: an event loop thread serving HTTP (and optionally the echo service) in
+/// front of a ``JobExecutor``. Both `jobpool serve` and the tests build it the same way.
+///
+/// ```swift
+/// let server = try JobpoolServer(configuration: configuration, logger: logger)
+/// let ports = try server.start()      // binds, starts the workers and the loop thread
+/// server.shutdown()                   // drains, then stops; blocks until done
+/// ```
+public final class JobpoolServer: Sendable {
+    /// The ports actually bound.
+    public struct BoundPorts: Sendable {
+        public var http: Int
+        public var echo: Int?
+    }
+
+    public let configuration: ServerConfiguration
+    public let executor: JobExecutor
+    private let logger: Logger
+    private let loop: EventLoop
+    /// The loop-owned parts, created in `start` and used on the loop thread afterwards.
+    private let frontEnd: Mutex<LoopBound<FrontEnd>?> = Mutex(nil)
+    private let phase = Mutex(Phase.created)
+    private let loopExited = DispatchSemaphore(value: 0)
+
+    private enum Phase { case created, running, stopping, stopped }
+
+    /// The HTTP and echo servers and the API handler: loop-thread objects.
+    private final class FrontEnd {
+        let handler: APIHandler
+        let http: HTTPServer
+        let echo: LineEchoServer?
+
+        init(handler: APIHandler, http: HTTPServer, echo: LineEchoServer?) {
+            self.handler = handler
+            self.http = http
+            self.echo = echo
+        }
+    }
+
+    public init(configuration: ServerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.loop = try EventLoop()
+        self.executor = JobExecutor(configuration: configuration.executor, kinds: [WriteCode()], logger: logger)
+    }
+
+    /// Binds the listeners, starts the workers and the loop thread. Call once.
+    public func start() throws -> BoundPorts {
+        try phase.withLock { phase in
+            guard phase == .created else { throw EventError.libevent("server already started") }
+            phase = .running
+        }
+        raiseOpenFileLimit(toFit: configuration.http.maxConnections + configuration.echo.maxConnections)
+        // The loop is not running yet, so building loop-owned objects on this thread is safe.
+        let handler = APIHandler(loop: loop, executor: executor, configuration: configuration.api, logger: logger)
+        let http = try HTTPServer(loop: loop, configuration: configuration.http) { request in handler.handle(request) }
+        let httpPort = try http.listen(host: configuration.host, port: configuration.port)
+        var echo: LineEchoServer?
+        var echoPort: Int?
+        if let port = configuration.echoPort {
+            let server = try LineEchoServer(loop: loop, configuration: configuration.echo)
+            echoPort = try server.listen(host: configuration.host, port: port)
+            echo = server
+        }
+        frontEnd.withLock { $0 = LoopBound(FrontEnd(handler: handler, http: http, echo: echo), on: loop) }
+
+        executor.start()
+        let thread = Thread { [loop, loopExited] in
+            loop.run()
+            loopExited.signal()
+        }
+        thread.name = "jobpool-event-loop"
+        thread.start()
+        return BoundPorts(http: httpPort, echo: echoPort)
+    }
+
+    /// Drains and stops: new submissions get 503 while the listener stays open, waiting
+    /// requests are answered, running jobs get the grace period, then the loop stops. Blocks
+    /// until done; safe to call more than once and from any thread but the loop's.
+    public func shutdown() {
+        let first = phase.withLock { phase -> Bool in
+            guard phase == .running else { return false }
+            phase = .stopping
+            return true
+        }
+        guard first, let frontEnd = frontEnd.withLock({ $0 }) else { return }
+        logger.info("Draining", metadata: ["grace_seconds": "\(configuration.shutdownGrace.components.seconds)"])
+        loop.execute { frontEnd.value.handler.beginDrain() }
+        executor.drain(grace: configuration.shutdownGrace)
+        // Answer anything parked while the workers were finishing, then stop the loop.
+        loop.execute { [loop] in
+            frontEnd.value.handler.beginDrain()
+            loop.stop()
+        }
+        loopExited.wait()
+        phase.withLock { $0 = .stopped }
+        logger.info("Stopped")
+    }
+
+    /// Blocks until SIGINT or SIGTERM arrives. The signals are handled by the event loop.
+    public func waitForTerminationSignal() -> Int32 {
+        let received = DispatchSemaphore(value: 0)
+        let signalNumber = Mutex<Int32>(0)
+        loop.execute { [loop] in
+            for number in [SIGINT, SIGTERM] {
+                loop.onSignal(number) { signalNumber.withLock { $0 = number }; received.signal() }
+            }
+        }
+        received.wait()
+        return signalNumber.withLock { $0 }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+/// An RFC 9457 problem detail: every error a client sees is one of these, as
+/// `application/problem+json`, with a `detail` that says what to change.
+struct Problem: Encodable, Error {
+    /// One invalid field or parameter.
+    struct FieldError: Encodable, Equatable {
+        /// A JSON pointer into the request body (RFC 6901), for body fields.
+        var pointer: String?
+        /// The query parameter's name, for query parameters.
+        var parameter: String?
+        var detail: String
+    }
+
+    var type: String
+    var title: String
+    var status: Int
+    var detail: String
+    var instance: String?
+    var errors: [FieldError]?
+    /// Extra headers the reply carries, such as `Allow` or `Retry-After`.
+    var headers: [(name: String, value: String)] = []
+
+    private enum CodingKeys: String, CodingKey { case type, title, status, detail, instance, errors }
+
+    init(_ slug: String, title: String, status: Int, detail: String,
+         errors: [FieldError]? = nil, headers: [(name: String, value: String)] = []) {
+        self.type = "urn:jobpool:problem:\(slug)"
+        self.title = title
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+    }
+}
+
+extension Problem {
+    static func malformedJSON(_ reason: String) -> Problem {
+        Problem("malformed-json", title: "Request body is not valid JSON", status: 400,
+                detail: "The request body could not be parsed as JSON: \(reason). Send a JSON object such as {\"kind\": \"write_code\", \"input\": {\"name\": \"alex\"}}.")
+    }
+
+    static func invalidField(pointer: String, _ detail: String) -> Problem {
+        Problem("invalid-input", title: "Invalid request field", status: 422, detail: detail,
+                errors: [FieldError(pointer: pointer, detail: detail)])
+    }
+
+    static func invalidParameter(_ name: String, _ detail: String) -> Problem {
+        Problem("invalid-parameter", title: "Invalid query parameter", status: 400, detail: detail,
+                errors: [FieldError(parameter: name, detail: detail)])
+    }
+
+    static func notFound(path: String) -> Problem {
+        Problem("not-found", title: "Not found", status: 404,
+                detail: "There is no resource at \(path). The API lives under /v1/jobs.")
+    }
+
+    static func jobNotFound(_ id: String) -> Problem {
+        Problem("job-not-found", title: "Job not found", status: 404,
+                detail: "No job has the ID '\(id)'. Job IDs are the UUIDs returned by POST /v1/jobs.")
+    }
+
+    static func methodNotAllowed(_ method: String, path: String, allowed: [String]) -> Problem {
+        Problem("method-not-allowed", title: "Method not allowed", status: 405,
+                detail: "\(path) does not support \(method). Use \(allowed.joined(separator: " or ")).",
+                headers: [("Allow", allowed.joined(separator: ", "))])
+    }
+
+    static func bodyTooLarge(limit: Int) -> Problem {
+        Problem("body-too-large", title: "Request body too large", status: 413,
+                detail: "The request body is larger than the limit of \(limit) bytes. Send a smaller job input.")
+    }
+
+    static func queueFull(limit: Int) -> Problem {
+        Problem("queue-full", title: "Job queue is full", status: 429,
+                detail: "The queue already holds \(limit) jobs waiting for a worker. Retry after the Retry-After delay.",
+                headers: [("Retry-After", "1")])
+    }
+
+    static let shuttingDown = Problem(
+        "shutting-down", title: "Server is shutting down", status: 503,
+        detail: "This server is draining before it stops and takes no new jobs. Retry shortly; another instance or the restarted one will take it.",
+        headers: [("Retry-After", "5")])
+
+    static func tooManyWaiters(limit: Int) -> Problem {
+        Problem("too-many-waiters", title: "Too many waiting requests", status: 503,
+                detail: "\(limit) requests are already waiting for jobs to finish. Retry later, or poll without waiting.",
+                headers: [("Retry-After", "1")])
+    }
+}

@@ -1,0 +1,163 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The work a job runs on a worker thread: its input already checked and captured.
+public typealias JobWork = @Sendable (JobContext) throws(JobFailure) -> JSONValue
+
+/// A submitted job and its handle, like Python's `concurrent.futures.Future`.
+///
+/// ```swift
+/// let job = try executor.submit(kind: "write_code", input: ["name": "alex"])
+/// job.addDoneCallback { snapshot in print(snapshot.result ?? .null) }
+/// let finished = job.result(timeout: .seconds(10))   // nil if still running by then
+/// ```
+public final class Job: Sendable {
+    public let id: JobID
+    public let kind: String
+    public let input: JSONValue
+    public let createdAt: Date
+    let work: JobWork
+    private let signal = CancellationSignal()
+    private let state = Mutex(State())
+
+    private struct State {
+        var status = JobState.queued
+        var result: JSONValue?
+        var error: JobFailure?
+        var startedAt: Date?
+        var finishedAt: Date?
+        var callbacks: [@Sendable (JobSnapshot) -> Void] = []
+    }
+
+    /// What ``cancel()`` did.
+    public enum CancelOutcome: Sendable, Equatable {
+        /// The job was queued and is now `cancelled`.
+        case cancelled
+        /// The job is running; it has been asked to stop and will end `cancelled` shortly.
+        case stopping
+        /// The job had already finished in this state; nothing changed.
+        case alreadyFinished(JobState)
+    }
+
+    init(id: JobID = JobID(), kind: String, input: JSONValue, createdAt: Date, work: @escaping JobWork) {
+        self.id = id
+        self.kind = kind
+        self.input = input
+        self.createdAt = createdAt
+        self.work = work
+    }
+
+    /// The job as it stands now.
+    public func snapshot() -> JobSnapshot {
+        state.withLock { makeSnapshot($0) }
+    }
+
+    /// True once the job is in a final state.
+    public var isFinished: Bool { state.withLock { $0.status.isFinished } }
+
+    /// Runs `callback` exactly once with the final snapshot: when the job finishes, or at once
+    /// (on the calling thread) if it already has. Callbacks run on the thread that finishes the
+    /// job and must not block it for long.
+    public func addDoneCallback(_ callback: @escaping @Sendable (JobSnapshot) -> Void) {
+        let finished = state.withLock { state -> JobSnapshot? in
+            if state.status.isFinished { return makeSnapshot(state) }
+            state.callbacks.append(callback)
+            return nil
+        }
+        if let finished { callback(finished) }
+    }
+
+    /// Blocks the calling thread until the job finishes or `timeout` passes. Returns the final
+    /// snapshot, or `nil` on timeout. Never call it on an event-loop thread.
+    public func result(timeout: Duration) -> JobSnapshot? {
+        let done = DispatchSemaphore(value: 0)
+        let box = Mutex<JobSnapshot?>(nil)
+        addDoneCallback { snapshot in
+            box.withLock { $0 = snapshot }
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + timeout.dispatchInterval)
+        return box.withLock { $0 }
+    }
+
+    /// Cancels the job: a queued job at once, a running one by asking its work to stop.
+    @discardableResult
+    public func cancel() -> CancelOutcome {
+        stop(.cancelled)
+    }
+
+    /// Asks the job to stop for `reason`. Used by cancel and by a drain that interrupts.
+    func stop(_ reason: StopReason) -> CancelOutcome {
+        let outcome = state.withLock { state -> CancelOutcome in
+            switch state.status {
+            case .queued: return .cancelled
+            case .running: return .stopping
+            case .succeeded, .failed, .cancelled: return .alreadyFinished(state.status)
+            }
+        }
+        switch outcome {
+        case .cancelled:
+            // A worker may have started the job in between; finish only if it is still queued.
+            if !finish(.failure(reason.failure), onlyIf: .queued) { return stop(reason) }
+        case .stopping:
+            signal.raise(reason)
+        case .alreadyFinished:
+            break
+        }
+        return outcome
+    }
+
+    /// Moves a queued job to `running`. Returns false if it is no longer queued (cancelled).
+    func markRunning(at now: Date = Date()) -> Bool {
+        state.withLock { state in
+            guard state.status == .queued else { return false }
+            state.status = .running
+            state.startedAt = now
+            return true
+        }
+    }
+
+    /// Runs the work on the calling (worker) thread and records the outcome.
+    func execute() {
+        let context = JobContext(signal: signal, jobID: id)
+        let outcome: Result<JSONValue, JobFailure>
+        do throws(JobFailure) {
+            outcome = .success(try work(context))
+        } catch {
+            outcome = .failure(error)
+        }
+        finish(outcome, onlyIf: .running)
+    }
+
+    /// Records the final state and runs the done-callbacks, outside the lock.
+    @discardableResult
+    private func finish(_ outcome: Result<JSONValue, JobFailure>, onlyIf expected: JobState) -> Bool {
+        let finished = state.withLock { state -> (JobSnapshot, [@Sendable (JobSnapshot) -> Void])? in
+            guard state.status == expected else { return nil }
+            switch outcome {
+            case .success(let value):
+                state.status = .succeeded
+                state.result = value
+            case .failure(let failure):
+                state.status = failure == .cancelled ? .cancelled : .failed
+                state.error = failure
+            }
+            state.finishedAt = Date()
+            let callbacks = state.callbacks
+            state.callbacks = []
+            return (makeSnapshot(state), callbacks)
+        }
+        guard let (snapshot, callbacks) = finished else { return false }
+        for callback in callbacks { callback(snapshot) }
+        return true
+    }
+
+    private func makeSnapshot(_ state: State) -> JobSnapshot {
+        JobSnapshot(
+            id: id, kind: kind, status: state.status, input: input, result: state.result,
+            error: state.error, createdAt: createdAt, startedAt: state.startedAt,
+            finishedAt: state.finishedAt,
+            cancelRequested: state.status == .running && signal.reason != nil)
+    }
+}

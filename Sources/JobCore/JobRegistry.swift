@@ -1,0 +1,111 @@
+import Foundation
+import Synchronization
+
+/// Where a page of a job list starts: just after the job with this creation time and ID.
+public struct JobCursor: Sendable, Hashable {
+    public var createdAt: Date
+    public var id: JobID
+
+    public init(createdAt: Date, id: JobID) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+}
+
+/// Which jobs a list shows.
+public struct JobFilter: Sendable, Hashable {
+    public var status: JobState?
+    public var kind: String?
+
+    public init(status: JobState? = nil, kind: String? = nil) {
+        self.status = status
+        self.kind = kind
+    }
+
+    func matches(_ job: Job, status current: JobState) -> Bool {
+        (kind == nil || job.kind == kind) && (status == nil || current == status)
+    }
+}
+
+/// One page of a list, newest first, and where the next page starts.
+public struct JobPage: Sendable {
+    public var jobs: [JobSnapshot]
+    public var nextCursor: JobCursor?
+}
+
+/// The in-memory index of every job, by ID and in creation order.
+///
+/// Creation times are made strictly increasing (a job created in the same microsecond as the
+/// one before is moved one microsecond later), so the order `(created_at, id)` that paging uses
+/// is the order of this array, and a cursor stays valid however many jobs arrive meanwhile.
+public final class JobRegistry: Sendable {
+    private struct State {
+        var byID: [JobID: Job] = [:]
+        var inCreationOrder: [Job] = []
+        var lastCreatedAt = Date.distantPast
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// A creation time later than every earlier one, for a job about to be made and inserted.
+    func nextCreationTime(now: Date = Date()) -> Date {
+        state.withLock { state in
+            // Whole microseconds, as the API shows them, so that a cursor round-trips exactly.
+            let micros = (now.timeIntervalSince1970 * 1_000_000).rounded(.down)
+            let last = (state.lastCreatedAt.timeIntervalSince1970 * 1_000_000).rounded()
+            let next = Date(timeIntervalSince1970: max(micros, last + 1) / 1_000_000)
+            state.lastCreatedAt = next
+            return next
+        }
+    }
+
+    func insert(_ job: Job) {
+        state.withLock { state in
+            state.byID[job.id] = job
+            // Submitters on two threads may insert out of creation order; keep the array sorted.
+            let key = JobCursor(createdAt: job.createdAt, id: job.id)
+            if let last = state.inCreationOrder.last, (last.createdAt, last.id) > (key.createdAt, key.id) {
+                state.inCreationOrder.insert(job, at: Self.lastIndex(before: key, in: state.inCreationOrder) + 1)
+            } else {
+                state.inCreationOrder.append(job)
+            }
+        }
+    }
+
+    /// The job with this ID, if it exists.
+    public func job(withID id: JobID) -> Job? {
+        state.withLock { $0.byID[id] }
+    }
+
+    /// Up to `limit` jobs matching `filter`, newest first, starting after `cursor`.
+    public func list(filter: JobFilter, limit: Int, after cursor: JobCursor?) -> JobPage {
+        let matches = state.withLock { state -> [Job] in
+            let jobs = state.inCreationOrder
+            var index = jobs.count - 1
+            if let cursor { index = Self.lastIndex(before: cursor, in: jobs) }
+            var found: [Job] = []
+            while index >= 0, found.count <= limit {
+                let job = jobs[index]
+                if filter.matches(job, status: job.snapshot().status) { found.append(job) }
+                index -= 1
+            }
+            return found
+        }
+        let page = matches.prefix(limit).map { $0.snapshot() }
+        let next = matches.count > limit ? page.last.map { JobCursor(createdAt: $0.createdAt, id: $0.id) } : nil
+        return JobPage(jobs: page, nextCursor: next)
+    }
+
+    /// The index of the newest job strictly older than `cursor` in `(created_at, id)` order.
+    private static func lastIndex(before cursor: JobCursor, in jobs: [Job]) -> Int {
+        var low = 0, high = jobs.count // first index not before the cursor
+        while low < high {
+            let middle = (low + high) / 2
+            let job = jobs[middle]
+            if (job.createdAt, job.id) < (cursor.createdAt, cursor.id) { low = middle + 1 } else { high = middle }
+        }
+        return low - 1
+    }
+}

@@ -1,0 +1,16 @@
+import Foundation
+
+/// A job as it stands at one moment: what the API shows and what done-callbacks receive.
+public struct JobSnapshot: Sendable, Hashable {
+    public var id: JobID
+    public var kind: String
+    public var status: JobState
+    public var input: JSONValue
+    public var result: JSONValue?
+    public var error: JobFailure?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// True once a cancel was asked for a running job that has not stopped yet.
+    public var cancelRequested: Bool
+}

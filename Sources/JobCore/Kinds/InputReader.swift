@@ -1,0 +1,61 @@
+/// Reads typed fields out of a job's JSON input, producing ``InputError``s that name each field
+/// by its JSON pointer in the request body.
+public struct InputReader {
+    private let members: [String: JSONValue]
+    private let pointerPrefix: String
+
+    /// Fails unless `input` is an object.
+    public init(_ input: JSONValue, pointer: String = "/input") throws(InputError) {
+        guard let members = input.objectValue else {
+            throw InputError(pointer: pointer, message: "'input' must be a JSON object, not \(input.typeName).")
+        }
+        self.members = members
+        self.pointerPrefix = pointer
+    }
+
+    /// Refuses members other than `known`, so that a misspelt option is not silently ignored.
+    public func rejectUnknown(_ known: Set<String>) throws(InputError) {
+        if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
+            throw InputError(
+                pointer: pointer(unknown),
+                message: "Unknown field '\(unknown)'. Known fields: \(known.sorted().joined(separator: ", ")).")
+        }
+    }
+
+    /// A required string of 1 to `maxLength` characters.
+    public func requiredString(_ key: String, maxLength: Int = 1024) throws(InputError) -> String {
+        guard let value = members[key] else {
+            throw InputError(pointer: pointer(key), message: "'\(key)' is required: a string.")
+        }
+        guard let string = value.stringValue else {
+            throw InputError(pointer: pointer(key), message: "'\(key)' must be a string, not \(value.typeName).")
+        }
+        guard !string.isEmpty, string.count <= maxLength else {
+            throw InputError(pointer: pointer(key),
+                             message: "'\(key)' must be 1 to \(maxLength) characters long.")
+        }
+        return string
+    }
+
+    /// An optional number within `range`, or `nil` when absent.
+    public func number(_ key: String, in range: ClosedRange<Double>) throws(InputError) -> Double? {
+        guard let value = members[key], value != .null else { return nil }
+        guard let number = value.doubleValue else {
+            throw InputError(pointer: pointer(key), message: "'\(key)' must be a number, not \(value.typeName).")
+        }
+        guard range.contains(number) else {
+            throw InputError(pointer: pointer(key),
+                             message: "'\(key)' must be between \(format(range.lowerBound)) and \(format(range.upperBound)); got \(format(number)).")
+        }
+        return number
+    }
+
+    /// The JSON pointer of a member, escaped as RFC 6901 requires.
+    public func pointer(_ key: String) -> String {
+        pointerPrefix + "/" + key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+    }
+
+    private func format(_ number: Double) -> String {
+        number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(number)
+    }
+}

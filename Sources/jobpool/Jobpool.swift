@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// `jobpool`: Python's ThreadPoolExecutor over HTTP.
+@main
+struct Jobpool: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobpool",
+        abstract: "A self-hosted job service: submit jobs over HTTP, then poll, wait, or get called back.",
+        version: JobpoolVersion.current,
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+enum JobpoolVersion {
+    static let current = "0.1.0"
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import JobAPI
+import Logging
+
+/// `jobpool serve`: runs the service until SIGINT or SIGTERM, then drains and exits 0.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the job service.",
+        discussion: "Every option can also be set through the environment variable shown with it; a flag wins over the variable."
+    )
+
+    @Option(help: "Address to listen on. (env: JOBPOOL_HOST, default: 127.0.0.1)")
+    var host: String?
+
+    @Option(help: "TCP port; 0 picks a free one. (env: JOBPOOL_PORT, default: 8080)")
+    var port: Int?
+
+    @Option(help: "Worker threads: the most jobs that run at once. (env: JOBPOOL_WORKERS, default: 8)")
+    var workers: Int?
+
+    @Option(help: "Jobs that may wait for a worker before submissions get 429. (env: JOBPOOL_MAX_QUEUED, default: 100000)")
+    var maxQueued: Int?
+
+    @Option(help: "Open HTTP connections at most. (env: JOBPOOL_MAX_CONNECTIONS, default: 10000)")
+    var maxConnections: Int?
+
+    @Option(help: "Requests that may wait for a job at once (Prefer: wait, ?wait=). (env: JOBPOOL_MAX_WAITERS, default: 10000)")
+    var maxWaiters: Int?
+
+    @Option(help: "Largest request body in bytes. (env: JOBPOOL_MAX_BODY_BYTES, default: 1048576)")
+    var maxBodyBytes: Int?
+
+    @Option(help: "Seconds running jobs get to finish on shutdown. (env: JOBPOOL_SHUTDOWN_GRACE, default: 25)")
+    var shutdownGrace: Int?
+
+    @Option(help: "Also serve the seed's upper-casing line echo on this TCP port. (env: JOBPOOL_ECHO_PORT, default: off)")
+    var echoPort: Int?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical. (env: JOBPOOL_LOG_LEVEL, default: info)")
+    var logLevel: Logger.Level?
+
+    func run() throws {
+        let environment = Environment()
+        var configuration = ServerConfiguration()
+        configuration.host = try environment.value(host, "JOBPOOL_HOST", default: configuration.host)
+        configuration.port = try environment.value(port, "JOBPOOL_PORT", default: configuration.port)
+        configuration.executor.workers = try environment.value(workers, "JOBPOOL_WORKERS", default: configuration.executor.workers)
+        configuration.executor.maxQueued = try environment.value(maxQueued, "JOBPOOL_MAX_QUEUED", default: configuration.executor.maxQueued)
+        configuration.http.maxConnections = try environment.value(maxConnections, "JOBPOOL_MAX_CONNECTIONS", default: configuration.http.maxConnections)
+        configuration.api.maxWaiters = try environment.value(maxWaiters, "JOBPOOL_MAX_WAITERS", default: configuration.api.maxWaiters)
+        configuration.api.maxBodyBytes = try environment.value(maxBodyBytes, "JOBPOOL_MAX_BODY_BYTES", default: configuration.api.maxBodyBytes)
+        configuration.http.maxBodySize = max(configuration.http.maxBodySize, configuration.api.maxBodyBytes * 4)
+        let grace = try environment.value(shutdownGrace, "JOBPOOL_SHUTDOWN_GRACE", default: 25)
+        configuration.shutdownGrace = .seconds(grace)
+        configuration.echoPort = try environment.optional(echoPort, "JOBPOOL_ECHO_PORT")
+        let level = try environment.value(logLevel, "JOBPOOL_LOG_LEVEL", default: .info)
+        try validate(configuration)
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "jobpool")
+        let server = try JobpoolServer(configuration: configuration, logger: logger)
+        let ports = try server.start()
+        let shownHost = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        logger.info("listening on http://\(shownHost):\(ports.http)",
+                    metadata: ["workers": "\(configuration.executor.workers)", "max_queued": "\(configuration.executor.maxQueued)"])
+        if let echo = ports.echo { logger.info("echo service listening on tcp://\(shownHost):\(echo)") }
+        let signal = server.waitForTerminationSignal()
+        logger.info("Received signal \(signal); shutting down")
+        server.shutdown()
+    }
+
+    private func validate(_ configuration: ServerConfiguration) throws {
+        guard (0...65535).contains(configuration.port) else { throw ValidationError("--port must be 0 to 65535.") }
+        guard (1...1024).contains(configuration.executor.workers) else { throw ValidationError("--workers must be 1 to 1024.") }
+        guard configuration.executor.maxQueued >= 1 else { throw ValidationError("--max-queued must be at least 1.") }
+        guard configuration.http.maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1.") }
+        guard configuration.api.maxWaiters >= 0 else { throw ValidationError("--max-waiters must not be negative.") }
+        guard configuration.api.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024.") }
+        guard configuration.shutdownGrace >= .zero else { throw ValidationError("--shutdown-grace must not be negative.") }
+        if let echo = configuration.echoPort, !(0...65535).contains(echo) { throw ValidationError("--echo-port must be 0 to 65535.") }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
