@@ -44,13 +44,27 @@ public final class LineEchoServer {
     /// Listens on `host` (an IP address, or `localhost`) and `port` (0 picks one). Returns the bound port.
     public func listen(host: String, port: Int) throws(EventError) -> Int {
         let address = host == "localhost" ? "127.0.0.1" : host
-        let text = address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
         var storage = sockaddr_storage()
-        var length = Int32(MemoryLayout<sockaddr_storage>.size)
-        let parsed = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { evutil_parse_sockaddr_port(text, $0, &length) }
+        let length: Int32
+        if address.contains(":") {
+            var ipv6 = sockaddr_in6()
+            guard evutil_inet_pton(AF_INET6, address, &ipv6.sin6_addr) == 1 else {
+                throw EventError.bind(host: host, port: port, reason: "not an IP address")
+            }
+            ipv6.sin6_family = sa_family_t(AF_INET6)
+            ipv6.sin6_port = in_port_t(UInt16(clamping: port).bigEndian)
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: ipv6, as: sockaddr_in6.self) }
+            length = Int32(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            var ipv4 = sockaddr_in()
+            guard evutil_inet_pton(AF_INET, address, &ipv4.sin_addr) == 1 else {
+                throw EventError.bind(host: host, port: port, reason: "not an IP address")
+            }
+            ipv4.sin_family = sa_family_t(AF_INET)
+            ipv4.sin_port = in_port_t(UInt16(clamping: port).bigEndian)
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: ipv4, as: sockaddr_in.self) }
+            length = Int32(MemoryLayout<sockaddr_in>.size)
         }
-        guard parsed == 0 else { throw EventError.bind(host: host, port: port, reason: "not an IP address") }
         let flags = UInt32(LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC)
         let context = Unmanaged.passUnretained(self).toOpaque()
         let made = withUnsafePointer(to: &storage) {

@@ -27,9 +27,12 @@ public final class JobExecutor: Sendable {
     private let pool: WorkerPool
     private let logger: Logger
 
-    public init(configuration: Configuration, kinds: [any JobKind], logger: Logger) {
+    /// - Parameter deferWakeUp: see ``WorkerPool/init(workerCount:maxQueued:logger:deferWakeUp:)``.
+    public init(configuration: Configuration, kinds: [any JobKind], logger: Logger,
+                deferWakeUp: WorkerPool.WakeUpDeferral? = nil) {
         self.kinds = Dictionary(kinds.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        self.pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued, logger: logger)
+        self.pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
+                               logger: logger, deferWakeUp: deferWakeUp)
         self.logger = logger
     }
 

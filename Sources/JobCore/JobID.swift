@@ -5,21 +5,82 @@ import Foundation
 public struct JobID: Sendable, Hashable, Comparable, CustomStringConvertible {
     public let uuid: UUID
 
-    /// A new random ID.
-    public init() { uuid = UUID() }
+    /// A new random ID: 122 bits from the system's CSPRNG, with the version 4 and RFC 4122
+    /// variant bits set. (Foundation's `UUID()` opened /dev/urandom per call here.)
+    public init() {
+        var generator = SystemRandomNumberGenerator()
+        var high = generator.next() as UInt64
+        var low = generator.next() as UInt64
+        high = (high & ~0xF000) | 0x4000                      // version 4
+        low = (low & ~(0xC0 << 56)) | (0x80 << 56)            // variant 10xx
+        let bytes = withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { Array($0) }
+        uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
 
     public init(uuid: UUID) { self.uuid = uuid }
 
-    /// Parses the canonical text form; `nil` for anything else.
+    /// Parses the canonical 8-4-4-4-12 hex form (either case); `nil` for anything else.
+    /// Hand-parsed because Foundation's parser goes through `sscanf` on every `GET`.
     public init?(_ text: some StringProtocol) {
-        guard text.utf8.count == 36, let uuid = UUID(uuidString: String(text)) else { return nil }
-        self.uuid = uuid
+        var utf8 = text.utf8.makeIterator()
+        var bytes = [UInt8](repeating: 0, count: 16)
+        var position = 0
+        var byteIndex = 0
+        var high: UInt8?
+        while let character = utf8.next() {
+            defer { position += 1 }
+            if position == 8 || position == 13 || position == 18 || position == 23 {
+                guard character == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            guard position < 36, let nibble = Self.nibble(character) else { return nil }
+            if let first = high {
+                bytes[byteIndex] = first << 4 | nibble
+                byteIndex += 1
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        guard position == 36 else { return nil }
+        uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
     }
 
     /// Lower-case canonical form, as clients see it.
-    public var description: String { uuid.uuidString.lowercased() }
+    public var description: String {
+        withUnsafeBytes(of: uuid.uuid) { raw in
+            String(unsafeUninitializedCapacity: 36) { output in
+                var out = 0
+                for (index, byte) in raw.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        output[out] = UInt8(ascii: "-")
+                        out += 1
+                    }
+                    output[out] = Self.hexDigits[Int(byte >> 4)]
+                    output[out + 1] = Self.hexDigits[Int(byte & 0x0F)]
+                    out += 2
+                }
+                return out
+            }
+        }
+    }
 
     public static func < (lhs: JobID, rhs: JobID) -> Bool {
-        lhs.uuid.uuidString < rhs.uuid.uuidString
+        withUnsafeBytes(of: lhs.uuid.uuid) { left in
+            withUnsafeBytes(of: rhs.uuid.uuid) { right in left.lexicographicallyPrecedes(right) }
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private static func nibble(_ character: UInt8) -> UInt8? {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return character - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return character - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 }

@@ -12,7 +12,7 @@ import Synchronization
 public final class WorkerPool: Sendable {
     /// The pool's lifecycle. Changed only inside `state.withLock`.
     private enum Phase {
-        /// Created; no threads yet. ``start()`` moves on to `accepting`.
+        /// Created; no threads yet, but jobs may be queued. ``start()`` moves on to `accepting`.
         case idle
         /// Threads are running and submissions are taken.
         case accepting
@@ -28,6 +28,22 @@ public final class WorkerPool: Sendable {
         /// Jobs waiting for a worker, not counting any cancelled while queued.
         var queuedCount = 0
         var running: [JobID: Job] = [:]
+        /// Workers asleep on `workAvailable`.
+        var idleWorkers = 0
+        /// A wake-up was sent and its worker has not yet run. While one is pending, submissions
+        /// wake nobody else: the awake worker takes jobs in turn and wakes another only if
+        /// work is still left. This keeps a stream of short jobs from costing one futex wake
+        /// and one context switch each.
+        var wakePending = false
+        /// A deferred wake-up was handed to `deferWakeUp` and has not run yet.
+        var wakeDeferred = false
+
+        /// Claims the right to wake one idle worker, if one is asleep and none is being woken.
+        mutating func claimWake() -> Bool {
+            guard idleWorkers > 0, !wakePending, !queue.isEmpty else { return false }
+            wakePending = true
+            return true
+        }
     }
 
     /// Jobs waiting, and jobs running right now.
@@ -37,21 +53,30 @@ public final class WorkerPool: Sendable {
         public var workers: Int
     }
 
+    /// Runs a wake-up later; see ``init(workerCount:maxQueued:logger:deferWakeUp:)``.
+    public typealias WakeUpDeferral = @Sendable (_ wakeUp: @escaping @Sendable () -> Void) -> Void
+
     public let workerCount: Int
     public let maxQueued: Int
     private let logger: Logger
+    private let deferWakeUp: WakeUpDeferral?
     private let state = Mutex(State())
-    /// One signal per queued job, plus one per worker when stopping: workers sleep on it.
+    /// Idle workers sleep on it; see `State.wakePending` for when it is signalled.
     private let workAvailable = DispatchSemaphore(value: 0)
     /// Entered when a job starts, left when it ends, so a drain can wait for "none running".
     private let runningGroup = DispatchGroup()
     /// Entered per worker thread, so a drain can wait for every thread to exit.
     private let threadsGroup = DispatchGroup()
 
-    public init(workerCount: Int, maxQueued: Int, logger: Logger) {
+    /// - Parameter deferWakeUp: When given, a submission does not wake an idle worker itself;
+    ///   it hands a wake-up to this function to run a little later, and further submissions
+    ///   meanwhile share it. An event loop passes "run after this batch of callbacks", so a
+    ///   burst of requests handled in one loop iteration costs one futex wake, not one each.
+    public init(workerCount: Int, maxQueued: Int, logger: Logger, deferWakeUp: WakeUpDeferral? = nil) {
         self.workerCount = max(1, workerCount)
         self.maxQueued = max(0, maxQueued)
         self.logger = logger
+        self.deferWakeUp = deferWakeUp
     }
 
     /// Starts the worker threads. Call once.
@@ -82,14 +107,33 @@ public final class WorkerPool: Sendable {
             guard snapshot.startedAt == nil, let self else { return }
             state.withLock { $0.queuedCount -= 1 }
         }
-        try state.withLock { state throws(PoolError) in
-            guard state.phase == .accepting else { throw PoolError.shuttingDown }
+        let deferred = deferWakeUp != nil
+        let wake = try state.withLock { state throws(PoolError) -> Bool in
+            // Before start() jobs may queue up (recovered work, say); they run once threads exist.
+            guard state.phase == .accepting || state.phase == .idle else { throw PoolError.shuttingDown }
             guard state.queuedCount < maxQueued else { throw PoolError.queueFull(limit: maxQueued) }
             whenAccepted()
             state.queue.append(job)
             state.queuedCount += 1
+            guard deferred else { return state.claimWake() }
+            guard !state.wakeDeferred else { return false }
+            state.wakeDeferred = true
+            return true
         }
-        workAvailable.signal()
+        guard wake else { return }
+        if let deferWakeUp {
+            deferWakeUp { [weak self] in self?.runDeferredWakeUp() }
+        } else {
+            workAvailable.signal()
+        }
+    }
+
+    private func runDeferredWakeUp() {
+        let wake = state.withLock { state -> Bool in
+            state.wakeDeferred = false
+            return state.claimWake()
+        }
+        if wake { workAvailable.signal() }
     }
 
     public var statistics: Statistics {
@@ -123,32 +167,47 @@ public final class WorkerPool: Sendable {
         }
     }
 
+    /// What a worker does next.
+    private enum NextStep {
+        case run(Job, wakeAnother: Bool)
+        case sleep
+        case exit
+    }
+
     private func workerLoop() {
         while true {
-            workAvailable.wait()
-            guard let job = nextJob() else {
-                if state.withLock({ $0.phase != .accepting }) { return }
-                continue
+            switch nextStep() {
+            case .exit:
+                return
+            case .sleep:
+                workAvailable.wait()
+                state.withLock { state in
+                    state.idleWorkers -= 1
+                    state.wakePending = false
+                }
+            case .run(let job, let wakeAnother):
+                if wakeAnother { workAvailable.signal() }
+                job.execute()
+                state.withLock { _ = $0.running.removeValue(forKey: job.id) }
+                runningGroup.leave()
             }
-            job.execute()
-            state.withLock { _ = $0.running.removeValue(forKey: job.id) }
-            runningGroup.leave()
         }
     }
 
-    /// Takes the next runnable job, skipping cancelled ones. `nil` when there is none or the
-    /// pool is draining.
-    private func nextJob() -> Job? {
-        state.withLock { state -> Job? in
-            guard state.phase == .accepting else { return nil }
+    /// Takes the next runnable job, skipping cancelled ones; or says to sleep (counted as idle
+    /// under the same lock, so no wake-up can be missed) or, when draining, to exit.
+    private func nextStep() -> NextStep {
+        state.withLock { state -> NextStep in
+            guard state.phase == .accepting else { return .exit }
             while let job = state.queue.popFirst() {
                 guard job.markRunning() else { continue } // cancelled while queued
                 state.queuedCount -= 1
                 state.running[job.id] = job
                 runningGroup.enter()
-                return job
+                return .run(job, wakeAnother: state.claimWake())
             }
-            return nil
+            state.idleWorkers += 1
+            return .sleep
         }
     }
 }

@@ -45,7 +45,6 @@ extension APIHandler {
             cursor = decoded
         }
         let page = executor.list(filter: filter, limit: limit, after: cursor)
-        respond(request, status: 200, json: JobListResource(
-            jobs: page.jobs.map(JobResource.init), nextCursor: page.nextCursor.map(ListCursor.encode)))
+        respond(request, status: 200) { $0.jobList(page) }
     }
 }

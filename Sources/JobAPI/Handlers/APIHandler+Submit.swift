@@ -41,10 +41,10 @@ extension APIHandler {
     /// Reads `{"kind": ..., "input": {...}}`, naming the first bad field.
     private func parseSubmission(_ body: [UInt8]) throws(Problem) -> (kind: String, input: JSONValue) {
         let document: JSONValue
-        do {
-            document = try decoder.decode(JSONValue.self, from: Data(body))
+        do throws(JSONParser.Failure) {
+            document = try JSONParser.parse(body)
         } catch {
-            throw Problem.malformedJSON(Self.describe(error))
+            throw Problem.malformedJSON(error.description)
         }
         guard let members = document.objectValue else {
             throw Problem.invalidField(pointer: "", "The request body must be a JSON object, not \(document.typeName).")
@@ -78,19 +78,5 @@ extension APIHandler {
         case .shuttingDown:
             return Problem.shuttingDown
         }
-    }
-
-    /// A short reason from a JSON decoding error, without Swift type names.
-    private static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            if let underlying = context.underlyingError {
-                let text = "\(underlying)"
-                if let range = text.range(of: "NSDebugDescription=") {
-                    return String(text[range.upperBound...].prefix { $0 != "}" && $0 != "," }).trimmingCharacters(in: .whitespaces)
-                }
-            }
-            return context.debugDescription
-        }
-        return "it is not valid JSON"
     }
 }

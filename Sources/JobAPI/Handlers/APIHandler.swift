@@ -14,8 +14,6 @@ final class APIHandler {
     let waiters: WaiterTable
     /// Set once a drain starts: submissions are refused, waits answer at once.
     private(set) var isDraining = false
-    private let encoder = JSONEncoder()
-    let decoder = JSONDecoder()
 
     init(loop: EventLoop, executor: JobExecutor, configuration: APIConfiguration, logger: Logger) {
         self.loop = loop
@@ -23,13 +21,12 @@ final class APIHandler {
         self.configuration = configuration
         self.logger = logger
         self.waiters = WaiterTable(loop: loop, limit: configuration.maxWaiters)
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
     }
 
     func handle(_ request: HTTPRequest) {
         do throws(Problem) {
             switch try Router.route(method: request.method, path: request.path) {
-            case .health: respond(request, status: 200, json: ["status": "ok"])
+            case .health: respond(request, status: 200) { $0.object { $0.member("status") { $0.string("ok") } } }
             case .submitJob: try submitJob(request)
             case .listJobs: try listJobs(request)
             case .getJob(let id): try getJob(request, id: id)
@@ -48,29 +45,26 @@ final class APIHandler {
 
     // MARK: - Replies
 
-    func respond(_ request: HTTPRequest, status: Int, json value: some Encodable,
-                 headers: [(name: String, value: String)] = []) {
-        do {
-            let body = try encoder.encode(value)
-            request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(body))
-        } catch {
-            logger.error("Could not encode a reply", metadata: ["error": "\(error)"])
-            respond(request, problem: Problem("internal", title: "Internal error", status: 500,
-                                              detail: "The server could not encode its reply. This is a bug; please report it."))
-        }
+    /// Writes a JSON reply with `body`.
+    func respond(_ request: HTTPRequest, status: Int, headers: [(name: String, value: String)] = [],
+                 _ body: (inout JSONWriter) -> Void) {
+        var writer = JSONWriter()
+        body(&writer)
+        request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: writer.bytes)
     }
 
     func respond(_ request: HTTPRequest, problem: Problem) {
         var problem = problem
         problem.instance = String(request.path.prefix(200))
-        let body = (try? encoder.encode(problem)) ?? Data(#"{"title":"Internal error","status":500}"#.utf8)
+        var writer = JSONWriter()
+        writer.problem(problem)
         request.respond(status: problem.status,
                         headers: [("Content-Type", "application/problem+json")] + problem.headers,
-                        body: Array(body))
+                        body: writer.bytes)
     }
 
     func respond(_ request: HTTPRequest, status: Int, job: JobSnapshot, headers: [(name: String, value: String)] = []) {
-        respond(request, status: status, json: JobResource(job), headers: headers)
+        respond(request, status: status, headers: headers) { $0.job(job) }
     }
 
     /// The job with this ID, or a 404 problem.

@@ -2,9 +2,9 @@ import Foundation
 
 /// An RFC 9457 problem detail: every error a client sees is one of these, as
 /// `application/problem+json`, with a `detail` that says what to change.
-struct Problem: Encodable, Error {
+struct Problem: Error {
     /// One invalid field or parameter.
-    struct FieldError: Encodable, Equatable {
+    struct FieldError: Equatable {
         /// A JSON pointer into the request body (RFC 6901), for body fields.
         var pointer: String?
         /// The query parameter's name, for query parameters.
@@ -20,8 +20,6 @@ struct Problem: Encodable, Error {
     var errors: [FieldError]?
     /// Extra headers the reply carries, such as `Allow` or `Retry-After`.
     var headers: [(name: String, value: String)] = []
-
-    private enum CodingKeys: String, CodingKey { case type, title, status, detail, instance, errors }
 
     init(_ slug: String, title: String, status: Int, detail: String,
          errors: [FieldError]? = nil, headers: [(name: String, value: String)] = []) {

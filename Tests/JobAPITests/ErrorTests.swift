@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+@Suite("Errors are problem+json and lose nothing")
+struct ErrorTests {
+    private func expectProblem(_ response: TestHTTPClient.Response, status: Int, pointer: String? = nil,
+                               sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(response.status == status, sourceLocation: sourceLocation)
+        #expect(response.header("Content-Type") == "application/problem+json", sourceLocation: sourceLocation)
+        let problem = response.json
+        #expect(problem["status"] as? Int == status, sourceLocation: sourceLocation)
+        #expect((problem["type"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
+        #expect((problem["title"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
+        #expect(((problem["detail"] as? String)?.count ?? 0) > 10, sourceLocation: sourceLocation)
+        if let pointer {
+            let errors = problem["errors"] as? [[String: Any]]
+            #expect(errors?.first?["pointer"] as? String == pointer, sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("bad bodies: 400 for non-JSON, 422 naming the field, 422 listing known kinds")
+    func badBodies() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = server.client
+        expectProblem(try await client.post("/v1/jobs", "{not json"), status: 400)
+        expectProblem(try await client.post("/v1/jobs", ""), status: 400)
+        expectProblem(try await client.post("/v1/jobs", "[1,2]"), status: 422, pointer: "")
+        expectProblem(try await client.post("/v1/jobs", #"{"input":{"name":"a"}}"#), status: 422, pointer: "/kind")
+        expectProblem(try await client.post("/v1/jobs", #"{"kind":7,"input":{}}"#), status: 422, pointer: "/kind")
+        expectProblem(try await client.post("/v1/jobs", #"{"kind":"write_code"}"#), status: 422, pointer: "/input")
+        expectProblem(try await client.post("/v1/jobs", #"{"kind":"write_code","input":{"name":3}}"#), status: 422, pointer: "/input/name")
+        expectProblem(try await client.post("/v1/jobs", #"{"kind":"write_code","input":{"name":"a"},"colour":1}"#), status: 422, pointer: "/colour")
+        let unknownKind = try await client.post("/v1/jobs", #"{"kind":"bake_bread","input":{}}"#)
+        expectProblem(unknownKind, status: 422, pointer: "/kind")
+        #expect((unknownKind.json["detail"] as? String)?.contains("write_code") == true)
+        let list = try await client.get("/v1/jobs?limit=500")
+        #expect((list.json["jobs"] as? [Any])?.isEmpty == true, "no bad request created a job")
+    }
+
+    @Test("a body over 1 MiB is a 413 problem")
+    func bodyTooLarge() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let name = String(repeating: "x", count: 1024 * 1024 + 10)
+        let response = try await server.client.post("/v1/jobs", #"{"kind":"write_code","input":{"name":"\#(name)"}}"#)
+        expectProblem(response, status: 413)
+    }
+
+    @Test("wrong method is 405 with Allow; unknown path and unknown job are 404")
+    func routing() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = server.client
+        let wrongMethod = try await client.send("DELETE", "/v1/jobs")
+        expectProblem(wrongMethod, status: 405)
+        #expect(wrongMethod.header("Allow") == "GET, POST")
+        let patch = try await client.send("PATCH", "/v1/jobs/00000000-0000-4000-8000-000000000000", body: "{}")
+        expectProblem(patch, status: 405)
+        #expect(patch.header("Allow") == "GET")
+        expectProblem(try await client.get("/v2/jobs"), status: 404)
+        expectProblem(try await client.get("/v1/jobs/00000000-0000-4000-8000-000000000000"), status: 404)
+        expectProblem(try await client.get("/v1/jobs/not-a-uuid"), status: 404)
+        expectProblem(try await client.post("/v1/jobs/00000000-0000-4000-8000-000000000000/cancel"), status: 404)
+        #expect(try await client.get("/healthz").status == 200)
+    }
+
+    @Test("bad query parameters are 400 problems naming the parameter")
+    func badQuery() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        for query in ["status=done", "kind=nope", "limit=0", "limit=501", "limit=x", "cursor=garbage"] {
+            let response = try await server.client.get("/v1/jobs?\(query)")
+            expectProblem(response, status: 400)
+            let parameter = String(query.prefix { $0 != "=" })
+            #expect((response.json["errors"] as? [[String: Any]])?.first?["parameter"] as? String == parameter)
+        }
+        let id = try #require(try await server.client.submitWriteCode().json["id"] as? String)
+        expectProblem(try await server.client.get("/v1/jobs/\(id)?wait=61"), status: 400)
+    }
+
+    @Test("a full queue is 429 with Retry-After, and the refused job does not exist")
+    func queueFull() async throws {
+        let server = try TestServer {
+            $0.executor.workers = 1
+            $0.executor.maxQueued = 1
+        }
+        defer { server.stop() }
+        let client = server.client
+        let running = try #require(try await client.submitWriteCode(min: 30, max: 30).json["id"] as? String)
+        #expect(try await eventually { try await client.get("/v1/jobs/\(running)").json["status"] as? String == "running" })
+        #expect(try await client.submitWriteCode(min: 30, max: 30).status == 202)
+        let refused = try await client.submitWriteCode(min: 30, max: 30)
+        expectProblem(refused, status: 429)
+        #expect(refused.header("Retry-After") != nil)
+        #expect((try await client.get("/v1/jobs?limit=500").json["jobs"] as? [Any])?.count == 2)
+        for job in try await client.get("/v1/jobs").json["jobs"] as? [[String: Any]] ?? [] {
+            _ = try await client.post("/v1/jobs/\(job["id"] as? String ?? "")/cancel")
+        }
+    }
+
+    @Test("one waiter over --max-waiters is a 503 with Retry-After, before any job is created")
+    func tooManyWaiters() async throws {
+        let server = try TestServer { $0.api.maxWaiters = 1 }
+        defer { server.stop() }
+        let client = server.client
+        let id = try #require(try await client.submitWriteCode(min: 30, max: 30).json["id"] as? String)
+        async let parked = client.get("/v1/jobs/\(id)?wait=3")
+        try await Task.sleep(for: .milliseconds(300)) // let the first wait park; its own 3 s bound ends the test
+        let refused = try await client.submitWriteCode(headers: ["Prefer": "wait=5"])
+        expectProblem(refused, status: 503)
+        #expect(refused.header("Retry-After") != nil)
+        #expect((try await client.get("/v1/jobs").json["jobs"] as? [Any])?.count == 1)
+        #expect(try await parked.status == 200)
+        _ = try await client.post("/v1/jobs/\(id)/cancel")
+    }
+}

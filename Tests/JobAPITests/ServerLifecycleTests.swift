@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+import Synchronization
+
+@Suite("Drain, connection limits and the echo service")
+struct ServerLifecycleTests {
+    @Test("shutdown drains: waiters are answered, new submissions get 503, running jobs get the grace period")
+    func drain() async throws {
+        let server = try TestServer { $0.shutdownGrace = .seconds(2) }
+        let client = server.client
+        let long = try #require(try await client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
+        let short = try #require(try await client.submitWriteCode(min: 0.5, max: 0.5).json["id"] as? String)
+        #expect(try await eventually { try await client.get("/v1/jobs/\(long)").json["status"] as? String == "running" })
+        async let parked = client.get("/v1/jobs/\(long)?wait=30")
+        try await Task.sleep(for: .milliseconds(200))
+
+        let stopped = Mutex(false)
+        Thread {
+            server.stop()
+            stopped.withLock { $0 = true }
+        }.start()
+
+        let waiter = try await parked
+        #expect(waiter.status == 200)
+        #expect(waiter.json["status"] as? String == "running", "answered with the job as it stands")
+        let refused = try await client.submitWriteCode()
+        #expect(refused.status == 503)
+        #expect(refused.header("Retry-After") != nil)
+        // Reads still work while draining, and a job that finishes within the grace period succeeds.
+        #expect(try await eventually { try await client.get("/v1/jobs/\(short)").json["status"] as? String == "succeeded" })
+        #expect(try await client.get("/v1/jobs/\(long)").json["status"] as? String == "running")
+        #expect(await eventually(timeout: .seconds(8)) { stopped.withLock { $0 } })
+    }
+
+    @Test("--max-connections holds further clients back until a connection closes")
+    func connectionLimit() async throws {
+        let server = try TestServer { $0.http.maxConnections = 2 }
+        defer { server.stop() }
+        var idle = [try RawSocket(port: server.port), try RawSocket(port: server.port)]
+        try await Task.sleep(for: .milliseconds(100))
+        let third = try RawSocket(port: server.port) // the kernel completes the handshake; evhttp must not serve it
+        third.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(third.read(until: "\r\n\r\n", timeout: .milliseconds(700)).isEmpty)
+        idle.removeAll() // closing one frees a slot
+        let answer = third.read(until: "ok", timeout: .seconds(5))
+        #expect(answer.hasPrefix("HTTP/1.1 200"))
+    }
+
+    @Test("a request line libevent cannot parse gets libevent's error and the server lives on")
+    func malformedRequest() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let socket = try RawSocket(port: server.port)
+        socket.write("\u{01}\u{02} garbage\r\n\r\n")
+        _ = socket.read(timeout: .seconds(2))
+        #expect(try await server.client.get("/healthz").status == 200)
+    }
+
+    @Test("echo: lines come back upper-cased (ASCII only); EOF closes cleanly")
+    func echo() throws {
+        let server = try TestServer { $0.echoPort = 0 }
+        defer { server.stop() }
+        let port = try #require(server.echoPort)
+        let client = try RawSocket(port: port)
+        client.write("hello, World é\nsecond")
+        #expect(client.read(until: "\n") == "HELLO, WORLD é\n")
+        client.shutdownWrite()
+        #expect(client.read() == "SECOND")
+        #expect(client.isClosedByPeer(within: .seconds(2)))
+    }
+
+    @Test("echo: idle clients starve no one, and a client that leaves is forgotten")
+    func echoFairness() throws {
+        let server = try TestServer { $0.echoPort = 0 }
+        defer { server.stop() }
+        let port = try #require(server.echoPort)
+        // Two clients connect and send half a line each, then go quiet: the seed served them forever.
+        let quiet = [try RawSocket(port: port), try RawSocket(port: port)]
+        for client in quiet { client.write("partial line with no end") }
+        let third = try RawSocket(port: port)
+        third.write("ping\n")
+        #expect(third.read(until: "\n", timeout: .seconds(2)) == "PING\n")
+        // A client that disconnects abruptly leaves the server serving others normally.
+        var leaving: RawSocket? = try RawSocket(port: port)
+        leaving?.write("bye")
+        leaving = nil
+        for round in 0..<20 {
+            third.write("round \(round)\n")
+            #expect(third.read(until: "\n", timeout: .seconds(2)) == "ROUND \(round)\n")
+        }
+        _ = quiet
+    }
+
+    @Test("echo: a line over 64 KiB is refused and the connection closed")
+    func echoLineCap() throws {
+        let server = try TestServer { $0.echoPort = 0 }
+        defer { server.stop() }
+        let client = try RawSocket(port: try #require(server.echoPort))
+        client.write([UInt8](repeating: UInt8(ascii: "a"), count: 70 * 1024))
+        #expect(client.read(until: "closing").contains("ERROR line longer than 65536 bytes"))
+        #expect(client.isClosedByPeer(within: .seconds(2)))
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+@Suite("Submit, poll and wait")
+struct SubmitAndPollTests {
+    @Test("POST answers 202 with Location and the job; polling reaches succeeded")
+    func submitThenPoll() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let submitted = try await server.client.submitWriteCode(name: "alex", min: 0.05, max: 0.1)
+        #expect(submitted.status == 202)
+        let id = try #require(submitted.json["id"] as? String)
+        #expect(submitted.header("Location") == "/v1/jobs/\(id)")
+        #expect(submitted.header("Content-Type") == "application/json")
+        let job = submitted.json
+        #expect(job["kind"] as? String == "write_code")
+        #expect(["queued", "running"].contains(job["status"] as? String))
+        for field in ["input", "result", "error", "created_at", "started_at", "finished_at"] {
+            #expect(job.keys.contains(field), "missing \(field)")
+        }
+        #expect((job["created_at"] as? String)?.hasSuffix("Z") == true)
+
+        var finished: [String: any Sendable] = [:]
+        let done = try await eventually {
+            finished = try await server.client.get("/v1/jobs/\(id)").json
+            return finished["status"] as? String == "succeeded"
+        }
+        #expect(done)
+        let result = try #require(finished["result"] as? [String: Any])
+        #expect(result["name"] as? String == "alex")
+        #expect((5...10).contains(result["lines"] as? Int ?? 0))
+        #expect(finished["finished_at"] is String)
+    }
+
+    @Test("Prefer: wait answers 200 with the finished job when it finishes in time")
+    func synchronousCall() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let response = try await server.client.submitWriteCode(min: 0.1, max: 0.2, headers: ["Prefer": "wait=10"])
+        #expect(response.status == 200)
+        #expect(response.header("Preference-Applied") == "wait=10")
+        #expect(response.json["status"] as? String == "succeeded")
+        #expect(response.header("Location") != nil)
+    }
+
+    @Test("Prefer: wait answers 202 with Retry-After when the job outlasts the wait")
+    func synchronousCallTimesOut() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let started = ContinuousClock.now
+        let response = try await server.client.submitWriteCode(min: 5, max: 5, headers: ["Prefer": "respond-async, wait=1"])
+        #expect(response.status == 202)
+        #expect(response.header("Retry-After") != nil)
+        #expect(response.header("Preference-Applied") == nil)
+        #expect(response.json["status"] as? String == "running")
+        #expect(ContinuousClock.now - started >= .milliseconds(900))
+    }
+
+    @Test("GET ?wait long-polls until the job finishes, not until the wait ends")
+    func longPoll() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let id = try #require(try await server.client.submitWriteCode(min: 0.3, max: 0.3).json["id"] as? String)
+        let started = ContinuousClock.now
+        let response = try await server.client.get("/v1/jobs/\(id)?wait=20")
+        #expect(response.status == 200)
+        #expect(response.json["status"] as? String == "succeeded")
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    @Test("many waiting requests hold no threads: 50 parked at once on 2 workers all return")
+    func manyWaiters() async throws {
+        let server = try TestServer { $0.executor.workers = 2 }
+        defer { server.stop() }
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<50 {
+                group.addTask {
+                    try await server.client.submitWriteCode(name: "w\(index)", min: 0, max: 0.01, headers: ["Prefer": "wait=30"]).status
+                }
+            }
+            for try await status in group { #expect(status == 200) }
+        }
+    }
+}

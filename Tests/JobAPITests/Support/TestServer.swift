@@ -1,0 +1,39 @@
+import Foundation
+import JobAPI
+import Logging
+
+/// A real jobpool server on 127.0.0.1, port 0, for one test. Always call ``stop()`` (use
+/// `defer`), so its threads and listener go away on every path.
+final class TestServer: Sendable {
+    let server: JobpoolServer
+    let port: Int
+    let echoPort: Int?
+    let client: TestHTTPClient
+
+    init(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
+        var configuration = ServerConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.shutdownGrace = .seconds(1)
+        configure(&configuration)
+        var logger = Logger(label: "jobpool-test")
+        logger.logLevel = .warning
+        server = try JobpoolServer(configuration: configuration, logger: logger)
+        let ports = try server.start()
+        port = ports.http
+        echoPort = ports.echo
+        client = TestHTTPClient(baseURL: "http://127.0.0.1:\(ports.http)")
+    }
+
+    func stop() { server.shutdown() }
+}
+
+/// Polls `condition` until it holds or `timeout` passes. Returns whether it held.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+@testable import JobCore
+
+@Suite("Worker pool")
+struct WorkerPoolTests {
+    private let logger = Logger(label: "test")
+
+    /// Tracks how many jobs run at the same moment.
+    private final class Concurrency: Sendable {
+        private let state = Mutex((current: 0, peak: 0))
+        func enter() { state.withLock { $0.current += 1; $0.peak = max($0.peak, $0.current) } }
+        func leave() { state.withLock { $0.current -= 1 } }
+        var peak: Int { state.withLock { $0.peak } }
+    }
+
+    private func job(_ work: @escaping JobWork) -> Job {
+        Job(kind: "test", input: .null, createdAt: Date(), work: work)
+    }
+
+    @Test("a burst never runs more than N jobs at once, and does use all N")
+    func burstRespectsWorkerCount() throws {
+        let pool = WorkerPool(workerCount: 3, maxQueued: 1000, logger: logger)
+        pool.start()
+        defer { pool.drain(grace: .seconds(5)) }
+        let concurrency = Concurrency()
+        let jobs = (0..<30).map { _ in
+            job { context throws(JobFailure) in
+                concurrency.enter()
+                defer { concurrency.leave() }
+                try context.sleep(for: .milliseconds(20))
+                return .null
+            }
+        }
+        for job in jobs { try pool.submit(job) }
+        for job in jobs { #expect(job.result(timeout: .seconds(10))?.status == .succeeded) }
+        #expect(concurrency.peak == 3)
+    }
+
+    @Test("a full queue refuses the job and records nothing for it")
+    func fullQueue() throws {
+        let pool = WorkerPool(workerCount: 1, maxQueued: 1, logger: logger)
+        pool.start()
+        defer { pool.drain(grace: .zero) }
+        let blocker = job { context throws(JobFailure) in try context.sleep(for: .seconds(30)); return .null }
+        try pool.submit(blocker)
+        // Wait until the blocker occupies the only worker, so the queue is empty again.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while pool.statistics.running == 0, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        try pool.submit(job { _ in .null })
+        var recorded = false
+        #expect(throws: PoolError.queueFull(limit: 1)) {
+            try pool.submit(job { _ in .null }) { recorded = true }
+        }
+        #expect(!recorded)
+        #expect(pool.statistics == WorkerPool.Statistics(queued: 1, running: 1, workers: 1))
+        blocker.cancel()
+    }
+
+    @Test("a job cancelled while queued frees its queue slot")
+    func cancelledQueuedJobFreesSlot() throws {
+        let pool = WorkerPool(workerCount: 1, maxQueued: 1, logger: logger)
+        pool.start()
+        defer { pool.drain(grace: .zero) }
+        let blocker = job { context throws(JobFailure) in try context.sleep(for: .seconds(30)); return .null }
+        try pool.submit(blocker)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while pool.statistics.running == 0, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        let queued = job { _ in .null }
+        try pool.submit(queued)
+        queued.cancel()
+        #expect(pool.statistics.queued == 0)
+        try pool.submit(job { _ in .null })
+        blocker.cancel()
+    }
+
+    @Test("drain lets short jobs finish, interrupts long ones, and refuses new work")
+    func drain() throws {
+        let pool = WorkerPool(workerCount: 2, maxQueued: 10, logger: logger)
+        pool.start()
+        let short = job { context throws(JobFailure) in try context.sleep(for: .milliseconds(50)); return .string("ok") }
+        let long = job { context throws(JobFailure) in try context.sleep(for: .seconds(60)); return .null }
+        try pool.submit(short)
+        try pool.submit(long)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while pool.statistics.running < 2, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        let started = ContinuousClock.now
+        pool.drain(grace: .milliseconds(300))
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(short.snapshot().status == .succeeded)
+        #expect(long.snapshot().status == .failed)
+        #expect(long.snapshot().error?.code == "interrupted")
+        #expect(throws: PoolError.shuttingDown) { try pool.submit(job { _ in .null }) }
+    }
+
+    @Test("deferred wake-ups still run every job")
+    func deferredWakeUps() throws {
+        let pending = Mutex<[@Sendable () -> Void]>([])
+        let pool = WorkerPool(workerCount: 2, maxQueued: 100, logger: logger) { wakeUp in
+            pending.withLock { $0.append(wakeUp) }
+        }
+        pool.start()
+        defer { pool.drain(grace: .seconds(1)) }
+        let jobs = (0..<10).map { _ in job { _ in .null } }
+        for job in jobs { try pool.submit(job) }
+        let wakeUps = pending.withLock { $0 }
+        #expect(wakeUps.count == 1, "one wake-up shared by the whole batch")
+        for wakeUp in wakeUps { wakeUp() }
+        for job in jobs { #expect(job.result(timeout: .seconds(5))?.status == .succeeded) }
+    }
+}
