@@ -24,10 +24,12 @@ final class CancellationSignal: Sendable {
     private struct State {
         var reason: StopReason?
         var handlers: [@Sendable (StopReason) -> Void] = []
+        /// Made by the first ``wait(for:)``: most jobs never sleep on their signal, and a
+        /// semaphore per job would be a needless allocation on the submit path.
+        var wakeUp: DispatchSemaphore?
     }
 
     private let state = Mutex(State())
-    private let wakeUp = DispatchSemaphore(value: 0)
 
     /// The reason, once raised.
     var reason: StopReason? { state.withLock { $0.reason } }
@@ -35,14 +37,14 @@ final class CancellationSignal: Sendable {
     /// Raises the signal. Only the first call has an effect; it returns whether it was first.
     @discardableResult
     func raise(_ reason: StopReason) -> Bool {
-        let handlers = state.withLock { state -> [@Sendable (StopReason) -> Void]? in
+        let raised = state.withLock { state -> (handlers: [@Sendable (StopReason) -> Void], wakeUp: DispatchSemaphore?)? in
             guard state.reason == nil else { return nil }
             state.reason = reason
             defer { state.handlers = [] }
-            return state.handlers
+            return (state.handlers, state.wakeUp)
         }
-        guard let handlers else { return false }
-        wakeUp.signal()
+        guard let (handlers, wakeUp) = raised else { return false }
+        wakeUp?.signal()
         for handler in handlers { handler(reason) }
         return true
     }
@@ -59,7 +61,12 @@ final class CancellationSignal: Sendable {
 
     /// Blocks for up to `duration`; returns early with the reason if the signal is raised.
     func wait(for duration: Duration) -> StopReason? {
-        if let reason { return reason }
+        let wakeUp = state.withLock { state -> DispatchSemaphore? in
+            guard state.reason == nil else { return nil }
+            if state.wakeUp == nil { state.wakeUp = DispatchSemaphore(value: 0) }
+            return state.wakeUp
+        }
+        guard let wakeUp else { return reason }
         if wakeUp.wait(timeout: .now() + duration.dispatchInterval) == .success {
             wakeUp.signal() // leave the wake-up in place for any later wait
         }

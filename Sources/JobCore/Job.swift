@@ -28,6 +28,11 @@ public final class Job: Sendable {
         var startedAt: Date?
         var finishedAt: Date?
         var callbacks: [@Sendable (JobSnapshot) -> Void] = []
+        /// Bumped on every visible change, so a reader can tell whether its copy is current.
+        var version = 0
+        /// A rendering of the job at `version`, kept for whoever made it (the HTTP layer
+        /// caches its JSON here, so a finished job polled a thousand times is encoded once).
+        var rendering: (version: Int, bytes: [UInt8])?
     }
 
     /// What ``cancel()`` did.
@@ -51,6 +56,21 @@ public final class Job: Sendable {
     /// The job as it stands now.
     public func snapshot() -> JobSnapshot {
         state.withLock { makeSnapshot($0) }
+    }
+
+    /// A rendering previously stored for the job's current state, if any.
+    public func cachedRendering(forVersion version: Int) -> [UInt8]? {
+        state.withLock { state in
+            guard let rendering = state.rendering, rendering.version == version, state.version == version else { return nil }
+            return rendering.bytes
+        }
+    }
+
+    /// Stores `bytes` as the rendering of the job at `version`; ignored if the job has moved on.
+    public func storeRendering(_ bytes: [UInt8], forVersion version: Int) {
+        state.withLock { state in
+            if state.version == version { state.rendering = (version, bytes) }
+        }
     }
 
     /// True once the job is in a final state.
@@ -102,6 +122,7 @@ public final class Job: Sendable {
             if !finish(.failure(reason.failure), onlyIf: .queued) { return stop(reason) }
         case .stopping:
             signal.raise(reason)
+            state.withLock { $0.version += 1 } // cancel_requested now shows
         case .alreadyFinished:
             break
         }
@@ -114,6 +135,7 @@ public final class Job: Sendable {
             guard state.status == .queued else { return false }
             state.status = .running
             state.startedAt = now
+            state.version += 1
             return true
         }
     }
@@ -144,6 +166,7 @@ public final class Job: Sendable {
                 state.error = failure
             }
             state.finishedAt = Date()
+            state.version += 1
             let callbacks = state.callbacks
             state.callbacks = []
             return (makeSnapshot(state), callbacks)
@@ -158,6 +181,7 @@ public final class Job: Sendable {
             id: id, kind: kind, status: state.status, input: input, result: state.result,
             error: state.error, createdAt: createdAt, startedAt: state.startedAt,
             finishedAt: state.finishedAt,
-            cancelRequested: state.status == .running && signal.reason != nil)
+            cancelRequested: state.status == .running && signal.reason != nil,
+            version: state.version)
     }
 }

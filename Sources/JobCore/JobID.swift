@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// A job's identifier: a random UUIDv4 (122 random bits), so IDs cannot be guessed or
 /// enumerated. Lists are ordered by creation time, never by ID.
@@ -8,9 +9,12 @@ public struct JobID: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// A new random ID: 122 bits from the system's CSPRNG, with the version 4 and RFC 4122
     /// variant bits set. (Foundation's `UUID()` opened /dev/urandom per call here.)
     public init() {
-        var generator = SystemRandomNumberGenerator()
-        var high = generator.next() as UInt64
-        var low = generator.next() as UInt64
+        var random = (UInt64(0), UInt64(0))
+        // glibc's arc4random: a ChaCha20 CSPRNG seeded from the kernel, with no system call
+        // per ID (SystemRandomNumberGenerator makes a getrandom(2) call per 8 bytes).
+        withUnsafeMutableBytes(of: &random) { arc4random_buf($0.baseAddress!, 16) }
+        var high = random.0
+        var low = random.1
         high = (high & ~0xF000) | 0x4000                      // version 4
         low = (low & ~(0xC0 << 56)) | (0x80 << 56)            // variant 10xx
         let bytes = withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { Array($0) }

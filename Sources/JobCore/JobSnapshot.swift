@@ -13,4 +13,6 @@ public struct JobSnapshot: Sendable, Hashable {
     public var finishedAt: Date?
     /// True once a cancel was asked for a running job that has not stopped yet.
     public var cancelRequested: Bool
+    /// Changes whenever anything above changes; equal versions of one job mean equal snapshots.
+    public var version: Int
 }

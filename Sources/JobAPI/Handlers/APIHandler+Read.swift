@@ -6,9 +6,8 @@ extension APIHandler {
     func getJob(_ request: HTTPRequest, id: String) throws(Problem) {
         let job = try existingJob(id)
         let wait = try QueryParameters(request.query).integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
-        let snapshot = job.snapshot()
-        guard wait > 0, !snapshot.status.isFinished, !isDraining else {
-            respond(request, status: 200, job: snapshot)
+        guard wait > 0, !job.isFinished, !isDraining else {
+            respond(request, status: 200, current: job)
             return
         }
         guard !waiters.isFull else { throw Problem.tooManyWaiters(limit: waiters.limit) }

@@ -67,6 +67,20 @@ final class APIHandler {
         respond(request, status: status, headers: headers) { $0.job(job) }
     }
 
+    /// Replies with `job` as it stands now, reusing its cached JSON when the job has not changed
+    /// since it was last rendered (a finished job never changes).
+    func respond(_ request: HTTPRequest, status: Int, current job: Job, headers: [(name: String, value: String)] = []) {
+        let snapshot = job.snapshot()
+        if let cached = job.cachedRendering(forVersion: snapshot.version) {
+            request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: cached)
+            return
+        }
+        var writer = JSONWriter()
+        writer.job(snapshot)
+        job.storeRendering(writer.bytes, forVersion: snapshot.version)
+        request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: writer.bytes)
+    }
+
     /// The job with this ID, or a 404 problem.
     func existingJob(_ id: String) throws(Problem) -> Job {
         guard let jobID = JobID(id), let job = executor.job(withID: jobID) else {

@@ -19,9 +19,9 @@ extension JSONWriter {
                     fields.member("message") { $0.string(error.message) }
                 }
             }
-            members.member("created_at") { $0.string(RFC3339.string(from: job.createdAt)) }
-            members.member("started_at") { $0.optionalString(job.startedAt.map(RFC3339.string(from:))) }
-            members.member("finished_at") { $0.optionalString(job.finishedAt.map(RFC3339.string(from:))) }
+            members.member("created_at") { $0.timestamp(job.createdAt) }
+            members.member("started_at") { $0.optionalTimestamp(job.startedAt) }
+            members.member("finished_at") { $0.optionalTimestamp(job.finishedAt) }
             if job.cancelRequested { members.member("cancel_requested") { $0.bool(true) } }
         }
     }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The seed's simulated work: "writes code" by sleeping a random 1 to 5 seconds, then reports
 /// `{"name": ..., "lines": N}` with N from 5 to 10.
 ///
@@ -23,9 +25,14 @@ public struct WriteCode: JobKind {
                              message: "'max_seconds' (\(maxSeconds)) must not be less than 'min_seconds' (\(minSeconds)).")
         }
         return { context throws(JobFailure) in
-            let seconds = Double.random(in: minSeconds...maxSeconds)
+            // One draw serves both random choices. arc4random (glibc) needs no system call.
+            var draw: UInt64 = 0
+            withUnsafeMutableBytes(of: &draw) { arc4random_buf($0.baseAddress!, 8) }
+            let fraction = Double(draw >> 11) / Double(1 << 53)
+            let seconds = minSeconds + (maxSeconds - minSeconds) * fraction
             if seconds > 0 { try context.sleep(for: .milliseconds(Int64(seconds * 1000))) }
-            return .object(["name": .string(author), "lines": .integer(Int.random(in: 5...10))])
+            let lines = 5 + Int(draw % 6) // low bits; the fraction used the high 53
+            return .object(["name": .string(author), "lines": .integer(lines)])
         }
     }
 }
