@@ -25,6 +25,18 @@ let package = Package(
             name: "EventHTTP",
             dependencies: ["CLibevent"]
         ),
+        // libcurl's C API, from Debian's libcurl4-openssl-dev. Only OutboundHTTP imports it.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // The one outbound HTTP client (fetch jobs, webhooks) and its SSRF address policy: the
+        // only target that touches curl's C pointers.
+        .target(
+            name: "OutboundHTTP",
+            dependencies: ["CCurl"]
+        ),
         // concurrent.futures in plain Swift: jobs, their handles, the worker pool. No HTTP.
         .target(
             name: "JobCore",
@@ -33,12 +45,19 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // Job kinds that reach the outside world: fetch_url, over the outbound client.
+        .target(
+            name: "JobKinds",
+            dependencies: ["JobCore", "OutboundHTTP"]
+        ),
         // The REST API: routes, payloads, problem+json errors, parked waiters.
         .target(
             name: "JobAPI",
             dependencies: [
                 "EventHTTP",
                 "JobCore",
+                "JobKinds",
+                "OutboundHTTP",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -47,6 +66,7 @@ let package = Package(
             name: "jobpool",
             dependencies: [
                 "JobAPI",
+                "OutboundHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -58,6 +78,7 @@ let package = Package(
         ),
         .testTarget(name: "JobCoreTests", dependencies: ["JobCore"]),
         .testTarget(name: "JobAPITests", dependencies: ["JobAPI", "EventHTTP", "JobCore"]),
+        .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,8 @@
 import EventHTTP
 import Foundation
 import JobCore
+import JobKinds
+import OutboundHTTP
 import Logging
 import Synchronization
 
@@ -50,7 +52,9 @@ public final class JobpoolServer: Sendable {
         self.loop = loop
         // Submissions arrive on the loop thread; waking a worker once per loop batch instead
         // of once per request saves a futex wake and a context switch per job under load.
-        self.executor = JobExecutor(configuration: configuration.executor, kinds: [WriteCode()], logger: logger,
+        let outbound = OutboundHTTPClient(configuration: configuration.outbound)
+        self.executor = JobExecutor(configuration: configuration.executor,
+                                    kinds: [WriteCode(), FetchURL(client: outbound)], logger: logger,
                                     deferWakeUp: { wakeUp in loop.execute(wakeUp) })
     }
 

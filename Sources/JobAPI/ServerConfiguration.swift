@@ -1,5 +1,6 @@
 import EventHTTP
 import JobCore
+import OutboundHTTP
 
 /// Everything `jobpool serve` can be told, with the defaults a new user gets. The executable
 /// fills it from flags and environment; tests build it directly.
@@ -15,6 +16,8 @@ public struct ServerConfiguration: Sendable {
     /// The seed's upper-casing TCP echo service, off unless a port is given.
     public var echoPort: Int?
     public var echo = LineEchoServer.Configuration()
+    /// The outbound client for fetch jobs: its SSRF policy and egress proxy.
+    public var outbound = OutboundHTTPClient.Configuration(policy: AddressPolicy(), userAgent: "jobpool/\(JobpoolVersion.current)")
 
     public init() {}
 }

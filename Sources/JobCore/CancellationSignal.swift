@@ -8,7 +8,8 @@ public enum StopReason: Sendable, Hashable {
     /// The server is shutting down and the grace period ran out.
     case interrupted
 
-    var failure: JobFailure {
+    /// The failure a job that stopped for this reason records.
+    public var failure: JobFailure {
         switch self {
         case .cancelled: return .cancelled
         case .interrupted: return .interrupted

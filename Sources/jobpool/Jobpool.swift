@@ -1,4 +1,5 @@
 import ArgumentParser
+import JobAPI
 
 /// `jobpool`: Python's ThreadPoolExecutor over HTTP.
 @main
@@ -10,8 +11,4 @@ struct Jobpool: ParsableCommand {
         subcommands: [Serve.self],
         defaultSubcommand: Serve.self
     )
-}
-
-enum JobpoolVersion {
-    static let current = "0.1.0"
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JobAPI
 import Logging
+import OutboundHTTP
 
 /// `jobpool serve`: runs the service until SIGINT or SIGTERM, then drains and exits 0.
 struct Serve: ParsableCommand {
@@ -37,6 +38,16 @@ struct Serve: ParsableCommand {
     @Option(help: "Also serve the seed's upper-casing line echo on this TCP port. (env: JOBPOOL_ECHO_PORT, default: off)")
     var echoPort: Int?
 
+    @Option(name: .customLong("allow-cidr"),
+            help: "Let fetches reach this address range (repeatable), e.g. 10.1.0.0/16. (env: JOBPOOL_ALLOW_CIDRS, comma-separated)")
+    var allowCIDRs: [String] = []
+
+    @Flag(help: "Let fetches reach every private, loopback and link-local address. (env: JOBPOOL_ALLOW_PRIVATE_NETWORKS=true)")
+    var allowPrivateNetworks = false
+
+    @Option(help: "Send outbound requests through this proxy, e.g. http://proxy:3128. Proxy environment variables are otherwise ignored. (env: JOBPOOL_EGRESS_PROXY)")
+    var egressProxy: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env: JOBPOOL_LOG_LEVEL, default: info)")
     var logLevel: Logger.Level?
 
@@ -55,6 +66,8 @@ struct Serve: ParsableCommand {
         configuration.shutdownGrace = .seconds(grace)
         configuration.echoPort = try environment.optional(echoPort, "JOBPOOL_ECHO_PORT")
         let level = try environment.value(logLevel, "JOBPOOL_LOG_LEVEL", default: .info)
+        configuration.outbound.policy = try addressPolicy(environment)
+        configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
         try validate(configuration)
 
         LoggingSystem.bootstrap { label in
@@ -72,6 +85,21 @@ struct Serve: ParsableCommand {
         let signal = server.waitForTerminationSignal()
         logger.info("Received signal \(signal); shutting down")
         server.shutdown()
+    }
+
+    private func addressPolicy(_ environment: Environment) throws -> AddressPolicy {
+        var texts = allowCIDRs
+        if texts.isEmpty, let variable = environment.variables["JOBPOOL_ALLOW_CIDRS"] {
+            texts = variable.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let ranges = try texts.map { text in
+            guard let range = CIDR(text) else {
+                throw ValidationError("'\(text)' is not an address range; use a form like 10.1.0.0/16, 127.0.0.1 or fd00::/8.")
+            }
+            return range
+        }
+        let allowAll = try allowPrivateNetworks || environment.value(nil as Bool?, "JOBPOOL_ALLOW_PRIVATE_NETWORKS", default: false)
+        return AddressPolicy(allowed: ranges, allowsPrivateNetworks: allowAll)
     }
 
     private func validate(_ configuration: ServerConfiguration) throws {

@@ -50,6 +50,28 @@ public struct InputReader {
         return number
     }
 
+    /// An optional whole number within `range`, or `nil` when absent.
+    public func integer(_ key: String, in range: ClosedRange<Int>) throws(InputError) -> Int? {
+        guard let value = members[key], value != .null else { return nil }
+        guard let number = value.doubleValue, number == number.rounded(), abs(number) < 1e18 else {
+            throw InputError(pointer: pointer(key), message: "'\(key)' must be a whole number, not \(value.typeName == "number" ? "a fraction" : value.typeName).")
+        }
+        guard range.contains(Int(number)) else {
+            throw InputError(pointer: pointer(key),
+                             message: "'\(key)' must be between \(range.lowerBound) and \(range.upperBound); got \(Int(number)).")
+        }
+        return Int(number)
+    }
+
+    /// An optional boolean, or `nil` when absent.
+    public func bool(_ key: String) throws(InputError) -> Bool? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case .bool(let flag) = value else {
+            throw InputError(pointer: pointer(key), message: "'\(key)' must be true or false, not \(value.typeName).")
+        }
+        return flag
+    }
+
     /// The JSON pointer of a member, escaped as RFC 6901 requires.
     public func pointer(_ key: String) -> String {
         pointerPrefix + "/" + key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")

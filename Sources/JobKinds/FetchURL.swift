@@ -1,0 +1,55 @@
+import JobCore
+import OutboundHTTP
+
+/// The seed's crawler job: downloads a URL and reports its status and length.
+///
+/// Input: `{"url": "https://...", "timeout_seconds"?: 30, "max_bytes"?: 10485760,
+/// "follow_redirects"?: true}`. An HTTP error status (404, 500) is a result: the fetch worked.
+/// A transport failure fails the job with one of the codes of ``OutboundFailure/code``.
+public struct FetchURL: JobKind {
+    public let name = "fetch_url"
+    private let client: OutboundHTTPClient
+
+    /// Largest `max_bytes` a job may ask for: 100 MiB.
+    public static let maxBytesLimit = 100 * 1024 * 1024
+
+    public init(client: OutboundHTTPClient) {
+        self.client = client
+    }
+
+    public func makeWork(input: JSONValue) throws(InputError) -> JobWork {
+        let reader = try InputReader(input)
+        try reader.rejectUnknown(["url", "timeout_seconds", "max_bytes", "follow_redirects"])
+        let url = try reader.requiredString("url", maxLength: 8192)
+        guard OutboundURL(url) != nil else {
+            throw InputError(pointer: reader.pointer("url"),
+                             message: "'url' must be an absolute http or https URL, such as https://example.com/; got '\(url.prefix(100))'.")
+        }
+        let timeout = try reader.number("timeout_seconds", in: 0.001...300) ?? 30
+        let maxBytes = try reader.integer("max_bytes", in: 1...Self.maxBytesLimit) ?? 10 * 1024 * 1024
+        let followRedirects = try reader.bool("follow_redirects") ?? true
+        let request = OutboundRequest(url: url, timeout: .milliseconds(Int64(timeout * 1000)),
+                                      maxBytes: maxBytes, followRedirects: followRedirects)
+        return { [client] context throws(JobFailure) in
+            let abort = AbortHandle()
+            context.onStop { _ in abort.abort() }
+            switch client.perform(request, abort: abort) {
+            case .success(let response):
+                return .object([
+                    "url": .string(url),
+                    "final_url": .string(response.finalURL),
+                    "status": .integer(response.status),
+                    "length": .integer(response.length),
+                    "content_type": response.contentType.map(JSONValue.string) ?? .null,
+                    "elapsed_ms": .integer(Int(response.elapsed.components.seconds * 1000
+                        + response.elapsed.components.attoseconds / 1_000_000_000_000_000)),
+                    "redirects": .integer(response.redirects),
+                ])
+            case .failure(.aborted):
+                throw context.stopReason?.failure ?? JobFailure.interrupted
+            case .failure(let failure):
+                throw JobFailure(code: failure.code, message: failure.message)
+            }
+        }
+    }
+}

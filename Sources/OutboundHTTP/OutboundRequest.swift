@@ -1,0 +1,81 @@
+/// One outbound HTTP request, as fetch jobs and webhook deliveries describe it.
+public struct OutboundRequest: Sendable {
+    public var url: String
+    /// `GET`, or `POST` when `body` is set.
+    public var body: [UInt8]?
+    public var headers: [(name: String, value: String)]
+    /// The whole transfer, connect included.
+    public var timeout: Duration
+    public var connectTimeout: Duration
+    /// The most body bytes accepted, counted after decompression; more aborts the transfer.
+    public var maxBytes: Int
+    public var followRedirects: Bool
+    public var maxRedirects: Int
+
+    public init(url: String, body: [UInt8]? = nil, headers: [(name: String, value: String)] = [],
+                timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(10),
+                maxBytes: Int = 10 * 1024 * 1024, followRedirects: Bool = true, maxRedirects: Int = 5) {
+        self.url = url
+        self.body = body
+        self.headers = headers
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+        self.maxBytes = maxBytes
+        self.followRedirects = followRedirects
+        self.maxRedirects = maxRedirects
+    }
+}
+
+/// What came back. Any HTTP status is a response; only transport failures are errors.
+public struct OutboundResponse: Sendable, Equatable {
+    public var status: Int
+    public var finalURL: String
+    /// Body bytes received, after decompression.
+    public var length: Int
+    public var contentType: String?
+    public var redirects: Int
+    public var elapsed: Duration
+}
+
+/// Why a transfer failed. `code` is the stable vocabulary jobs report.
+public enum OutboundFailure: Error, Sendable, Equatable {
+    case dns(String)
+    case connect(String)
+    case timeout(String)
+    case tls(String)
+    case tooLarge(limit: Int)
+    case blockedAddress(AddressPolicy.Refusal)
+    case tooManyRedirects(limit: Int)
+    case protocolError(String)
+    /// The caller aborted the transfer (a cancel or a shutdown).
+    case aborted
+
+    public var code: String {
+        switch self {
+        case .dns: return "dns"
+        case .connect: return "connect"
+        case .timeout: return "timeout"
+        case .tls: return "tls"
+        case .tooLarge: return "too_large"
+        case .blockedAddress: return "blocked_address"
+        case .tooManyRedirects: return "too_many_redirects"
+        case .protocolError: return "protocol"
+        case .aborted: return "aborted"
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .dns(let detail): return "The host name could not be resolved: \(detail). Check the URL's host."
+        case .connect(let detail): return "Could not connect: \(detail). Check that the server is up and the port is right."
+        case .timeout(let detail): return "The request timed out: \(detail). Raise timeout_seconds if the server is slow."
+        case .tls(let detail): return "The TLS handshake or certificate check failed: \(detail)."
+        case .tooLarge(let limit): return "The response body is larger than max_bytes (\(limit) bytes); the transfer was stopped. Raise max_bytes (up to 104857600) to fetch it."
+        case .blockedAddress(let refusal):
+            return "Refused to connect to \(refusal.address), a \(refusal.rangeName) address: jobpool blocks internal addresses by default. To allow it, \(AddressPolicy.advice(for: refusal))."
+        case .tooManyRedirects(let limit): return "More than \(limit) redirects; the chain was not followed further."
+        case .protocolError(let detail): return "The HTTP exchange failed: \(detail)."
+        case .aborted: return "The transfer was stopped because the job was cancelled or the server is shutting down."
+        }
+    }
+}
