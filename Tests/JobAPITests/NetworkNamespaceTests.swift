@@ -1,0 +1,67 @@
+import Foundation
+import JobAPI
+import OutboundHTTP
+import Testing
+
+/// Tests that could make the server send packets beyond this machine: DNS lookups of names
+/// that do not exist, and fuzzed URLs with the guard opened. They run only inside a network
+/// namespace that has nothing but loopback (`Tests/run.sh` makes one and sets
+/// JOBPOOL_NETNS_TESTS=1), where a lookup fails at once and nothing can leave.
+@Suite("Inside a loopback-only network namespace",
+       .enabled(if: ProcessInfo.processInfo.environment["JOBPOOL_NETNS_TESTS"] == "1"))
+struct NetworkNamespaceTests {
+    /// Refuses to go on unless loopback is the only interface, so that a misconfigured run
+    /// fails instead of sending traffic out.
+    private func requireLoopbackOnly() throws {
+        // /proc/self/net/dev lists the interfaces of this process's own network namespace.
+        let table = try String(contentsOfFile: "/proc/self/net/dev", encoding: .utf8)
+        let interfaces = table.split(separator: "\n").dropFirst(2)
+            .compactMap { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) }
+        try #require(interfaces == ["lo"], "not in a loopback-only namespace: \(interfaces)")
+    }
+
+    @Test("a name under .invalid fails with dns")
+    func unresolvableName() async throws {
+        try requireLoopbackOnly()
+        let server = try TestServer()
+        defer { server.stop() }
+        let response = try await server.client.post(
+            "/v1/jobs", #"{"kind":"fetch_url","input":{"url":"http://no-such-host.invalid/","timeout_seconds":10}}"#,
+            headers: ["Prefer": "wait=20"])
+        #expect(response.status == 200)
+        #expect(response.json["status"] as? String == "failed")
+        #expect((response.json["error"] as? [String: Any])?["code"] as? String == "dns")
+    }
+
+    @Test("fuzzed URLs, with every address allowed, never crash the server and every accepted job finishes")
+    func fuzzedURLs() async throws {
+        try requireLoopbackOnly()
+        let server = try TestServer {
+            $0.executor.workers = 8
+            $0.outbound.policy = AddressPolicy(allowsPrivateNetworks: true)
+        }
+        defer { server.stop() }
+        var generator = SystemRandomNumberGenerator()
+        let schemes = ["http", "https", "HTTP", "ftp", "file", "gopher", "", "http:", "ht tp"]
+        let hosts = ["127.0.0.1", "[::1]", "localhost", "a.invalid", "10.0.0.1", "169.254.169.254", "[fe80::1%25lo]",
+                     "0", "0x7f000001", "%31%32%37.0.0.1", "exa mple.invalid", "", "@", "user:pass@127.0.0.1",
+                     String(repeating: "a", count: 300) + ".invalid"]
+        let tails = [":1/", ":65536/", ":0/", "/%00", "/../../etc/passwd", "/?q=\u{1F600}", "#frag", "/\\\\", ":80:80/", ""]
+        var accepted: [String] = []
+        for _ in 0..<150 {
+            let url = schemes.randomElement(using: &generator)! + "://" + hosts.randomElement(using: &generator)!
+                + tails.randomElement(using: &generator)!
+            let body = try JSONSerialization.data(withJSONObject: [
+                "kind": "fetch_url", "input": ["url": url, "timeout_seconds": 2],
+            ])
+            let response = try await server.client.send("POST", "/v1/jobs", bodyData: body)
+            #expect([202, 422].contains(response.status), "\(url) → \(response.status)")
+            if response.status == 202, let id = response.json["id"] as? String { accepted.append(id) }
+        }
+        for id in accepted {
+            let job = try await server.client.get("/v1/jobs/\(id)?wait=30").json
+            #expect(["succeeded", "failed"].contains(job["status"] as? String), "\(job)")
+        }
+        #expect(try await server.client.get("/healthz").status == 200)
+    }
+}

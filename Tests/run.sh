@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: the README's test command, and what CI runs.
+#
+# 1. `swift test`: every unit and integration test. All traffic stays on 127.0.0.0/8 and ::1.
+# 2. The tests that could make the server reach further (a DNS lookup of a name under
+#    .invalid, fuzzed URLs with the address guard opened) run again inside a new network
+#    namespace that has only loopback, where they are enabled by JOBPOOL_NETNS_TESTS=1.
+#    Outside such a namespace they are skipped.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+swift test "$@"
+
+if [ "$(id -u)" -eq 0 ]; then unshare=(unshare --net); else unshare=(unshare --net --map-root-user); fi
+if "${unshare[@]}" true 2>/dev/null; then
+    echo "Tests/run.sh: running the network-namespace tests (loopback only)"
+    "${unshare[@]}" -- sh -c 'ip link set lo up && JOBPOOL_NETNS_TESTS=1 exec swift test --skip-build --filter NetworkNamespaceTests'
+else
+    echo "Tests/run.sh: cannot create a network namespace here; the namespace tests were skipped" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+fi
