@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libevent's C API, from Debian's libevent-dev. Only EventHTTP imports it.
@@ -50,6 +51,17 @@ let package = Package(
             name: "JobKinds",
             dependencies: ["JobCore", "OutboundHTTP"]
         ),
+        // Signed, retried completion callbacks (Standard Webhooks), on their own threads.
+        .target(
+            name: "Webhooks",
+            dependencies: [
+                "JobCore",
+                "OutboundHTTP",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The REST API: routes, payloads, problem+json errors, parked waiters.
         .target(
             name: "JobAPI",
@@ -58,6 +70,7 @@ let package = Package(
                 "JobCore",
                 "JobKinds",
                 "OutboundHTTP",
+                "Webhooks",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -67,6 +80,7 @@ let package = Package(
             dependencies: [
                 "JobAPI",
                 "OutboundHTTP",
+                "Webhooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -79,6 +93,7 @@ let package = Package(
         .testTarget(name: "JobCoreTests", dependencies: ["JobCore"]),
         .testTarget(name: "JobAPITests", dependencies: ["JobAPI", "EventHTTP", "JobCore"]),
         .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP"]),
+        .testTarget(name: "WebhooksTests", dependencies: ["Webhooks", "JobCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -78,6 +78,13 @@ final class EchoConnection {
         if evbuffer_get_length(bufferevent_get_output(bufferEvent)) == 0 { close() }
     }
 
+    /// Frees the socket when the server itself is being torn down.
+    func freeWithoutNotifying() {
+        guard let bufferEvent else { return }
+        self.bufferEvent = nil
+        bufferevent_free(bufferEvent)
+    }
+
     func close() {
         guard let bufferEvent else { return }
         self.bufferEvent = nil

@@ -34,7 +34,8 @@ public final class LineEchoServer {
     }
 
     deinit {
-        for connection in connectionObjects.values { connection.close() }
+        // Not close(): that reports back to this server, which is already going away.
+        for connection in connectionObjects.values { connection.freeWithoutNotifying() }
         if let listener { evconnlistener_free(listener) }
     }
 

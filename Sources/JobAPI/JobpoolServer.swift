@@ -3,6 +3,7 @@ import Foundation
 import JobCore
 import JobKinds
 import OutboundHTTP
+import Webhooks
 import Logging
 import Synchronization
 
@@ -23,12 +24,18 @@ public final class JobpoolServer: Sendable {
 
     public let configuration: ServerConfiguration
     public let executor: JobExecutor
+    private let webhooks: WebhookDeliverer
+    private let outbound: OutboundHTTPClient
     private let logger: Logger
     private let loop: EventLoop
     /// The loop-owned parts, created in `start` and used on the loop thread afterwards.
     private let frontEnd: Mutex<LoopBound<FrontEnd>?> = Mutex(nil)
     private let phase = Mutex(Phase.created)
     private let loopExited = DispatchSemaphore(value: 0)
+    private let waiterGauge = WaiterGauge()
+
+    /// Requests waiting for jobs right now (`Prefer: wait`, `?wait=`, cancels of running jobs).
+    public var parkedRequests: Int { waiterGauge.value }
 
     private enum Phase { case created, running, stopping, stopped }
 
@@ -53,9 +60,19 @@ public final class JobpoolServer: Sendable {
         // Submissions arrive on the loop thread; waking a worker once per loop batch instead
         // of once per request saves a futex wake and a context switch per job under load.
         let outbound = OutboundHTTPClient(configuration: configuration.outbound)
+        self.outbound = outbound
+        var webhookConfiguration = configuration.webhooks
+        webhookConfiguration.userAgent = configuration.outbound.userAgent
+        let webhooks = WebhookDeliverer(configuration: webhookConfiguration, client: outbound, logger: logger) { type, final in
+            var writer = JSONWriter()
+            writer.webhookEvent(type: type, job: final)
+            return writer.bytes
+        }
+        self.webhooks = webhooks
         self.executor = JobExecutor(configuration: configuration.executor,
                                     kinds: [WriteCode(), FetchURL(client: outbound)], logger: logger,
-                                    deferWakeUp: { wakeUp in loop.execute(wakeUp) })
+                                    deferWakeUp: { wakeUp in loop.execute(wakeUp) },
+                                    completionListener: { job, final in webhooks.jobFinished(job, final: final) })
     }
 
     /// Binds the listeners, starts the workers and the loop thread. Call once.
@@ -66,7 +83,9 @@ public final class JobpoolServer: Sendable {
         }
         raiseOpenFileLimit(toFit: configuration.http.maxConnections + configuration.echo.maxConnections)
         // The loop is not running yet, so building loop-owned objects on this thread is safe.
-        let handler = APIHandler(loop: loop, executor: executor, configuration: configuration.api, logger: logger)
+        let handler = APIHandler(loop: loop, executor: executor, webhooks: webhooks, outbound: outbound,
+                                 configuration: configuration.api, webhookDefaultSecret: configuration.webhookDefaultSecret,
+                                 waiterGauge: waiterGauge, logger: logger)
         let http = try HTTPServer(loop: loop, configuration: configuration.http) { request in handler.handle(request) }
         let httpPort = try http.listen(host: configuration.host, port: configuration.port)
         var echo: LineEchoServer?
@@ -78,6 +97,7 @@ public final class JobpoolServer: Sendable {
         }
         frontEnd.withLock { $0 = LoopBound(FrontEnd(handler: handler, http: http, echo: echo), on: loop) }
 
+        webhooks.start()
         executor.start()
         let thread = Thread { [loop, loopExited] in
             loop.run()
@@ -107,6 +127,10 @@ public final class JobpoolServer: Sendable {
             loop.stop()
         }
         loopExited.wait()
+        // Free the listeners and connections now, with the loop stopped, so that clients see a
+        // refused connection instead of a silent one for as long as this object lives.
+        self.frontEnd.withLock { $0 = nil }
+        webhooks.stop()
         phase.withLock { $0 = .stopped }
         logger.info("Stopped")
     }

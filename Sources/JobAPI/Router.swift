@@ -8,6 +8,8 @@ enum Route: Equatable {
     case listJobs
     case getJob(id: String)
     case cancelJob(id: String)
+    case listDeliveries(id: String)
+    case redeliver(id: String)
 
     /// A stable name for logs and metrics, without IDs in it.
     var name: String {
@@ -16,6 +18,8 @@ enum Route: Equatable {
         case .submitJob, .listJobs: return "/v1/jobs"
         case .getJob: return "/v1/jobs/{id}"
         case .cancelJob: return "/v1/jobs/{id}/cancel"
+        case .listDeliveries: return "/v1/jobs/{id}/deliveries"
+        case .redeliver: return "/v1/jobs/{id}/deliveries/redeliver"
         }
     }
 }
@@ -41,6 +45,10 @@ enum Router {
             return try require([.get], .getJob(id: String(segments[2])))
         case 4 where segments[0] == "v1" && segments[1] == "jobs" && segments[3] == "cancel":
             return try require([.post], .cancelJob(id: String(segments[2])))
+        case 4 where segments[0] == "v1" && segments[1] == "jobs" && segments[3] == "deliveries":
+            return try require([.get], .listDeliveries(id: String(segments[2])))
+        case 5 where segments[0] == "v1" && segments[1] == "jobs" && segments[3] == "deliveries" && segments[4] == "redeliver":
+            return try require([.post], .redeliver(id: String(segments[2])))
         default:
             throw Problem.notFound(path: String(path.prefix(200)))
         }

@@ -1,6 +1,7 @@
 import EventHTTP
 import JobCore
 import OutboundHTTP
+import Webhooks
 
 /// Everything `jobpool serve` can be told, with the defaults a new user gets. The executable
 /// fills it from flags and environment; tests build it directly.
@@ -17,6 +18,10 @@ public struct ServerConfiguration: Sendable {
     public var echoPort: Int?
     public var echo = LineEchoServer.Configuration()
     /// The outbound client for fetch jobs: its SSRF policy and egress proxy.
+    /// Webhook delivery: threads, timeouts, per-host limit, backlog and retry schedule.
+    public var webhooks = WebhookDeliverer.Configuration()
+    /// The operator's `--webhook-secret`, used for webhooks registered without one.
+    public var webhookDefaultSecret: String?
     public var outbound = OutboundHTTPClient.Configuration(policy: AddressPolicy(), userAgent: "jobpool/\(JobpoolVersion.current)")
 
     public init() {}

@@ -17,6 +17,8 @@ public final class Job: Sendable {
     public let kind: String
     public let input: JSONValue
     public let createdAt: Date
+    /// The completion webhook, if the client registered one.
+    public let webhook: WebhookTarget?
     let work: JobWork
     private let signal = CancellationSignal()
     private let state = Mutex(State())
@@ -33,6 +35,7 @@ public final class Job: Sendable {
         /// A rendering of the job at `version`, kept for whoever made it (the HTTP layer
         /// caches its JSON here, so a finished job polled a thousand times is encoded once).
         var rendering: (version: Int, bytes: [UInt8])?
+        var webhookStatus: WebhookStatus?
     }
 
     /// What ``cancel()`` did.
@@ -45,12 +48,28 @@ public final class Job: Sendable {
         case alreadyFinished(JobState)
     }
 
-    init(id: JobID = JobID(), kind: String, input: JSONValue, createdAt: Date, work: @escaping JobWork) {
+    init(id: JobID = JobID(), kind: String, input: JSONValue, createdAt: Date, webhook: WebhookTarget? = nil,
+         work: @escaping JobWork) {
         self.id = id
         self.kind = kind
         self.input = input
         self.createdAt = createdAt
+        self.webhook = webhook
         self.work = work
+        if let webhook {
+            state.withLock { $0.webhookStatus = WebhookStatus(url: webhook.url, state: .pending, attempts: 0) }
+        }
+    }
+
+    /// Records the webhook's progress (the deliverer calls this), so the job shows it.
+    public func updateWebhook(state webhookState: WebhookState, attempts: Int) {
+        state.withLock { state in
+            guard var status = state.webhookStatus else { return }
+            status.state = webhookState
+            status.attempts = attempts
+            state.webhookStatus = status
+            state.version += 1
+        }
     }
 
     /// The job as it stands now.
@@ -182,6 +201,7 @@ public final class Job: Sendable {
             error: state.error, createdAt: createdAt, startedAt: state.startedAt,
             finishedAt: state.finishedAt,
             cancelRequested: state.status == .running && signal.reason != nil,
+            webhook: state.webhookStatus,
             version: state.version)
     }
 }

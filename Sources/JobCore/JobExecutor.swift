@@ -26,10 +26,16 @@ public final class JobExecutor: Sendable {
     private let registry = JobRegistry()
     private let pool: WorkerPool
     private let logger: Logger
+    private let completionListener: CompletionListener?
+
+    /// Called once, on the finishing thread, for every job with a webhook, after its final
+    /// state is recorded: the webhook deliverer's way in.
+    public typealias CompletionListener = @Sendable (_ job: Job, _ final: JobSnapshot) -> Void
 
     /// - Parameter deferWakeUp: see ``WorkerPool/init(workerCount:maxQueued:logger:deferWakeUp:)``.
     public init(configuration: Configuration, kinds: [any JobKind], logger: Logger,
-                deferWakeUp: WorkerPool.WakeUpDeferral? = nil) {
+                deferWakeUp: WorkerPool.WakeUpDeferral? = nil, completionListener: CompletionListener? = nil) {
+        self.completionListener = completionListener
         self.kinds = Dictionary(kinds.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
                                logger: logger, deferWakeUp: deferWakeUp)
@@ -42,7 +48,7 @@ public final class JobExecutor: Sendable {
     public func start() { pool.start() }
 
     /// Checks and queues a job. Nothing is created unless this returns.
-    public func submit(kind: String, input: JSONValue) throws(SubmitError) -> Job {
+    public func submit(kind: String, input: JSONValue, webhook: WebhookTarget? = nil) throws(SubmitError) -> Job {
         guard let jobKind = kinds[kind] else { throw SubmitError.unknownKind(kind, known: kindNames) }
         let work: JobWork
         do throws(InputError) {
@@ -50,7 +56,13 @@ public final class JobExecutor: Sendable {
         } catch {
             throw SubmitError.invalidInput(error)
         }
-        let job = Job(kind: kind, input: input, createdAt: registry.nextCreationTime(), work: work)
+        let job = Job(kind: kind, input: input, createdAt: registry.nextCreationTime(), webhook: webhook, work: work)
+        if webhook != nil, let completionListener {
+            // Weak: a job refused by a full queue must not keep itself alive through this.
+            job.addDoneCallback { [weak job] final in
+                if let job { completionListener(job, final) }
+            }
+        }
         do throws(PoolError) {
             try pool.submit(job) { registry.insert(job) }
         } catch {

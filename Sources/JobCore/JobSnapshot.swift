@@ -13,6 +13,8 @@ public struct JobSnapshot: Sendable, Hashable {
     public var finishedAt: Date?
     /// True once a cancel was asked for a running job that has not stopped yet.
     public var cancelRequested: Bool
+    /// The completion webhook's delivery state, if the job has one.
+    public var webhook: WebhookStatus?
     /// Changes whenever anything above changes; equal versions of one job mean equal snapshots.
     public var version: Int
 }

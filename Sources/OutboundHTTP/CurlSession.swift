@@ -74,6 +74,8 @@ final class CurlSession: @unchecked Sendable {
         }
         _ = ccurl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, curlSessionWrite)
         _ = ccurl_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
+        _ = ccurl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, curlSessionHeader)
+        _ = ccurl_setopt_pointer(easy, CURLOPT_HEADERDATA, context)
         _ = ccurl_setopt_opensocket_callback(easy, curlSessionOpenSocket)
         _ = ccurl_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, context)
     }
@@ -112,7 +114,7 @@ final class CurlSession: @unchecked Sendable {
             return .success(OutboundResponse(
                 status: status, finalURL: effectiveURL.map { String(cString: $0) } ?? request.url,
                 length: transfer.receivedBytes, contentType: contentType.map { String(cString: $0) },
-                redirects: redirects, elapsed: elapsed))
+                redirects: redirects, elapsed: elapsed, retryAfter: transfer.retryAfter))
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
             return .failure(.dns(detail))
         case CURLE_COULDNT_CONNECT:
@@ -157,6 +159,8 @@ final class TransferState {
     var receivedBytes = 0
     var exceededLimit = false
     var refusal: AddressPolicy.Refusal?
+    /// The last response's Retry-After header, for webhook retries.
+    var retryAfter: String?
 
     init(policy: AddressPolicy, maxBytes: Int, checksAddresses: Bool) {
         self.policy = policy
@@ -176,6 +180,22 @@ private func curlSessionWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int,
     if transfer.receivedBytes > transfer.maxBytes {
         transfer.exceededLimit = true
         return 0 // makes curl stop with CURLE_WRITE_ERROR
+    }
+    return bytes
+}
+
+/// Keeps the one response header the client reports, Retry-After, of the last response.
+private func curlSessionHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
+                               _ context: UnsafeMutableRawPointer?) -> Int {
+    guard let context, let data else { return 0 }
+    let bytes = size * count
+    let transfer = Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue()
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: bytes), as: UTF8.self)
+    if line.hasPrefix("HTTP/") {
+        transfer.retryAfter = nil // a new response (after a redirect or a 100): start over
+    } else if line.count > 12, line.prefix(12).lowercased() == "retry-after:" {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\r\n" }
+        transfer.retryAfter = String(line.dropFirst(12).drop(while: isSpace).reversed().drop(while: isSpace).reversed())
     }
     return bytes
 }

@@ -35,6 +35,8 @@ public struct OutboundResponse: Sendable, Equatable {
     public var contentType: String?
     public var redirects: Int
     public var elapsed: Duration
+    /// The response's Retry-After header, as sent.
+    public var retryAfter: String?
 }
 
 /// Why a transfer failed. `code` is the stable vocabulary jobs report.

@@ -3,6 +3,7 @@ import Foundation
 import JobAPI
 import Logging
 import OutboundHTTP
+import Webhooks
 
 /// `jobpool serve`: runs the service until SIGINT or SIGTERM, then drains and exits 0.
 struct Serve: ParsableCommand {
@@ -48,6 +49,24 @@ struct Serve: ParsableCommand {
     @Option(help: "Send outbound requests through this proxy, e.g. http://proxy:3128. Proxy environment variables are otherwise ignored. (env: JOBPOOL_EGRESS_PROXY)")
     var egressProxy: String?
 
+    @Option(help: "Secret (whsec_...) for webhooks registered without one; otherwise each gets a random secret, returned once. (env: JOBPOOL_WEBHOOK_SECRET)")
+    var webhookSecret: String?
+
+    @Option(help: "Threads that deliver webhooks. (env: JOBPOOL_WEBHOOK_WORKERS, default: 4)")
+    var webhookWorkers: Int?
+
+    @Option(help: "Seconds one webhook attempt may take. (env: JOBPOOL_WEBHOOK_TIMEOUT, default: 15)")
+    var webhookTimeout: Int?
+
+    @Option(help: "Webhook attempts running against one host at once. (env: JOBPOOL_WEBHOOK_MAX_PER_HOST, default: 4)")
+    var webhookMaxPerHost: Int?
+
+    @Option(help: "Waits between webhook attempts, e.g. 5s,5m,30m,2h,5h,10h,10h (the default). (env: JOBPOOL_WEBHOOK_RETRY_SCHEDULE)")
+    var webhookRetrySchedule: String?
+
+    @Option(help: "Webhook events that may wait in memory for delivery. (env: JOBPOOL_WEBHOOK_BACKLOG, default: 10000)")
+    var webhookBacklog: Int?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env: JOBPOOL_LOG_LEVEL, default: info)")
     var logLevel: Logger.Level?
 
@@ -67,6 +86,7 @@ struct Serve: ParsableCommand {
         configuration.echoPort = try environment.optional(echoPort, "JOBPOOL_ECHO_PORT")
         let level = try environment.value(logLevel, "JOBPOOL_LOG_LEVEL", default: .info)
         configuration.outbound.policy = try addressPolicy(environment)
+        try configureWebhooks(&configuration, environment)
         configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
         try validate(configuration)
 
@@ -85,6 +105,33 @@ struct Serve: ParsableCommand {
         let signal = server.waitForTerminationSignal()
         logger.info("Received signal \(signal); shutting down")
         server.shutdown()
+    }
+
+    private func configureWebhooks(_ configuration: inout ServerConfiguration, _ environment: Environment) throws {
+        if let secret = try environment.optional(webhookSecret, "JOBPOOL_WEBHOOK_SECRET") {
+            do {
+                _ = try WebhookSecret.key(from: secret)
+            } catch {
+                throw ValidationError("--webhook-secret: \(error.message)")
+            }
+            configuration.webhookDefaultSecret = secret
+        }
+        var webhooks = configuration.webhooks
+        webhooks.workers = try environment.value(webhookWorkers, "JOBPOOL_WEBHOOK_WORKERS", default: webhooks.workers)
+        webhooks.timeout = .seconds(try environment.value(webhookTimeout, "JOBPOOL_WEBHOOK_TIMEOUT", default: 15))
+        webhooks.maxPerHost = try environment.value(webhookMaxPerHost, "JOBPOOL_WEBHOOK_MAX_PER_HOST", default: webhooks.maxPerHost)
+        webhooks.maxBacklog = try environment.value(webhookBacklog, "JOBPOOL_WEBHOOK_BACKLOG", default: webhooks.maxBacklog)
+        if let text = try environment.optional(webhookRetrySchedule, "JOBPOOL_WEBHOOK_RETRY_SCHEDULE") {
+            guard let schedule = RetrySchedule(text) else {
+                throw ValidationError("--webhook-retry-schedule: '\(text)' is not a list like 5s,5m,30m,2h (units ms, s, m, h).")
+            }
+            webhooks.retrySchedule = schedule
+        }
+        guard (1...256).contains(webhooks.workers) else { throw ValidationError("--webhook-workers must be 1 to 256.") }
+        guard (1...600).contains(webhooks.timeout.components.seconds) else { throw ValidationError("--webhook-timeout must be 1 to 600 seconds.") }
+        guard webhooks.maxPerHost >= 1 else { throw ValidationError("--webhook-max-per-host must be at least 1.") }
+        guard webhooks.maxBacklog >= 1 else { throw ValidationError("--webhook-backlog must be at least 1.") }
+        configuration.webhooks = webhooks
     }
 
     private func addressPolicy(_ environment: Environment) throws -> AddressPolicy {

@@ -106,7 +106,7 @@ struct ErrorTests {
         let client = server.client
         let id = try #require(try await client.submitWriteCode(min: 30, max: 30).json["id"] as? String)
         async let parked = client.get("/v1/jobs/\(id)?wait=3")
-        try await Task.sleep(for: .milliseconds(300)) // let the first wait park; its own 3 s bound ends the test
+        #expect(try await eventually { server.server.parkedRequests == 1 })
         let refused = try await client.submitWriteCode(headers: ["Prefer": "wait=5"])
         expectProblem(refused, status: 503)
         #expect(refused.header("Retry-After") != nil)

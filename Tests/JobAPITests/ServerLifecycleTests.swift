@@ -6,13 +6,13 @@ import Synchronization
 struct ServerLifecycleTests {
     @Test("shutdown drains: waiters are answered, new submissions get 503, running jobs get the grace period")
     func drain() async throws {
-        let server = try TestServer { $0.shutdownGrace = .seconds(2) }
+        let server = try TestServer { $0.shutdownGrace = .seconds(5) }
         let client = server.client
         let long = try #require(try await client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
         let short = try #require(try await client.submitWriteCode(min: 0.5, max: 0.5).json["id"] as? String)
         #expect(try await eventually { try await client.get("/v1/jobs/\(long)").json["status"] as? String == "running" })
         async let parked = client.get("/v1/jobs/\(long)?wait=30")
-        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await eventually { server.server.parkedRequests == 1 })
 
         let stopped = Mutex(false)
         Thread {
@@ -29,7 +29,7 @@ struct ServerLifecycleTests {
         // Reads still work while draining, and a job that finishes within the grace period succeeds.
         #expect(try await eventually { try await client.get("/v1/jobs/\(short)").json["status"] as? String == "succeeded" })
         #expect(try await client.get("/v1/jobs/\(long)").json["status"] as? String == "running")
-        #expect(await eventually(timeout: .seconds(8)) { stopped.withLock { $0 } })
+        #expect(await eventually(timeout: .seconds(12)) { stopped.withLock { $0 } })
     }
 
     @Test("--max-connections holds further clients back until a connection closes")

@@ -1,9 +1,11 @@
 import EventHTTP
 import Foundation
 import JobCore
+import OutboundHTTP
+import Webhooks
 
 extension APIHandler {
-    private static let submitFields: Set<String> = ["kind", "input"]
+    private static let submitFields: Set<String> = ["kind", "input", "webhook"]
 
     /// `POST /v1/jobs`: 202 with the queued job, or with `Prefer: wait=N` a 200 with the
     /// finished job if it finishes in time (the seed's `submit(...).result()`).
@@ -12,34 +14,34 @@ extension APIHandler {
         guard request.bodyLength <= configuration.maxBodyBytes else {
             throw Problem.bodyTooLarge(limit: configuration.maxBodyBytes)
         }
-        let (kind, input) = try parseSubmission(request.readBody())
+        let (kind, input, webhookSpec) = try parseSubmission(request.readBody())
+        let webhook = try webhookSpec.map { spec throws(Problem) in try parseWebhook(spec) }
         let wait = PreferHeader.wait(in: request.header("Prefer"), limit: configuration.maxWaitSeconds)
         // Refuse before creating anything, so a 503 never hides an accepted job.
         if let wait, wait > 0, waiters.isFull { throw Problem.tooManyWaiters(limit: waiters.limit) }
 
         let job: Job
         do throws(SubmitError) {
-            job = try executor.submit(kind: kind, input: input)
+            job = try executor.submit(kind: kind, input: input, webhook: webhook?.target)
         } catch {
             throw Self.problem(for: error)
         }
         let location = ("Location", "/v1/jobs/\(job.id)")
+        // A secret the server generated is shown in this reply only.
+        let secret = webhook?.generatedSecret
         guard let wait, wait > 0 else {
-            respond(request, status: 202, job: job.snapshot(), headers: [location])
+            respond(request, status: 202, headers: [location]) { $0.job(job.snapshot(), revealingSecret: secret) }
             return
         }
         let applied = ("Preference-Applied", "wait=\(wait)")
         waiters.park(request, on: job, timeout: .seconds(wait)) { [unowned self] request, snapshot, finished in
-            if finished {
-                respond(request, status: 200, job: snapshot, headers: [location, applied])
-            } else {
-                respond(request, status: 202, job: snapshot, headers: [location, ("Retry-After", "1")])
-            }
+            let (status, headers) = finished ? (200, [location, applied]) : (202, [location, ("Retry-After", "1")])
+            respond(request, status: status, headers: headers) { $0.job(snapshot, revealingSecret: secret) }
         }
     }
 
     /// Reads `{"kind": ..., "input": {...}}`, naming the first bad field.
-    private func parseSubmission(_ body: [UInt8]) throws(Problem) -> (kind: String, input: JSONValue) {
+    private func parseSubmission(_ body: [UInt8]) throws(Problem) -> (kind: String, input: JSONValue, webhook: JSONValue?) {
         let document: JSONValue
         do throws(JSONParser.Failure) {
             document = try JSONParser.parse(body)
@@ -51,7 +53,7 @@ extension APIHandler {
         }
         if let unknown = members.keys.sorted().first(where: { !Self.submitFields.contains($0) }) {
             throw Problem.invalidField(pointer: "/\(unknown)",
-                                       "Unknown field '\(unknown)'. A job is {\"kind\": string, \"input\": object}.")
+                                       "Unknown field '\(unknown)'. A job is {\"kind\": string, \"input\": object, \"webhook\"?: {\"url\", \"secret\"?}}.")
         }
         guard let kindValue = members["kind"] else {
             throw Problem.invalidField(pointer: "/kind", "'kind' is required. Known kinds: \(executor.kindNames.joined(separator: ", ")).")
@@ -62,7 +64,45 @@ extension APIHandler {
         guard let input = members["input"] else {
             throw Problem.invalidField(pointer: "/input", "'input' is required: a JSON object with the job's arguments.")
         }
-        return (kind, input)
+        return (kind, input, members["webhook"].flatMap { $0 == .null ? nil : $0 })
+    }
+
+    /// A webhook to register: its target, and the secret if the server generated it.
+    struct WebhookRegistration {
+        var target: WebhookTarget
+        var generatedSecret: String?
+    }
+
+    /// Reads `{"url": ..., "secret"?: "whsec_..."}`, refusing what could never be delivered.
+    private func parseWebhook(_ spec: JSONValue) throws(Problem) -> WebhookRegistration {
+        guard let members = spec.objectValue else {
+            throw Problem.invalidField(pointer: "/webhook", "'webhook' must be an object: {\"url\": \"https://...\", \"secret\"?: \"whsec_...\"}.")
+        }
+        if let unknown = members.keys.sorted().first(where: { $0 != "url" && $0 != "secret" }) {
+            throw Problem.invalidField(pointer: "/webhook/\(unknown)", "Unknown field '\(unknown)'. A webhook has 'url' and an optional 'secret'.")
+        }
+        guard let url = members["url"]?.stringValue, url.utf8.count <= 2048, OutboundURL(url) != nil else {
+            throw Problem.invalidField(pointer: "/webhook/url",
+                                       "'webhook.url' must be an absolute http or https URL of at most 2048 bytes, such as https://example.com/hooks/jobpool.")
+        }
+        if let refusal = outbound.literalHostRefusal(url) {
+            throw Problem.invalidField(pointer: "/webhook/url",
+                                       "'webhook.url' points at \(refusal.address), a \(refusal.rangeName) address, which jobpool does not call by default. To allow it, \(AddressPolicy.advice(for: refusal)).")
+        }
+        switch members["secret"] {
+        case nil, .null?:
+            if let (_, key) = webhookDefaultSecret { return WebhookRegistration(target: WebhookTarget(url: url, key: key)) }
+            let generated = WebhookSecret.generate()
+            return WebhookRegistration(target: WebhookTarget(url: url, key: generated.key), generatedSecret: generated.text)
+        case .string(let text)?:
+            do throws(WebhookSecret.Invalid) {
+                return WebhookRegistration(target: WebhookTarget(url: url, key: try WebhookSecret.key(from: text)))
+            } catch {
+                throw Problem.invalidField(pointer: "/webhook/secret", error.message)
+            }
+        case let other?:
+            throw Problem.invalidField(pointer: "/webhook/secret", "'webhook.secret' must be a string, not \(other.typeName).")
+        }
     }
 
     static func problem(for error: SubmitError) -> Problem {

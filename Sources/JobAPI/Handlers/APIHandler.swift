@@ -2,6 +2,8 @@ import EventHTTP
 import Foundation
 import JobCore
 import Logging
+import OutboundHTTP
+import Webhooks
 
 /// Answers every HTTP request on the loop thread: routes it, maps it onto the
 /// ``JobExecutor``, and writes JSON or problem+json. It never blocks: waits are parked in
@@ -9,18 +11,29 @@ import Logging
 final class APIHandler {
     let loop: EventLoop
     let executor: JobExecutor
+    let webhooks: WebhookDeliverer
+    let outbound: OutboundHTTPClient
     let configuration: APIConfiguration
+    /// Used for webhooks registered without a secret, if the operator set one.
+    let webhookDefaultSecret: (text: String, key: [UInt8])?
     let logger: Logger
     let waiters: WaiterTable
     /// Set once a drain starts: submissions are refused, waits answer at once.
     private(set) var isDraining = false
 
-    init(loop: EventLoop, executor: JobExecutor, configuration: APIConfiguration, logger: Logger) {
+    init(loop: EventLoop, executor: JobExecutor, webhooks: WebhookDeliverer, outbound: OutboundHTTPClient,
+         configuration: APIConfiguration, webhookDefaultSecret: String?, waiterGauge: WaiterGauge, logger: Logger) {
         self.loop = loop
         self.executor = executor
+        self.webhooks = webhooks
+        self.outbound = outbound
+        // The executable validates the secret at start; an invalid one here is ignored.
+        self.webhookDefaultSecret = webhookDefaultSecret.flatMap { text in
+            (try? WebhookSecret.key(from: text)).map { (text, $0) }
+        }
         self.configuration = configuration
         self.logger = logger
-        self.waiters = WaiterTable(loop: loop, limit: configuration.maxWaiters)
+        self.waiters = WaiterTable(loop: loop, limit: configuration.maxWaiters, gauge: waiterGauge)
     }
 
     func handle(_ request: HTTPRequest) {
@@ -31,6 +44,8 @@ final class APIHandler {
             case .listJobs: try listJobs(request)
             case .getJob(let id): try getJob(request, id: id)
             case .cancelJob(let id): try cancelJob(request, id: id)
+            case .listDeliveries(let id): try listDeliveries(request, id: id)
+            case .redeliver(let id): try redeliver(request, id: id)
             }
         } catch {
             respond(request, problem: error)

@@ -1,9 +1,11 @@
+import Foundation
 import JobCore
+import Webhooks
 
 extension JSONWriter {
     /// A job as the API shows it: the same fields, in the same order, for every job; absent
     /// values are explicit nulls.
-    mutating func job(_ job: JobSnapshot) {
+    mutating func job(_ job: JobSnapshot, revealingSecret secret: String? = nil) {
         object { members in
             members.member("id") { $0.string(job.id.description) }
             members.member("kind") { $0.string(job.kind) }
@@ -22,7 +24,57 @@ extension JSONWriter {
             members.member("created_at") { $0.timestamp(job.createdAt) }
             members.member("started_at") { $0.optionalTimestamp(job.startedAt) }
             members.member("finished_at") { $0.optionalTimestamp(job.finishedAt) }
+            members.member("webhook") { writer in
+                guard let webhook = job.webhook else { return writer.null() }
+                writer.object { fields in
+                    fields.member("url") { $0.string(webhook.url) }
+                    fields.member("state") { $0.string(webhook.state.rawValue) }
+                    fields.member("attempts") { $0.integer(webhook.attempts) }
+                    if let secret { fields.member("secret") { $0.string(secret) } }
+                }
+            }
             if job.cancelRequested { members.member("cancel_requested") { $0.bool(true) } }
+        }
+    }
+
+    /// A webhook event body: `{"type": "job.succeeded", "timestamp": ..., "data": <the job>}`.
+    mutating func webhookEvent(type: String, job: JobSnapshot) {
+        object { members in
+            members.member("type") { $0.string(type) }
+            members.member("timestamp") { $0.timestamp(Date()) }
+            members.member("data") { $0.job(job) }
+        }
+    }
+
+    /// `GET /v1/jobs/{id}/deliveries`.
+    mutating func deliveries(_ report: DeliveryReport?, webhook: WebhookStatus) {
+        object { members in
+            members.member("webhook_id") { $0.optionalString(report?.webhookID) }
+            members.member("url") { $0.string(webhook.url) }
+            members.member("state") { $0.string(webhook.state.rawValue) }
+            members.member("deliveries") {
+                $0.array(report?.attempts ?? []) { writer, attempt in
+                    writer.object { fields in
+                        fields.member("attempt") { $0.integer(attempt.number) }
+                        fields.member("started_at") { $0.timestamp(attempt.startedAt) }
+                        fields.member("duration_ms") {
+                            $0.integer(Int(attempt.duration.components.seconds * 1000
+                                + attempt.duration.components.attoseconds / 1_000_000_000_000_000))
+                        }
+                        fields.member("status") { writer in
+                            if let status = attempt.status { writer.integer(status) } else { writer.null() }
+                        }
+                        fields.member("error") { writer in
+                            guard let error = attempt.error else { return writer.null() }
+                            writer.object { parts in
+                                parts.member("code") { $0.string(error.code) }
+                                parts.member("message") { $0.string(error.message) }
+                            }
+                        }
+                        fields.member("next_attempt_at") { $0.optionalTimestamp(attempt.nextAttemptAt) }
+                    }
+                }
+            }
         }
     }
 

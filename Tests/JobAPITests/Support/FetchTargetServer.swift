@@ -14,11 +14,26 @@ final class FetchTargetServer: Sendable {
         case hang
     }
 
+    /// One request as received, for assertions (webhook sinks check headers and bodies).
+    struct Request: Sendable {
+        var method: String
+        var path: String
+        /// Header names lower-cased.
+        var headers: [String: String]
+        var body: [UInt8]
+        var receivedAt: ContinuousClock.Instant
+    }
+
+    typealias Handler = @Sendable (_ request: Request) -> (delay: Duration, reply: Reply)
+
     let host: String
     let port: Int
     private let listener: Int32
-    private let handler: @Sendable (_ path: String) -> (delay: Duration, reply: Reply)
-    private let state = Mutex((requests: 0, inFlight: 0, peak: 0, stopped: false))
+    private let handler: Handler
+    private let state = Mutex((requests: 0, inFlight: 0, peak: 0, stopped: false, received: [Request]()))
+
+    /// Every request received so far, in order.
+    var received: [Request] { state.withLock { $0.received } }
 
     /// Requests received (complete request heads).
     var requestCount: Int { state.withLock { $0.requests } }
@@ -29,8 +44,7 @@ final class FetchTargetServer: Sendable {
     /// The base URL, e.g. `http://127.0.0.2:41234`.
     var url: String { host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)" }
 
-    init(host: String = "127.0.0.2",
-         handler: @escaping @Sendable (_ path: String) -> (delay: Duration, reply: Reply) = FetchTargetServer.standardRoutes) throws {
+    init(host: String = "127.0.0.2", handler: @escaping Handler = { FetchTargetServer.standardRoutes($0.path) }) throws {
         self.host = host
         self.handler = handler
         let isIPv6 = host.contains(":")
@@ -96,11 +110,29 @@ final class FetchTargetServer: Sendable {
             guard count > 0, head.count < 65536 else { return }
             head += buffer[0..<count]
         }
-        let requestLine = String(decoding: head, as: UTF8.self).split(separator: "\r\n").first ?? ""
-        let path = requestLine.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
-        state.withLock { $0.requests += 1; $0.inFlight += 1; $0.peak = max($0.peak, $0.inFlight) }
+        let text = String(decoding: head, as: UTF8.self)
+        let headEnd = text.range(of: "\r\n\r\n")!
+        let lines = text[..<headEnd.lowerBound].components(separatedBy: "\r\n")
+        let requestLine = lines.first?.split(separator: " ") ?? []
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = Array(head[(text.utf8.distance(from: text.startIndex, to: headEnd.upperBound))...])
+        let wanted = Int(headers["content-length"] ?? "0") ?? 0
+        while body.count < wanted {
+            let count = recv(connection, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            body += buffer[0..<count]
+        }
+        let request = Request(method: requestLine.first.map(String.init) ?? "", path: requestLine.dropFirst().first.map(String.init) ?? "/",
+                              headers: headers, body: body, receivedAt: .now)
+        state.withLock {
+            $0.requests += 1; $0.inFlight += 1; $0.peak = max($0.peak, $0.inFlight); $0.received.append(request)
+        }
         defer { state.withLock { $0.inFlight -= 1 } }
-        let (delay, reply) = handler(path)
+        let (delay, reply) = handler(request)
         sleepUnlessStopped(delay)
         switch reply {
         case .page(let status, let headers, let body):

@@ -1,0 +1,327 @@
+import DequeModule
+import Dispatch
+import Foundation
+import JobCore
+import Logging
+import OutboundHTTP
+import Synchronization
+
+/// Delivers signed completion webhooks on its own small pool of threads, never on the job
+/// workers, so a slow receiver never stalls jobs.
+///
+/// Each finished job with a webhook becomes one event whose body is frozen when it is made;
+/// every attempt and redelivery sends the same bytes with the same `webhook-id` and a fresh
+/// timestamp and signature. Memory and threads are bounded: at most `maxBacklog` events wait,
+/// and at most `maxPerHost` attempts run against one destination at once, so a dead or slow
+/// receiver holds only its own share of the threads.
+public final class WebhookDeliverer: Sendable {
+    public struct Configuration: Sendable {
+        /// Delivery threads.
+        public var workers = 4
+        /// Each attempt's time limit.
+        public var timeout: Duration = .seconds(15)
+        /// Attempts running against one host:port at once.
+        public var maxPerHost = 4
+        /// Events waiting for an attempt (due now or scheduled); beyond it new events fail at once.
+        public var maxBacklog = 10_000
+        public var retrySchedule = RetrySchedule.standard
+        public var userAgent = "jobpool"
+
+        public init() {}
+    }
+
+    /// Renders the event body for a finished job; the HTTP layer owns the job's JSON shape.
+    public typealias BodyRenderer = @Sendable (_ type: String, _ final: JobSnapshot) -> [UInt8]
+
+    private struct Event: Sendable {
+        let id: String
+        let job: Job
+        let url: String
+        let key: [UInt8]
+        let body: [UInt8]
+        let destination: String
+    }
+
+    private struct Pending {
+        var event: Event
+        var due: ContinuousClock.Instant
+    }
+
+    private struct Record {
+        var event: Event
+        var state: WebhookState
+        var attempts: [DeliveryAttempt] = []
+        /// True while an attempt of this job waits in a queue; a redelivery then adds nothing.
+        var isQueued = false
+        /// Index in `attempts` where the current round (first delivery or a redelivery) began.
+        var roundStart = 0
+    }
+
+    private struct State {
+        var isRunning = false
+        var ready = Deque<Pending>()
+        var scheduled: [Pending] = []
+        var inFlight: [String: Int] = [:]
+        var records: [JobID: Record] = [:]
+        var aborts: [ObjectIdentifier: AbortHandle] = [:]
+        var backlog: Int { ready.count + scheduled.count }
+    }
+
+    private enum Step {
+        case deliver(Pending, AbortHandle)
+        case sleep(until: ContinuousClock.Instant?)
+        case exit
+    }
+
+    public let configuration: Configuration
+    private let client: OutboundHTTPClient
+    private let renderBody: BodyRenderer
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let threads = DispatchGroup()
+
+    public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger, renderBody: @escaping BodyRenderer) {
+        self.configuration = configuration
+        self.client = client
+        self.logger = logger
+        self.renderBody = renderBody
+    }
+
+    public func start() {
+        let first = state.withLock { state -> Bool in
+            guard !state.isRunning else { return false }
+            state.isRunning = true
+            return true
+        }
+        guard first else { return }
+        for _ in 0..<max(1, configuration.workers) {
+            threads.enter()
+            Thread { [self] in
+                workerLoop()
+                threads.leave()
+            }.start()
+        }
+    }
+
+    /// Stops the threads, aborting attempts in flight. Events still waiting stay in memory
+    /// (and are lost with it: the in-memory store keeps nothing across a restart).
+    public func stop() {
+        let aborts = state.withLock { state -> [AbortHandle] in
+            state.isRunning = false
+            return Array(state.aborts.values)
+        }
+        for abort in aborts { abort.abort() }
+        for _ in 0..<max(1, configuration.workers) { wake.signal() }
+        _ = threads.wait(timeout: .now() + .seconds(5))
+    }
+
+    /// Makes the job's completion event and queues its first attempt. Called once per job, on
+    /// the thread that finished it, after its final state was recorded.
+    public func jobFinished(_ job: Job, final: JobSnapshot) {
+        guard let target = job.webhook else { return }
+        let type = "job." + final.status.rawValue
+        let event = Event(id: "msg_" + JobID().description.replacingOccurrences(of: "-", with: ""),
+                          job: job, url: target.url, key: target.key, body: renderBody(type, final),
+                          destination: OutboundURL(target.url).map { "\($0.scheme)://\($0.host)" } ?? target.url)
+        let accepted = state.withLock { state -> Bool in
+            state.records[job.id] = Record(event: event, state: .pending)
+            return enqueue(event, in: &state)
+        }
+        if accepted {
+            wake.signal()
+        } else {
+            logger.warning("Webhook backlog full; delivery marked failed", metadata: ["job.id": "\(job.id)"])
+            job.updateWebhook(state: .failed, attempts: 0)
+        }
+    }
+
+    /// What ``redeliver(jobID:)`` did.
+    public enum RedeliverOutcome: Sendable, Equatable {
+        case queued
+        /// The job has no webhook, or has not finished yet.
+        case noEvent
+        case backlogFull
+    }
+
+    /// Sends the job's event again: same `webhook-id`, same body, a new round of attempts.
+    public func redeliver(jobID: JobID) -> RedeliverOutcome {
+        let outcome = state.withLock { state -> (RedeliverOutcome, Job?, Int) in
+            guard var record = state.records[jobID] else { return (.noEvent, nil, 0) }
+            if record.isQueued { return (.queued, record.event.job, record.attempts.count) }
+            record.state = .pending
+            record.roundStart = record.attempts.count
+            state.records[jobID] = record
+            guard enqueue(record.event, in: &state) else { return (.backlogFull, nil, 0) }
+            return (.queued, record.event.job, record.attempts.count)
+        }
+        if outcome.0 == .queued {
+            outcome.1?.updateWebhook(state: .pending, attempts: outcome.2)
+            wake.signal()
+        }
+        return outcome.0
+    }
+
+    /// The webhook's attempts so far, or `nil` if the job has no event yet.
+    public func report(jobID: JobID) -> DeliveryReport? {
+        state.withLock { state in
+            state.records[jobID].map { DeliveryReport(webhookID: $0.event.id, state: $0.state, attempts: $0.attempts) }
+        }
+    }
+
+    private func enqueue(_ event: Event, in state: inout State) -> Bool {
+        guard state.backlog < configuration.maxBacklog else {
+            state.records[event.job.id]?.state = .failed
+            return false
+        }
+        state.ready.append(Pending(event: event, due: .now))
+        state.records[event.job.id]?.isQueued = true
+        return true
+    }
+
+    // MARK: - Workers
+
+    private func workerLoop() {
+        while true {
+            switch nextStep() {
+            case .exit:
+                return
+            case .sleep(let until):
+                if let until {
+                    _ = wake.wait(timeout: .now() + (until - .now).dispatchTimeInterval)
+                } else {
+                    wake.wait()
+                }
+            case .deliver(let pending, let abort):
+                let attempt = attempt(pending.event, abort: abort)
+                finish(pending.event, abort: abort, attempt)
+                wake.signal() // a host slot is free again; another worker may be waiting for it
+            }
+        }
+    }
+
+    /// Moves due retries to the ready queue, then takes the first event whose destination has a
+    /// free slot. Events for a saturated destination are skipped, not waited on.
+    private func nextStep() -> Step {
+        state.withLock { state -> Step in
+            guard state.isRunning else { return .exit }
+            let now = ContinuousClock.now
+            if !state.scheduled.isEmpty {
+                let due = state.scheduled.filter { $0.due <= now }.sorted { $0.due < $1.due }
+                state.scheduled.removeAll { $0.due <= now }
+                state.ready.append(contentsOf: due)
+            }
+            if let index = state.ready.firstIndex(where: { state.inFlight[$0.event.destination, default: 0] < configuration.maxPerHost }) {
+                let pending = state.ready.remove(at: index)
+                state.inFlight[pending.event.destination, default: 0] += 1
+                state.records[pending.event.job.id]?.isQueued = false
+                let abort = AbortHandle()
+                state.aborts[ObjectIdentifier(abort)] = abort
+                return .deliver(pending, abort)
+            }
+            return .sleep(until: state.scheduled.map(\.due).min())
+        }
+    }
+
+    private struct AttemptResult {
+        var startedAt: Date
+        var duration: Duration
+        var outcome: Result<OutboundResponse, OutboundFailure>
+    }
+
+    private func attempt(_ event: Event, abort: AbortHandle) -> AttemptResult {
+        let timestamp = Int(Date().timeIntervalSince1970)
+        let request = OutboundRequest(
+            url: event.url, body: event.body,
+            headers: [
+                ("Content-Type", "application/json"),
+                ("webhook-id", event.id),
+                ("webhook-timestamp", String(timestamp)),
+                ("webhook-signature", WebhookSigner.signature(id: event.id, timestamp: timestamp, body: event.body, key: event.key)),
+            ],
+            timeout: configuration.timeout, connectTimeout: min(configuration.timeout, .seconds(10)),
+            maxBytes: 64 * 1024, followRedirects: false, maxRedirects: 0)
+        let startedAt = Date()
+        let clock = ContinuousClock.now
+        let outcome = client.perform(request, abort: abort)
+        return AttemptResult(startedAt: startedAt, duration: .now - clock, outcome: outcome)
+    }
+
+    /// Records the attempt and decides: delivered, failed, or retried later.
+    private func finish(_ event: Event, abort: AbortHandle, _ result: AttemptResult) {
+        var status: Int?
+        var error: JobFailure?
+        var retryAfter: Duration?
+        var final: WebhookState?
+        switch result.outcome {
+        case .success(let response):
+            status = response.status
+            retryAfter = response.retryAfter.flatMap(Self.parseRetryAfter)
+            switch response.status {
+            case 200..<300: final = .delivered
+            case 410: final = .failed // the receiver says: stop
+            case 300..<400:
+                error = JobFailure(code: "redirect", message: "The receiver answered \(response.status); webhook redirects are not followed. Point the webhook at the final URL.")
+            default: break
+            }
+        case .failure(.aborted):
+            error = JobFailure(code: "aborted", message: "The server stopped while this attempt was running.")
+        case .failure(let failure):
+            error = JobFailure(code: failure.code, message: failure.message)
+            if case .blockedAddress = failure { final = .failed } // retrying cannot help
+        }
+
+        let update = state.withLock { state -> (WebhookState, Int)? in
+            state.inFlight[event.destination, default: 1] -= 1
+            if state.inFlight[event.destination] == 0 { state.inFlight[event.destination] = nil }
+            state.aborts[ObjectIdentifier(abort)] = nil
+            guard var record = state.records[event.job.id] else { return nil }
+            var nextDue: ContinuousClock.Instant?
+            if final == nil, state.isRunning {
+                // Attempts in this round so far, this failed one included.
+                let failedInRound = record.attempts.count - record.roundStart + 1
+                if let delay = configuration.retrySchedule.delay(afterFailedAttempts: failedInRound, retryAfter: retryAfter) {
+                    nextDue = .now + delay
+                } else {
+                    final = .failed
+                }
+            }
+            let nextAt = nextDue.map { Date().addingTimeInterval(Double(($0 - .now).components.seconds) + Double(($0 - .now).components.attoseconds) / 1e18) }
+            record.attempts.append(DeliveryAttempt(
+                number: record.attempts.count + 1, startedAt: result.startedAt, duration: result.duration,
+                status: status, error: error, nextAttemptAt: nextAt))
+            record.state = final ?? .pending
+            if let nextDue {
+                state.scheduled.append(Pending(event: event, due: nextDue))
+                record.isQueued = true
+            }
+            state.records[event.job.id] = record
+            return (record.state, record.attempts.count)
+        }
+        if let (webhookState, attempts) = update {
+            event.job.updateWebhook(state: webhookState, attempts: attempts)
+            logger.debug("Webhook attempt", metadata: [
+                "job.id": "\(event.job.id)", "webhook.id": "\(event.id)", "status": "\(status.map(String.init) ?? "-")",
+                "error": "\(error?.code ?? "-")", "state": "\(webhookState.rawValue)",
+            ])
+        }
+    }
+
+    /// Retry-After as seconds or an HTTP date.
+    static func parseRetryAfter(_ text: String) -> Duration? {
+        if let seconds = Int(text), seconds >= 0 { return .seconds(seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: text) else { return nil }
+        return .milliseconds(Int64(max(0, date.timeIntervalSinceNow) * 1000))
+    }
+}
+
+extension Duration {
+    var dispatchTimeInterval: DispatchTimeInterval {
+        let (seconds, attoseconds) = components
+        return .nanoseconds(Int(max(0, min(seconds * 1_000_000_000 + attoseconds / 1_000_000_000, Int64(Int.max)))))
+    }
+}
