@@ -6,6 +6,13 @@ public struct OutboundURL: Sendable {
     public let scheme: String
     /// The host, without brackets for IPv6 literals.
     public let host: String
+    /// The port, explicit or the scheme's default.
+    public let port: Int
+
+    /// `scheme://host:port`: one destination, for per-destination limits.
+    public var origin: String {
+        "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
 
     /// `nil` unless `text` is an absolute http or https URL with a host.
     public init?(_ text: String) {
@@ -25,5 +32,6 @@ public struct OutboundURL: Sendable {
         guard text.lowercased().hasPrefix(scheme + "://") else { return nil }
         self.scheme = scheme
         self.host = host
+        self.port = part(CURLUPART_PORT).flatMap { Int($0) } ?? (scheme == "https" ? 443 : 80)
     }
 }

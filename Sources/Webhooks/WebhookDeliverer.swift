@@ -123,7 +123,7 @@ public final class WebhookDeliverer: Sendable {
         let type = "job." + final.status.rawValue
         let event = Event(id: "msg_" + JobID().description.replacingOccurrences(of: "-", with: ""),
                           job: job, url: target.url, key: target.key, body: renderBody(type, final),
-                          destination: OutboundURL(target.url).map { "\($0.scheme)://\($0.host)" } ?? target.url)
+                          destination: OutboundURL(target.url)?.origin ?? target.url)
         let accepted = state.withLock { state -> Bool in
             state.records[job.id] = Record(event: event, state: .pending)
             return enqueue(event, in: &state)

@@ -149,6 +149,27 @@ struct FetchURLTests {
         #expect(internalHost.requestCount == 0)
     }
 
+    @Test("proxy environment variables are ignored")
+    func proxyVariablesIgnored() async throws {
+        let proxy = try FetchTargetServer()
+        defer { proxy.stop() }
+        let target = try FetchTargetServer()
+        defer { target.stop() }
+        // curl reads these from the process environment; jobpool must not use them. The test's
+        // own client (also curl) is kept off the proxy for jobpool's address by no_proxy, which
+        // does not cover the target on 127.0.0.2.
+        let names = ["http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        for name in names { setenv(name, proxy.url, 1) }
+        setenv("no_proxy", "127.0.0.1", 1)
+        defer { for name in names + ["no_proxy"] { unsetenv(name) } }
+        let server = try makeServer()
+        defer { server.stop() }
+        let job = try await fetch(server, #"{"url":"\#(target.url)/page/42"}"#)
+        #expect((job["result"] as? [String: Any])?["length"] as? Int == 42)
+        #expect(target.requestCount == 1)
+        #expect(proxy.requestCount == 0)
+    }
+
     @Test("cancelling a running fetch stops it within a second")
     func cancelRunningFetch() async throws {
         let server = try makeServer()

@@ -221,6 +221,26 @@ struct WebhookTests {
         #expect(ContinuousClock.now - started < .seconds(3))
     }
 
+    @Test("per-host limit: a hanging receiver holds at most its share, and others are served at once")
+    func perHostLimit() async throws {
+        let server = try makeServer(timeout: .seconds(10)) {
+            $0.webhooks.workers = 4
+            $0.webhooks.maxPerHost = 2
+        }
+        defer { server.stop() }
+        let dead = try makeSink([.hang])
+        defer { dead.stop() }
+        let healthy = try makeSink()
+        defer { healthy.stop() }
+        for _ in 0..<6 { _ = try await submit(server, sink: dead) }
+        #expect(try await eventually { dead.requestCount >= 2 })
+        for _ in 0..<4 { _ = try await submit(server, sink: healthy) }
+        let started = ContinuousClock.now
+        #expect(try await eventually(timeout: .seconds(5)) { healthy.requestCount == 4 })
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(dead.peakConcurrency == 2, "never more than --webhook-max-per-host at one destination")
+    }
+
     @Test("redeliver sends the same event again, with the same webhook-id and body")
     func redeliver() async throws {
         let server = try makeServer()
