@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libevent's C API, from Debian's libevent-dev. Only EventHTTP imports it.
@@ -51,6 +52,15 @@ let package = Package(
             name: "JobKinds",
             dependencies: ["JobCore", "OutboundHTTP"]
         ),
+        // The durable job store: SQLite through GRDB (WAL, synchronous=FULL, group commit).
+        .target(
+            name: "SQLiteStore",
+            dependencies: [
+                "JobCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Signed, retried completion callbacks (Standard Webhooks), on their own threads.
         .target(
             name: "Webhooks",
@@ -70,6 +80,7 @@ let package = Package(
                 "JobCore",
                 "JobKinds",
                 "OutboundHTTP",
+                "SQLiteStore",
                 "Webhooks",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -94,6 +105,7 @@ let package = Package(
         .testTarget(name: "JobAPITests", dependencies: ["JobAPI", "EventHTTP", "JobCore"]),
         .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP"]),
         .testTarget(name: "WebhooksTests", dependencies: ["Webhooks", "JobCore"]),
+        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "JobCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

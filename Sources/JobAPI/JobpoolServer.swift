@@ -3,6 +3,7 @@ import Foundation
 import JobCore
 import JobKinds
 import OutboundHTTP
+import SQLiteStore
 import Webhooks
 import Logging
 import Synchronization
@@ -26,6 +27,8 @@ public final class JobpoolServer: Sendable {
     public let executor: JobExecutor
     private let webhooks: WebhookDeliverer
     private let outbound: OutboundHTTPClient
+    private let store: any JobStore
+    private let retention: RetentionSweeper
     private let logger: Logger
     private let loop: EventLoop
     /// The loop-owned parts, created in `start` and used on the loop thread afterwards.
@@ -52,27 +55,38 @@ public final class JobpoolServer: Sendable {
         }
     }
 
+    /// Opens the store and builds the parts. Throws, with a message for the operator, if the
+    /// store cannot be opened (a damaged file, or one from a newer jobpool).
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         let loop = try EventLoop()
         self.loop = loop
-        // Submissions arrive on the loop thread; waking a worker once per loop batch instead
-        // of once per request saves a futex wake and a context switch per job under load.
+        let store: any JobStore
+        switch configuration.store {
+        case .memory: store = MemoryStore()
+        case .sqlite(let path): store = try SQLiteJobStore(path: path, logger: logger)
+        }
+        self.store = store
         let outbound = OutboundHTTPClient(configuration: configuration.outbound)
         self.outbound = outbound
         var webhookConfiguration = configuration.webhooks
         webhookConfiguration.userAgent = configuration.outbound.userAgent
-        let webhooks = WebhookDeliverer(configuration: webhookConfiguration, client: outbound, logger: logger) { type, final in
+        let webhooks = WebhookDeliverer(configuration: webhookConfiguration, client: outbound, logger: logger,
+                                        persist: { change in store.apply(change, whenDurable: nil) }) { type, final in
             var writer = JSONWriter()
             writer.webhookEvent(type: type, job: final)
             return writer.bytes
         }
         self.webhooks = webhooks
-        self.executor = JobExecutor(configuration: configuration.executor,
-                                    kinds: [WriteCode(), FetchURL(client: outbound)], logger: logger,
-                                    deferWakeUp: { wakeUp in loop.execute(wakeUp) },
-                                    completionListener: { job, final in webhooks.jobFinished(job, final: final) })
+        // Submissions arrive on the loop thread; waking a worker once per loop batch instead
+        // of once per request saves a futex wake and a context switch per job under load.
+        let executor = JobExecutor(configuration: configuration.executor,
+                                   kinds: [WriteCode(), FetchURL(client: outbound)], store: store, logger: logger,
+                                   deferWakeUp: { wakeUp in loop.execute(wakeUp) }, completionHandler: webhooks)
+        self.executor = executor
+        self.retention = RetentionSweeper(executor: executor, retention: configuration.retention,
+                                          interval: configuration.retentionSweepInterval, logger: logger)
     }
 
     /// Binds the listeners, starts the workers and the loop thread. Call once.
@@ -82,6 +96,7 @@ public final class JobpoolServer: Sendable {
             phase = .running
         }
         raiseOpenFileLimit(toFit: configuration.http.maxConnections + configuration.echo.maxConnections)
+        try recover()
         // The loop is not running yet, so building loop-owned objects on this thread is safe.
         let handler = APIHandler(loop: loop, executor: executor, webhooks: webhooks, outbound: outbound,
                                  configuration: configuration.api, webhookDefaultSecret: configuration.webhookDefaultSecret,
@@ -99,6 +114,7 @@ public final class JobpoolServer: Sendable {
 
         webhooks.start()
         executor.start()
+        retention.start()
         let thread = Thread { [loop, loopExited] in
             loop.run()
             loopExited.signal()
@@ -130,10 +146,28 @@ public final class JobpoolServer: Sendable {
         // Free the listeners and connections now, with the loop stopped, so that clients see a
         // refused connection instead of a silent one for as long as this object lives.
         self.frontEnd.withLock { $0 = nil }
+        retention.stop()
         webhooks.stop()
+        store.close()
         phase.withLock { $0 = .stopped }
         logger.info("Stopped")
     }
+
+    /// Loads what the store kept and resumes it, before anything runs.
+    private func recover() throws {
+        let stored = try store.load()
+        guard !stored.jobs.isEmpty else { return }
+        let report = executor.recover(stored)
+        webhooks.restore(stored.webhookEvents) { [executor] id in executor.job(withID: id) }
+        logger.info("Recovered jobs from the store", metadata: [
+            "jobs": "\(report.loaded)", "queued": "\(report.resumedQueued)",
+            "requeued_after_crash": "\(report.requeuedAfterCrash)", "failed_out_of_attempts": "\(report.failedOutOfAttempts)",
+            "pending_webhooks": "\(stored.webhookEvents.filter { $0.state == .pending }.count)",
+        ])
+    }
+
+    /// True when the store takes writes (readiness).
+    public var isStoreWritable: Bool { store.isWritable }
 
     /// Blocks until SIGINT or SIGTERM arrives. The signals are handled by the event loop.
     public func waitForTerminationSignal() -> Int32 {

@@ -6,6 +6,26 @@ import Webhooks
 /// Everything `jobpool serve` can be told, with the defaults a new user gets. The executable
 /// fills it from flags and environment; tests build it directly.
 public struct ServerConfiguration: Sendable {
+    /// Where jobs are kept.
+    public enum Store: Sendable, Equatable {
+        /// Nothing survives a restart: for throwaway runs and tests.
+        case memory
+        /// A SQLite file, created (with its folder) if missing.
+        case sqlite(path: String)
+
+        /// Parses `memory` or `sqlite:PATH`.
+        public init?(_ text: String) {
+            if text == "memory" { self = .memory; return }
+            guard text.hasPrefix("sqlite:"), text.count > 7 else { return nil }
+            self = .sqlite(path: String(text.dropFirst(7)))
+        }
+    }
+
+    public var store = Store.sqlite(path: "./data/jobpool.sqlite")
+    /// How long finished jobs are kept before retention removes them.
+    public var retention: Duration = .seconds(7 * 86400)
+    /// How often retention looks for jobs to remove.
+    public var retentionSweepInterval: Duration = .seconds(60)
     public var host = "127.0.0.1"
     /// 0 picks a free port; ``JobpoolServer/start()`` returns the one bound.
     public var port = 8080

@@ -19,6 +19,10 @@ public final class Job: Sendable {
     public let createdAt: Date
     /// The completion webhook, if the client registered one.
     public let webhook: WebhookTarget?
+    /// Attempts allowed in all, counting restarts after a crash.
+    public let maxAttempts: Int
+    /// This run's attempt number, from 1; a crash recovery runs the job as the next attempt.
+    public let attempt: Int
     let work: JobWork
     private let signal = CancellationSignal()
     private let state = Mutex(State())
@@ -49,16 +53,46 @@ public final class Job: Sendable {
     }
 
     init(id: JobID = JobID(), kind: String, input: JSONValue, createdAt: Date, webhook: WebhookTarget? = nil,
-         work: @escaping JobWork) {
+         attempt: Int = 1, maxAttempts: Int = 3, work: @escaping JobWork) {
         self.id = id
         self.kind = kind
         self.input = input
         self.createdAt = createdAt
         self.webhook = webhook
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
         self.work = work
         if let webhook {
             state.withLock { $0.webhookStatus = WebhookStatus(url: webhook.url, state: .pending, attempts: 0) }
         }
+    }
+
+    /// A job as it was stored. A job that was running runs again as `attempt`; the caller has
+    /// set `record.status` to `.queued` for that.
+    convenience init(restoring record: JobRecord, webhookStatus: WebhookStatus?, work: @escaping JobWork) {
+        self.init(id: record.id, kind: record.kind, input: record.input, createdAt: record.createdAt,
+                  webhook: record.webhook, attempt: record.attempt, maxAttempts: record.maxAttempts, work: work)
+        state.withLock { state in
+            state.status = record.status
+            state.result = record.result
+            state.error = record.error
+            state.startedAt = record.status == .queued ? nil : record.startedAt
+            state.finishedAt = record.finishedAt
+            if let webhookStatus { state.webhookStatus = webhookStatus }
+        }
+    }
+
+    /// The record to store for this job as it stands.
+    func record() -> JobRecord {
+        let snapshot = snapshot()
+        return JobRecord(id: id, kind: kind, input: input, status: snapshot.status, result: snapshot.result,
+                         error: snapshot.error, createdAt: createdAt, startedAt: snapshot.startedAt,
+                         finishedAt: snapshot.finishedAt, attempt: attempt, maxAttempts: maxAttempts, webhook: webhook)
+    }
+
+    /// Ends a queued job without running it (recovery found it out of attempts, say).
+    func fail(_ failure: JobFailure) {
+        finish(.failure(failure), onlyIf: .queued)
     }
 
     /// Records the webhook's progress (the deliverer calls this), so the job shows it.
@@ -202,6 +236,7 @@ public final class Job: Sendable {
             finishedAt: state.finishedAt,
             cancelRequested: state.status == .running && signal.reason != nil,
             webhook: state.webhookStatus,
+            attempt: attempt, maxAttempts: maxAttempts,
             version: state.version)
     }
 }

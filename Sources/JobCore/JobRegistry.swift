@@ -63,6 +63,7 @@ public final class JobRegistry: Sendable {
 
     func insert(_ job: Job) {
         state.withLock { state in
+            if job.createdAt > state.lastCreatedAt { state.lastCreatedAt = job.createdAt } // recovered jobs
             state.byID[job.id] = job
             // Submitters on two threads may insert out of creation order; keep the array sorted.
             let key = JobCursor(createdAt: job.createdAt, id: job.id)
@@ -71,6 +72,29 @@ public final class JobRegistry: Sendable {
             } else {
                 state.inCreationOrder.append(job)
             }
+        }
+    }
+
+    /// IDs of up to `limit` jobs that finished before `cutoff`, whose webhook (if any) is no
+    /// longer pending, oldest first.
+    func finishedJobs(before cutoff: Date, limit: Int) -> [JobID] {
+        state.withLock { state in
+            var found: [JobID] = []
+            for job in state.inCreationOrder {
+                if found.count >= limit || job.createdAt >= cutoff { break }
+                let snapshot = job.snapshot()
+                guard let finishedAt = snapshot.finishedAt, finishedAt < cutoff, snapshot.webhook?.state != .pending else { continue }
+                found.append(job.id)
+            }
+            return found
+        }
+    }
+
+    /// Forgets these jobs (retention).
+    func remove(_ ids: Set<JobID>) {
+        state.withLock { state in
+            for id in ids { state.byID[id] = nil }
+            state.inCreationOrder.removeAll { ids.contains($0.id) }
         }
     }
 

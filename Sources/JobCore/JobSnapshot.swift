@@ -15,6 +15,9 @@ public struct JobSnapshot: Sendable, Hashable {
     public var cancelRequested: Bool
     /// The completion webhook's delivery state, if the job has one.
     public var webhook: WebhookStatus?
+    /// This run's attempt number, from 1, and the attempts allowed.
+    public var attempt: Int
+    public var maxAttempts: Int
     /// Changes whenever anything above changes; equal versions of one job mean equal snapshots.
     public var version: Int
 }

@@ -60,6 +60,8 @@ public final class WorkerPool: Sendable {
     public let maxQueued: Int
     private let logger: Logger
     private let deferWakeUp: WakeUpDeferral?
+    /// Called on the worker thread right after a job starts running (to record the start).
+    private let onStart: (@Sendable (Job) -> Void)?
     private let state = Mutex(State())
     /// Idle workers sleep on it; see `State.wakePending` for when it is signalled.
     private let workAvailable = DispatchSemaphore(value: 0)
@@ -72,7 +74,9 @@ public final class WorkerPool: Sendable {
     ///   it hands a wake-up to this function to run a little later, and further submissions
     ///   meanwhile share it. An event loop passes "run after this batch of callbacks", so a
     ///   burst of requests handled in one loop iteration costs one futex wake, not one each.
-    public init(workerCount: Int, maxQueued: Int, logger: Logger, deferWakeUp: WakeUpDeferral? = nil) {
+    public init(workerCount: Int, maxQueued: Int, logger: Logger, deferWakeUp: WakeUpDeferral? = nil,
+                onStart: (@Sendable (Job) -> Void)? = nil) {
+        self.onStart = onStart
         self.workerCount = max(1, workerCount)
         self.maxQueued = max(0, maxQueued)
         self.logger = logger
@@ -98,23 +102,51 @@ public final class WorkerPool: Sendable {
         }
     }
 
-    /// Queues `job`. `whenAccepted` runs under the pool's lock once the job is sure to be
-    /// queued, so that whatever it records (such as an index entry) exists exactly when the job
-    /// does: a refused job leaves nothing behind. It must be quick and must not call the pool.
+    /// Queues `job`. `whenAccepted` runs once the job is sure to be queued, so that whatever
+    /// it records (an index entry) exists exactly when the job does: a refused job leaves
+    /// nothing behind. It must not call the pool.
     public func submit(_ job: Job, whenAccepted: () -> Void = {}) throws(PoolError) {
+        try reserveSlot()
+        whenAccepted()
+        enqueue(reserved: job)
+    }
+
+    /// Takes a queue slot for a job about to be queued, or throws if the queue is full or the
+    /// pool is stopping. Follow with ``enqueue(reserved:)`` or ``releaseSlot()``.
+    public func reserveSlot() throws(PoolError) {
+        try state.withLock { state throws(PoolError) in
+            // Before start() jobs may queue up (recovered work); they run once threads exist.
+            guard state.phase == .accepting || state.phase == .idle else { throw PoolError.shuttingDown }
+            guard state.queuedCount < maxQueued else { throw PoolError.queueFull(limit: maxQueued) }
+            state.queuedCount += 1
+        }
+    }
+
+    /// Gives back a slot from ``reserveSlot()`` whose job will not be queued after all.
+    public func releaseSlot() {
+        state.withLock { $0.queuedCount -= 1 }
+    }
+
+    /// Queues a job for which a slot was reserved.
+    public func enqueue(reserved job: Job) {
+        append(job)
+    }
+
+    /// Queues a recovered job, whatever the queue's limit: it was acknowledged long ago.
+    public func enqueueRecovered(_ job: Job) {
+        state.withLock { $0.queuedCount += 1 }
+        append(job)
+    }
+
+    private func append(_ job: Job) {
         // A job cancelled while still queued frees its queue slot at once.
         job.addDoneCallback { [weak self] snapshot in
             guard snapshot.startedAt == nil, let self else { return }
             state.withLock { $0.queuedCount -= 1 }
         }
         let deferred = deferWakeUp != nil
-        let wake = try state.withLock { state throws(PoolError) -> Bool in
-            // Before start() jobs may queue up (recovered work, say); they run once threads exist.
-            guard state.phase == .accepting || state.phase == .idle else { throw PoolError.shuttingDown }
-            guard state.queuedCount < maxQueued else { throw PoolError.queueFull(limit: maxQueued) }
-            whenAccepted()
+        let wake = state.withLock { state -> Bool in
             state.queue.append(job)
-            state.queuedCount += 1
             guard deferred else { return state.claimWake() }
             guard !state.wakeDeferred else { return false }
             state.wakeDeferred = true
@@ -187,6 +219,7 @@ public final class WorkerPool: Sendable {
                 }
             case .run(let job, let wakeAnother):
                 if wakeAnother { workAvailable.signal() }
+                onStart?(job)
                 job.execute()
                 state.withLock { _ = $0.running.removeValue(forKey: job.id) }
                 runningGroup.leave()

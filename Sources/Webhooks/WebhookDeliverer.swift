@@ -14,7 +14,7 @@ import Synchronization
 /// timestamp and signature. Memory and threads are bounded: at most `maxBacklog` events wait,
 /// and at most `maxPerHost` attempts run against one destination at once, so a dead or slow
 /// receiver holds only its own share of the threads.
-public final class WebhookDeliverer: Sendable {
+public final class WebhookDeliverer: CompletionHandler {
     public struct Configuration: Sendable {
         /// Delivery threads.
         public var workers = 4
@@ -40,6 +40,15 @@ public final class WebhookDeliverer: Sendable {
         let key: [UInt8]
         let body: [UInt8]
         let destination: String
+
+        init(_ record: WebhookEventRecord, job: Job) {
+            id = record.webhookID
+            self.job = job
+            url = record.url
+            key = record.key
+            body = record.body
+            destination = OutboundURL(record.url)?.origin ?? record.url
+        }
     }
 
     private struct Pending {
@@ -76,12 +85,16 @@ public final class WebhookDeliverer: Sendable {
     public let configuration: Configuration
     private let client: OutboundHTTPClient
     private let renderBody: BodyRenderer
+    /// Records attempts and redeliveries in the job store, so they survive a restart.
+    private let persist: @Sendable (StoreChange) -> Void
     private let logger: Logger
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let threads = DispatchGroup()
 
-    public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger, renderBody: @escaping BodyRenderer) {
+    public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger,
+                persist: @escaping @Sendable (StoreChange) -> Void = { _ in }, renderBody: @escaping BodyRenderer) {
+        self.persist = persist
         self.configuration = configuration
         self.client = client
         self.logger = logger
@@ -116,24 +129,52 @@ public final class WebhookDeliverer: Sendable {
         _ = threads.wait(timeout: .now() + .seconds(5))
     }
 
-    /// Makes the job's completion event and queues its first attempt. Called once per job, on
-    /// the thread that finished it, after its final state was recorded.
-    public func jobFinished(_ job: Job, final: JobSnapshot) {
-        guard let target = job.webhook else { return }
-        let type = "job." + final.status.rawValue
-        let event = Event(id: "msg_" + JobID().description.replacingOccurrences(of: "-", with: ""),
-                          job: job, url: target.url, key: target.key, body: renderBody(type, final),
-                          destination: OutboundURL(target.url)?.origin ?? target.url)
+    /// Makes the job's completion event: its `webhook-id` and its body, frozen from now on.
+    public func makeEvent(for job: Job, final: JobSnapshot) -> WebhookEventRecord {
+        let target = job.webhook ?? WebhookTarget(url: "", key: [])
+        return WebhookEventRecord(jobID: job.id, webhookID: "msg_" + JobID().description.replacingOccurrences(of: "-", with: ""),
+                                  url: target.url, key: target.key, body: renderBody("job." + final.status.rawValue, final))
+    }
+
+    /// The event is stored with the job's final state: queue its first attempt.
+    public func eventCommitted(_ record: WebhookEventRecord, job: Job) {
+        let event = Event(record, job: job)
         let accepted = state.withLock { state -> Bool in
             state.records[job.id] = Record(event: event, state: .pending)
-            return enqueue(event, in: &state)
+            return enqueue(event, due: .now, in: &state)
         }
         if accepted {
             wake.signal()
         } else {
             logger.warning("Webhook backlog full; delivery marked failed", metadata: ["job.id": "\(job.id)"])
             job.updateWebhook(state: .failed, attempts: 0)
+            persist(.webhookAttempted(job.id, attempt: DeliveryAttempt(
+                number: 1, startedAt: Date(), duration: .zero, status: nil,
+                error: JobFailure(code: "backlog_full", message: "The webhook backlog was full; redeliver the event later."),
+                nextAttemptAt: nil), state: .failed, nextAttemptAt: nil))
         }
+    }
+
+    /// Takes back the events a previous run stored: their attempts for the deliveries list, and
+    /// the pending ones on their schedule, with their `webhook-id`s and bodies unchanged.
+    public func restore(_ records: [WebhookEventRecord], job: (JobID) -> Job?) {
+        var due = 0
+        state.withLock { state in
+            for stored in records {
+                guard let owner = job(stored.jobID) else { continue }
+                let event = Event(stored, job: owner)
+                var record = Record(event: event, state: stored.state)
+                record.attempts = stored.attempts
+                record.roundStart = stored.roundStart
+                state.records[stored.jobID] = record
+                guard stored.state == .pending else { continue }
+                let wait = max(0, stored.nextAttemptAt?.timeIntervalSinceNow ?? 0)
+                state.scheduled.append(Pending(event: event, due: .now + .milliseconds(Int64(wait * 1000))))
+                state.records[stored.jobID]?.isQueued = true
+                due += 1
+            }
+        }
+        if due > 0 { wake.signal() }
     }
 
     /// What ``redeliver(jobID:)`` did.
@@ -152,11 +193,12 @@ public final class WebhookDeliverer: Sendable {
             record.state = .pending
             record.roundStart = record.attempts.count
             state.records[jobID] = record
-            guard enqueue(record.event, in: &state) else { return (.backlogFull, nil, 0) }
+            guard enqueue(record.event, due: .now, in: &state) else { return (.backlogFull, nil, 0) }
             return (.queued, record.event.job, record.attempts.count)
         }
-        if outcome.0 == .queued {
-            outcome.1?.updateWebhook(state: .pending, attempts: outcome.2)
+        if outcome.0 == .queued, let job = outcome.1 {
+            persist(.webhookRedelivered(jobID, roundStart: outcome.2))
+            job.updateWebhook(state: .pending, attempts: outcome.2)
             wake.signal()
         }
         return outcome.0
@@ -169,12 +211,12 @@ public final class WebhookDeliverer: Sendable {
         }
     }
 
-    private func enqueue(_ event: Event, in state: inout State) -> Bool {
+    private func enqueue(_ event: Event, due: ContinuousClock.Instant, in state: inout State) -> Bool {
         guard state.backlog < configuration.maxBacklog else {
             state.records[event.job.id]?.state = .failed
             return false
         }
-        state.ready.append(Pending(event: event, due: .now))
+        state.ready.append(Pending(event: event, due: due))
         state.records[event.job.id]?.isQueued = true
         return true
     }
@@ -271,7 +313,7 @@ public final class WebhookDeliverer: Sendable {
             if case .blockedAddress = failure { final = .failed } // retrying cannot help
         }
 
-        let update = state.withLock { state -> (WebhookState, Int)? in
+        let update = state.withLock { state -> (WebhookState, Int, DeliveryAttempt)? in
             state.inFlight[event.destination, default: 1] -= 1
             if state.inFlight[event.destination] == 0 { state.inFlight[event.destination] = nil }
             state.aborts[ObjectIdentifier(abort)] = nil
@@ -296,9 +338,10 @@ public final class WebhookDeliverer: Sendable {
                 record.isQueued = true
             }
             state.records[event.job.id] = record
-            return (record.state, record.attempts.count)
+            return (record.state, record.attempts.count, record.attempts.last!)
         }
-        if let (webhookState, attempts) = update {
+        if let (webhookState, attempts, last) = update {
+            persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt))
             event.job.updateWebhook(state: webhookState, attempts: attempts)
             logger.debug("Webhook attempt", metadata: [
                 "job.id": "\(event.job.id)", "webhook.id": "\(event.id)", "status": "\(status.map(String.init) ?? "-")",

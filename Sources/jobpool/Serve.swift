@@ -49,6 +49,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Send outbound requests through this proxy, e.g. http://proxy:3128. Proxy environment variables are otherwise ignored. (env: JOBPOOL_EGRESS_PROXY)")
     var egressProxy: String?
 
+    @Option(help: "Where jobs are kept: sqlite:PATH (durable) or memory (lost on restart). (env: JOBPOOL_STORE, default: sqlite:./data/jobpool.sqlite)")
+    var store: String?
+
+    @Option(help: "How long finished jobs are kept, e.g. 7d, 12h, 30m. (env: JOBPOOL_RETENTION, default: 7d)")
+    var retention: String?
+
     @Option(help: "Secret (whsec_...) for webhooks registered without one; otherwise each gets a random secret, returned once. (env: JOBPOOL_WEBHOOK_SECRET)")
     var webhookSecret: String?
 
@@ -87,6 +93,19 @@ struct Serve: ParsableCommand {
         let level = try environment.value(logLevel, "JOBPOOL_LOG_LEVEL", default: .info)
         configuration.outbound.policy = try addressPolicy(environment)
         try configureWebhooks(&configuration, environment)
+        if let text = try environment.optional(store, "JOBPOOL_STORE") {
+            guard let parsed = ServerConfiguration.Store(text) else {
+                throw ValidationError("--store: '\(text)' is not 'memory' or 'sqlite:PATH'.")
+            }
+            configuration.store = parsed
+        }
+        if let text = try environment.optional(retention, "JOBPOOL_RETENTION") {
+            guard let duration = Self.parseDuration(text), duration > .zero else {
+                throw ValidationError("--retention: '\(text)' is not a duration like 7d, 12h, 30m or 90s.")
+            }
+            configuration.retention = duration
+            configuration.retentionSweepInterval = min(.seconds(60), max(.milliseconds(100), duration / 10))
+        }
         configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
         try validate(configuration)
 
@@ -96,8 +115,15 @@ struct Serve: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "jobpool")
-        let server = try JobpoolServer(configuration: configuration, logger: logger)
-        let ports = try server.start()
+        let server: JobpoolServer
+        let ports: JobpoolServer.BoundPorts
+        do {
+            server = try JobpoolServer(configuration: configuration, logger: logger)
+            ports = try server.start()
+        } catch {
+            logger.critical("Cannot start: \(error)")
+            throw ExitCode(2)
+        }
         let shownHost = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
         logger.info("listening on http://\(shownHost):\(ports.http)",
                     metadata: ["workers": "\(configuration.executor.workers)", "max_queued": "\(configuration.executor.maxQueued)"])
@@ -105,6 +131,18 @@ struct Serve: ParsableCommand {
         let signal = server.waitForTerminationSignal()
         logger.info("Received signal \(signal); shutting down")
         server.shutdown()
+    }
+
+    /// `90s`, `30m`, `12h`, `7d`.
+    static func parseDuration(_ text: String) -> Duration? {
+        guard let unit = text.last, let value = Double(text.dropLast()), value >= 0 else { return nil }
+        switch unit {
+        case "s": return .milliseconds(Int64(value * 1000))
+        case "m": return .milliseconds(Int64(value * 60_000))
+        case "h": return .milliseconds(Int64(value * 3_600_000))
+        case "d": return .milliseconds(Int64(value * 86_400_000))
+        default: return nil
+        }
     }
 
     private func configureWebhooks(_ configuration: inout ServerConfiguration, _ environment: Environment) throws {

@@ -37,8 +37,9 @@ struct JobIDAndRegistryTests {
         // Not started: jobs stay queued, which is all listing needs.
         var submitted: [JobID] = []
         for index in 0..<23 {
-            let job = try executor.submit(kind: "write_code", input: .object(["name": .string("n\(index)")]))
-            submitted.append(job.id)
+            // The memory store makes a job durable at once, so submit returns it.
+            let job = try executor.submit(kind: "write_code", input: .object(["name": .string("n\(index)")])) { _ in }
+            submitted.append(try #require(job).id)
         }
         var listed: [JobID] = []
         var cursor: JobCursor?

@@ -5,7 +5,7 @@ import OutboundHTTP
 import Webhooks
 
 extension APIHandler {
-    private static let submitFields: Set<String> = ["kind", "input", "webhook"]
+    private static let submitFields: Set<String> = ["kind", "input", "webhook", "max_attempts"]
 
     /// `POST /v1/jobs`: 202 with the queued job, or with `Prefer: wait=N` a 200 with the
     /// finished job if it finishes in time (the seed's `submit(...).result()`).
@@ -14,22 +14,42 @@ extension APIHandler {
         guard request.bodyLength <= configuration.maxBodyBytes else {
             throw Problem.bodyTooLarge(limit: configuration.maxBodyBytes)
         }
-        let (kind, input, webhookSpec) = try parseSubmission(request.readBody())
-        let webhook = try webhookSpec.map { spec throws(Problem) in try parseWebhook(spec) }
+        let submission = try parseSubmission(request.readBody())
+        let webhook = try submission.webhook.map { spec throws(Problem) in try parseWebhook(spec) }
         let wait = PreferHeader.wait(in: request.header("Prefer"), limit: configuration.maxWaitSeconds)
         // Refuse before creating anything, so a 503 never hides an accepted job.
         if let wait, wait > 0, waiters.isFull { throw Problem.tooManyWaiters(limit: waiters.limit) }
 
-        let job: Job
+        // The reply waits until the job is durable; with a durable store that is on the store's
+        // writer thread, which hands the reply back to this loop.
+        let pending = LoopBound((handler: self, request: request), on: loop)
+        let loop = self.loop
+        let accepted: Job?
         do throws(SubmitError) {
-            job = try executor.submit(kind: kind, input: input, webhook: webhook?.target)
+            accepted = try executor.submit(
+                kind: submission.kind, input: submission.input, webhook: webhook?.target,
+                maxAttempts: submission.maxAttempts
+            ) { result in
+                loop.execute {
+                    let (handler, request) = pending.value
+                    switch result {
+                    case .success(let job): handler.acknowledge(request, job: job, wait: wait, secret: webhook?.generatedSecret)
+                    case .failure(let error): handler.respond(request, problem: Self.problem(for: error))
+                    }
+                }
+            }
         } catch {
             throw Self.problem(for: error)
         }
+        if let accepted { acknowledge(request, job: accepted, wait: wait, secret: webhook?.generatedSecret) }
+    }
+
+    /// Answers a submission whose job is durable: 202 now, or with `Prefer: wait` once it
+    /// finishes (200) or the wait runs out (202).
+    private func acknowledge(_ request: HTTPRequest, job: Job, wait: Int?, secret: String?) {
         let location = ("Location", "/v1/jobs/\(job.id)")
         // A secret the server generated is shown in this reply only.
-        let secret = webhook?.generatedSecret
-        guard let wait, wait > 0 else {
+        guard let wait, wait > 0, !isDraining else {
             respond(request, status: 202, headers: [location]) { $0.job(job.snapshot(), revealingSecret: secret) }
             return
         }
@@ -40,8 +60,15 @@ extension APIHandler {
         }
     }
 
+    private struct Submission {
+        var kind: String
+        var input: JSONValue
+        var webhook: JSONValue?
+        var maxAttempts: Int
+    }
+
     /// Reads `{"kind": ..., "input": {...}}`, naming the first bad field.
-    private func parseSubmission(_ body: [UInt8]) throws(Problem) -> (kind: String, input: JSONValue, webhook: JSONValue?) {
+    private func parseSubmission(_ body: [UInt8]) throws(Problem) -> Submission {
         let document: JSONValue
         do throws(JSONParser.Failure) {
             document = try JSONParser.parse(body)
@@ -53,7 +80,7 @@ extension APIHandler {
         }
         if let unknown = members.keys.sorted().first(where: { !Self.submitFields.contains($0) }) {
             throw Problem.invalidField(pointer: "/\(unknown)",
-                                       "Unknown field '\(unknown)'. A job is {\"kind\": string, \"input\": object, \"webhook\"?: {\"url\", \"secret\"?}}.")
+                                       "Unknown field '\(unknown)'. A job is {\"kind\": string, \"input\": object, \"webhook\"?: {\"url\", \"secret\"?}, \"max_attempts\"?: 1-10}.")
         }
         guard let kindValue = members["kind"] else {
             throw Problem.invalidField(pointer: "/kind", "'kind' is required. Known kinds: \(executor.kindNames.joined(separator: ", ")).")
@@ -64,7 +91,15 @@ extension APIHandler {
         guard let input = members["input"] else {
             throw Problem.invalidField(pointer: "/input", "'input' is required: a JSON object with the job's arguments.")
         }
-        return (kind, input, members["webhook"].flatMap { $0 == .null ? nil : $0 })
+        var maxAttempts = 3
+        if let value = members["max_attempts"], value != .null {
+            guard case .integer(let number) = value, (1...10).contains(number) else {
+                throw Problem.invalidField(pointer: "/max_attempts", "'max_attempts' must be a whole number from 1 to 10 (default 3).")
+            }
+            maxAttempts = number
+        }
+        return Submission(kind: kind, input: input, webhook: members["webhook"].flatMap { $0 == .null ? nil : $0 },
+                          maxAttempts: maxAttempts)
     }
 
     /// A webhook to register: its target, and the secret if the server generated it.
@@ -117,6 +152,10 @@ extension APIHandler {
             return Problem.queueFull(limit: limit)
         case .shuttingDown:
             return Problem.shuttingDown
+        case .storeUnavailable(let message):
+            return Problem("store-unavailable", title: "Job store unavailable", status: 503,
+                           detail: "The job could not be stored, so it was not accepted: \(message). Nothing was created; retry after the Retry-After delay.",
+                           headers: [("Retry-After", "5")])
         }
     }
 }

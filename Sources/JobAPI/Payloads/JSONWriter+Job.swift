@@ -24,6 +24,8 @@ extension JSONWriter {
             members.member("created_at") { $0.timestamp(job.createdAt) }
             members.member("started_at") { $0.optionalTimestamp(job.startedAt) }
             members.member("finished_at") { $0.optionalTimestamp(job.finishedAt) }
+            members.member("attempt") { $0.integer(job.attempt) }
+            members.member("max_attempts") { $0.integer(job.maxAttempts) }
             members.member("webhook") { writer in
                 guard let webhook = job.webhook else { return writer.null() }
                 writer.object { fields in

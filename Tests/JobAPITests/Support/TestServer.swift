@@ -15,6 +15,7 @@ final class TestServer: Sendable {
         configuration.host = "127.0.0.1"
         configuration.port = 0
         configuration.shutdownGrace = .seconds(1)
+        configuration.store = .memory
         configure(&configuration)
         var logger = Logger(label: "jobpool-test")
         logger.logLevel = .warning

@@ -1,0 +1,59 @@
+import Dispatch
+import Foundation
+import JobCore
+import Logging
+import Synchronization
+
+/// Removes finished jobs older than the retention period, in the background, in small batches
+/// so that neither the store nor the job index is held for long. Jobs whose webhook is still
+/// pending are kept until it is delivered or failed.
+final class RetentionSweeper: Sendable {
+    private let executor: JobExecutor
+    private let retention: Duration
+    private let interval: Duration
+    private let logger: Logger
+    private let stopped = Mutex(false)
+    private let wake = DispatchSemaphore(value: 0)
+    private let exited = DispatchSemaphore(value: 0)
+    private static let batchSize = 500
+
+    init(executor: JobExecutor, retention: Duration, interval: Duration, logger: Logger) {
+        self.executor = executor
+        self.retention = retention
+        self.interval = interval
+        self.logger = logger
+    }
+
+    func start() {
+        Thread { [self] in
+            while !stopped.withLock({ $0 }) {
+                sweep()
+                _ = wake.wait(timeout: .now() + .milliseconds(Int(interval.components.seconds * 1000
+                    + interval.components.attoseconds / 1_000_000_000_000_000)))
+            }
+            exited.signal()
+        }.start()
+    }
+
+    func stop() {
+        let first = stopped.withLock { stopped -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        wake.signal()
+        _ = exited.wait(timeout: .now() + .seconds(5))
+    }
+
+    private func sweep() {
+        let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
+        let cutoff = Date().addingTimeInterval(-seconds)
+        var removed = 0
+        while !stopped.withLock({ $0 }) {
+            let count = executor.purgeFinished(before: cutoff, limit: Self.batchSize)
+            removed += count
+            if count < Self.batchSize { break }
+        }
+        if removed > 0 { logger.info("Retention removed finished jobs", metadata: ["count": "\(removed)"]) }
+    }
+}

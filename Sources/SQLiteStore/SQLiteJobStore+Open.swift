@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+import Glibc
+import JobCore
+import Logging
+
+extension SQLiteJobStore {
+    /// Opens the file, checks it, and migrates it forward (after a backup copy).
+    static func open(path: String, logger: Logger) throws(StoreError) -> DatabaseQueue {
+        let url = URL(fileURLWithPath: path)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        } catch {
+            throw StoreError("cannot create the folder for \(path): \(error.localizedDescription)")
+        }
+        let isNew = !FileManager.default.fileExists(atPath: path)
+        if isNew {
+            // The file holds webhook secrets: only the server's user may read it. SQLite gives
+            // its -wal and -shm files the same mode.
+            let descriptor = Glibc.open(path, O_CREAT | O_RDWR | O_EXCL, 0o600)
+            guard descriptor >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+            Glibc.close(descriptor)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // Set here, not with GRDB's journalMode option, which would also lower synchronous
+            // to NORMAL: a commit must be on disk before a job is acknowledged.
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            let database = try DatabaseQueue(path: path, configuration: configuration)
+            try checkAndMigrate(database, path: path, logger: logger)
+            return database
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError("cannot open the job store: \(describe(error, path: path)). The file was left as it is; restore it from a backup, or start with another --store path.")
+        }
+    }
+
+    private static func checkAndMigrate(_ database: DatabaseQueue, path: String, logger: Logger) throws {
+        let migrator = makeMigrator()
+        let (check, applied, superseded) = try database.read { db in
+            (try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "",
+             try migrator.appliedIdentifiers(db),
+             try migrator.hasBeenSuperseded(db))
+        }
+        guard check == "ok" else {
+            throw StoreError("\(path) is damaged (SQLite quick_check: \(check.prefix(200))). It was left as it is; restore it from a backup.")
+        }
+        guard !superseded else {
+            throw StoreError("\(path) was written by a newer jobpool (schema \(applied.sorted().joined(separator: ","))). Run that version, or restore a backup made before the upgrade.")
+        }
+        let pending = Set(migrator.migrations).subtracting(applied)
+        guard !pending.isEmpty else { return }
+        if !applied.isEmpty {
+            // An older jobpool's file: keep a copy before changing it.
+            let backup = "\(path).backup-\(applied.sorted().last ?? "v0")-\(Int(Date().timeIntervalSince1970))"
+            try database.backup(to: DatabaseQueue(path: backup))
+            chmod(backup, 0o600)
+            logger.notice("Migrating the job store; a backup copy was made", metadata: ["backup": "\(backup)"])
+        }
+        try migrator.migrate(database)
+    }
+
+    /// The schema, one migration per version. Add migrations; never edit a shipped one.
+    static func makeMigrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE jobs (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    kind TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    input TEXT NOT NULL,
+                    result TEXT,
+                    error_code TEXT,
+                    error_message TEXT,
+                    created_at INTEGER NOT NULL,      -- microseconds since 1970, UTC
+                    started_at INTEGER,
+                    finished_at INTEGER,
+                    attempt INTEGER NOT NULL,
+                    max_attempts INTEGER NOT NULL,
+                    webhook_url TEXT,
+                    webhook_key BLOB                  -- the decoded secret; never returned by the API
+                );
+                CREATE INDEX jobs_by_created ON jobs (created_at, id);
+
+                -- One row per attempt: started, and how it ended.
+                CREATE TABLE job_attempts (
+                    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    attempt INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    finished_at INTEGER,
+                    outcome TEXT,                     -- succeeded, failed, cancelled, interrupted
+                    PRIMARY KEY (job_id, attempt)
+                );
+
+                -- The outbox: a finished job's webhook event, written with its final state.
+                CREATE TABLE webhook_events (
+                    job_id TEXT PRIMARY KEY NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    webhook_id TEXT NOT NULL,
+                    url TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    state TEXT NOT NULL,
+                    round_start INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at INTEGER
+                );
+
+                CREATE TABLE webhook_attempts (
+                    job_id TEXT NOT NULL REFERENCES webhook_events (job_id) ON DELETE CASCADE,
+                    number INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    duration_us INTEGER NOT NULL,
+                    status INTEGER,
+                    error_code TEXT,
+                    error_message TEXT,
+                    next_attempt_at INTEGER,
+                    PRIMARY KEY (job_id, number)
+                );
+                """)
+        }
+        migrator.registerMigration("v2-list-and-retention-indexes") { db in
+            // The list filters (status, kind) and retention (finished_at) read through these.
+            try db.execute(sql: """
+                CREATE INDEX jobs_by_status ON jobs (status, created_at, id);
+                CREATE INDEX jobs_by_kind ON jobs (kind, created_at, id);
+                CREATE INDEX jobs_by_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+                CREATE INDEX webhook_events_pending ON webhook_events (state) WHERE state = 'pending';
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,150 @@
+import Dispatch
+import Foundation
+import GRDB
+import JobCore
+import Logging
+import Synchronization
+
+/// The durable job store: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is
+/// on disk when it returns.
+///
+/// All writes go through one writer thread that commits whatever has queued up in a single
+/// transaction (group commit): a burst of submissions costs one fsync, and each submission is
+/// acknowledged only after its commit. Nothing here runs on the event loop.
+///
+/// ```swift
+/// let store = try SQLiteJobStore(path: "data/jobpool.sqlite", logger: logger)
+/// store.apply(.submitted(record)) { result in /* durable, or not */ }
+/// ```
+public final class SQLiteJobStore: JobStore {
+    typealias Completion = @Sendable (Result<Void, StoreError>) -> Void
+
+    struct Item: Sendable {
+        var change: StoreChange
+        var completion: Completion?
+    }
+
+    private struct Queue {
+        var items: [Item] = []
+        var isClosing = false
+    }
+
+    public let path: String
+    let database: DatabaseQueue
+    let logger: Logger
+    private let queue = Mutex(Queue())
+    private let wake = DispatchSemaphore(value: 0)
+    private let writerExited = DispatchSemaphore(value: 0)
+    private let writable = Atomic<Bool>(true)
+
+    public var isDurable: Bool { true }
+    public var isWritable: Bool { writable.load(ordering: .relaxed) }
+
+    /// Opens (creating if needed, with mode 0600) and migrates the database at `path`.
+    /// Throws, with a message for the operator, if the file is not a jobpool database, is
+    /// damaged, or was written by a newer jobpool; it never replaces such a file.
+    public init(path: String, logger: Logger) throws(StoreError) {
+        self.path = path
+        self.logger = logger
+        database = try Self.open(path: path, logger: logger)
+        Thread { [self] in
+            writerLoop()
+            writerExited.signal()
+        }.start()
+    }
+
+    public func apply(_ change: StoreChange, whenDurable completion: (@Sendable (Result<Void, StoreError>) -> Void)?) {
+        let accepted = queue.withLock { queue -> Bool in
+            guard !queue.isClosing else { return false }
+            queue.items.append(Item(change: change, completion: completion))
+            return queue.items.count == 1
+        }
+        if accepted { wake.signal() }
+        if !accepted && queue.withLock({ $0.isClosing }) {
+            completion?(.failure(StoreError("the store is closed")))
+        }
+    }
+
+    public func close() {
+        let first = queue.withLock { queue -> Bool in
+            defer { queue.isClosing = true }
+            return !queue.isClosing
+        }
+        guard first else { return }
+        wake.signal()
+        // Pending writes are flushed first; a store that cannot write gives up after a while.
+        if writerExited.wait(timeout: .now() + .seconds(10)) == .success {
+            try? database.close()
+        }
+    }
+
+    // MARK: - The writer thread
+
+    private func writerLoop() {
+        var retry: [Item] = []
+        while true {
+            if retry.isEmpty { wake.wait() }
+            let (taken, closing) = queue.withLock { queue -> ([Item], Bool) in
+                defer { queue.items.removeAll(keepingCapacity: true) }
+                return (queue.items, queue.isClosing)
+            }
+            let batch = retry + taken
+            retry = []
+            if batch.isEmpty {
+                if closing { return }
+                continue
+            }
+            retry = commit(batch)
+            if !retry.isEmpty {
+                if closing { // give up on what cannot be written; say so
+                    logger.error("Could not write \(retry.count) changes before closing the store")
+                    return
+                }
+                Thread.sleep(forTimeInterval: 1) // the disk is full or read-only: try again shortly
+            } else if closing && queue.withLock({ $0.items.isEmpty }) {
+                return
+            }
+        }
+    }
+
+    /// Commits `batch` in one transaction and reports to each item. Returns the items to retry:
+    /// when the write fails, submissions are refused (nothing acknowledged was lost) and every
+    /// other change waits for the store to work again.
+    private func commit(_ batch: [Item]) -> [Item] {
+        do {
+            try database.write { db in
+                for item in batch { try apply(item.change, in: db) }
+            }
+            if !writable.load(ordering: .relaxed) { logger.notice("The job store is writable again") }
+            writable.store(true, ordering: .relaxed)
+            for item in batch { item.completion?(.success(())) }
+            return []
+        } catch {
+            let failure = StoreError(Self.describe(error, path: path))
+            if writable.load(ordering: .relaxed) { logger.error("Job store write failed", metadata: ["error": "\(failure.message)"]) }
+            writable.store(false, ordering: .relaxed)
+            var retry: [Item] = []
+            for item in batch {
+                if case .submitted = item.change {
+                    item.completion?(.failure(failure))
+                } else {
+                    retry.append(item)
+                }
+            }
+            return retry
+        }
+    }
+
+    static func describe(_ error: any Error, path: String) -> String {
+        guard let error = error as? DatabaseError else { return "\(error)" }
+        switch error.resultCode {
+        case .SQLITE_FULL: return "the disk holding \(path) is full"
+        case .SQLITE_READONLY: return "\(path) is read-only"
+        case .SQLITE_IOERR: return "an I/O error occurred writing \(path)"
+        case .SQLITE_CANTOPEN: return "\(path) cannot be opened"
+        case .SQLITE_NOTADB: return "\(path) is not a SQLite database"
+        case .SQLITE_CORRUPT: return "\(path) is damaged"
+        default: return "SQLite error \(error.resultCode.rawValue): \(error.message ?? "unknown") on \(path)"
+        }
+    }
+}

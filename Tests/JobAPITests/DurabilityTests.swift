@@ -1,0 +1,105 @@
+import Foundation
+import JobAPI
+import OutboundHTTP
+import Testing
+import Webhooks
+
+/// The SQLite store through the real server: restarts, retention, and refusing bad files.
+@Suite("Durability")
+struct DurabilityTests {
+    private func storePath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-\(UUID().uuidString)/jobs.sqlite").path
+    }
+
+    private func makeServer(path: String, configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> TestServer {
+        try TestServer {
+            $0.store = .sqlite(path: path)
+            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.2/32")!])
+            $0.webhooks.retrySchedule = RetrySchedule("100ms")!
+            configure(&$0)
+        }
+    }
+
+    @Test("a restart keeps jobs, results, list order, attempts and webhook deliveries")
+    func restart() async throws {
+        let path = storePath()
+        let sink = try FetchTargetServer { _ in (.zero, .page(status: 200, body: [])) }
+        defer { sink.stop() }
+        var finished: [String: [String: any Sendable]] = [:]
+        var listedBefore: [String] = []
+        let running: String, queued: String, hooked: String
+        do {
+            let server = try makeServer(path: path) {
+                $0.executor.workers = 1
+                $0.shutdownGrace = .milliseconds(200)
+            }
+            for index in 0..<3 {
+                let job = try await server.client.submitWriteCode(name: "done\(index)", headers: ["Prefer": "wait=10"]).json
+                finished[job["id"] as? String ?? ""] = job
+            }
+            hooked = try #require(try await server.client.post(
+                "/v1/jobs", #"{"kind":"write_code","input":{"name":"hook","max_seconds":0},"webhook":{"url":"\#(sink.url)/h","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}"#,
+                headers: ["Prefer": "wait=10"]).json["id"] as? String)
+            #expect(try await eventually { sink.requestCount == 1 })
+            #expect(try await eventually {
+                try await server.client.get("/v1/jobs/\(hooked)/deliveries").json["state"] as? String == "delivered"
+            })
+            running = try #require(try await server.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
+            queued = try #require(try await server.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
+            #expect(try await eventually { try await server.client.get("/v1/jobs/\(running)").json["status"] as? String == "running" })
+            listedBefore = (try await server.client.get("/v1/jobs?limit=500").json["jobs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            server.stop() // the drain interrupts the running job: it goes back to the queue
+        }
+
+        let server = try makeServer(path: path) { $0.executor.workers = 1 }
+        defer { server.stop() }
+        let listedAfter = (try await server.client.get("/v1/jobs?limit=500").json["jobs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        #expect(listedAfter == listedBefore)
+        for (id, before) in finished {
+            let after = try await server.client.get("/v1/jobs/\(id)").json
+            #expect(after["status"] as? String == "succeeded")
+            #expect((after["result"] as? [String: Any])?["lines"] as? Int == (before["result"] as? [String: Any])?["lines"] as? Int)
+            #expect(after["finished_at"] as? String == before["finished_at"] as? String)
+        }
+        let resumed = try await server.client.get("/v1/jobs/\(running)").json
+        #expect(resumed["status"] as? String == "running")
+        #expect(resumed["attempt"] as? Int == 1, "a drain does not spend an attempt")
+        #expect(try await server.client.get("/v1/jobs/\(queued)").json["status"] as? String == "queued")
+        let deliveries = try await server.client.get("/v1/jobs/\(hooked)/deliveries").json
+        #expect(deliveries["state"] as? String == "delivered")
+        #expect((deliveries["deliveries"] as? [[String: Any]])?.first?["status"] as? Int == 200)
+        #expect(sink.requestCount == 1, "a delivered webhook is not sent again")
+        for id in [running, queued] { _ = try await server.client.post("/v1/jobs/\(id)/cancel") }
+    }
+
+    @Test("retention removes old finished jobs, but not one whose webhook is pending")
+    func retention() async throws {
+        let hanging = try FetchTargetServer { _ in (.zero, .hang) }
+        defer { hanging.stop() }
+        let server = try makeServer(path: storePath()) {
+            $0.retention = .milliseconds(300)
+            $0.retentionSweepInterval = .milliseconds(100)
+            $0.webhooks.retrySchedule = RetrySchedule("1h")!
+            $0.webhooks.timeout = .seconds(30)
+        }
+        defer { server.stop() }
+        let plain = try #require(try await server.client.submitWriteCode(headers: ["Prefer": "wait=10"]).json["id"] as? String)
+        let hooked = try #require(try await server.client.post(
+            "/v1/jobs", #"{"kind":"write_code","input":{"name":"x","max_seconds":0},"webhook":{"url":"\#(hanging.url)/h"}}"#,
+            headers: ["Prefer": "wait=10"]).json["id"] as? String)
+        #expect(try await eventually { try await server.client.get("/v1/jobs/\(plain)").status == 404 })
+        #expect(try await server.client.get("/v1/jobs/\(hooked)").status == 200)
+    }
+
+    @Test("a damaged store file stops the server from starting, with a message")
+    func damagedFile() throws {
+        let path = storePath()
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(repeating: 0x42, count: 4096).write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try makeServer(path: path)
+        } throws: { error in
+            "\(error)".contains("\(path)")
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import GRDB
+import JobCore
+import Logging
+import Synchronization
+import Testing
+@testable import SQLiteStore
+
+@Suite("SQLite job store")
+struct SQLiteJobStoreTests {
+    private let logger = Logger(label: "test")
+
+    private func temporaryPath() -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-store-\(UUID().uuidString)")
+        return folder.appendingPathComponent("jobs.sqlite").path
+    }
+
+    /// Applies a change and waits until it is durable.
+    private func write(_ store: SQLiteJobStore, _ change: StoreChange) throws {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<Void, StoreError>?>(nil)
+        store.apply(change) { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        try outcome.withLock { $0 }?.get()
+    }
+
+    @Test("WAL and synchronous=FULL are in force, and the file is private (0600)")
+    func pragmas() throws {
+        let path = temporaryPath()
+        let store = try SQLiteJobStore(path: path, logger: logger)
+        defer { store.close() }
+        let (mode, synchronous) = try store.database.read { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"))
+        }
+        #expect(mode == "wal")
+        #expect(synchronous == 2, "2 is FULL")
+        let permissions = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(permissions == 0o600)
+    }
+
+    @Test("jobs, attempts and webhook events round-trip; a stale attempt cannot overwrite a newer one")
+    func roundTrip() throws {
+        let path = temporaryPath()
+        let id = JobID()
+        let created = Date(timeIntervalSince1970: 1_795_000_000.123456)
+        do {
+            let store = try SQLiteJobStore(path: path, logger: logger)
+            defer { store.close() }
+            try write(store, .submitted(JobRecord(
+                id: id, kind: "write_code", input: .object(["name": .string("alex")]), status: .queued,
+                createdAt: created, maxAttempts: 3, webhook: WebhookTarget(url: "https://example.com/h", key: [1, 2, 3]))))
+            try write(store, .started(id, attempt: 1, at: created))
+            try write(store, .requeued(id, attempt: 2))
+            try write(store, .started(id, attempt: 2, at: created))
+            let event = WebhookEventRecord(jobID: id, webhookID: "msg_1", url: "https://example.com/h", key: [1, 2, 3], body: Array("{}".utf8))
+            try write(store, .finished(id, attempt: 2, status: .succeeded, result: .integer(7), error: nil, at: created, event: event))
+            // A stale attempt 1 finishing late changes nothing.
+            try write(store, .finished(id, attempt: 1, status: .failed, result: nil, error: .interrupted, at: created, event: nil))
+            let attempt = DeliveryAttempt(number: 1, startedAt: created, duration: .milliseconds(12), status: 500, error: nil,
+                                          nextAttemptAt: created.addingTimeInterval(5))
+            try write(store, .webhookAttempted(id, attempt: attempt, state: .pending, nextAttemptAt: attempt.nextAttemptAt))
+            let outcomes = try store.database.read { db in
+                try String.fetchAll(db, sql: "SELECT ifnull(outcome, '-') FROM job_attempts WHERE job_id = ? ORDER BY attempt", arguments: [id.description])
+            }
+            #expect(outcomes == ["interrupted", "succeeded"], "one terminal result in the attempt history")
+        }
+        let reopened = try SQLiteJobStore(path: path, logger: logger)
+        defer { reopened.close() }
+        let stored = try reopened.load()
+        let job = try #require(stored.jobs.first)
+        #expect(job.id == id)
+        #expect(job.status == .succeeded)
+        #expect(job.result == .integer(7))
+        #expect(job.attempt == 2)
+        #expect(job.createdAt == created, "microsecond timestamps round-trip exactly")
+        #expect(job.webhook?.key == [1, 2, 3])
+        let event = try #require(stored.webhookEvents.first)
+        #expect(event.webhookID == "msg_1")
+        #expect(event.body == Array("{}".utf8))
+        #expect(event.state == .pending)
+        #expect(event.attempts.map(\.status) == [500])
+        try write(reopened, .purged([id]))
+        let empty = try reopened.load()
+        #expect(empty.jobs.isEmpty)
+        #expect(empty.webhookEvents.isEmpty)
+    }
+
+    @Test("a file that is not a database stops the start, and is left untouched")
+    func corruptFile() throws {
+        let path = temporaryPath()
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try garbage.write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try SQLiteJobStore(path: path, logger: logger)
+        } throws: { error in
+            "\(error)".contains("not a SQLite database") || "\(error)".contains("damaged")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage)
+    }
+
+    @Test("a file from a newer jobpool stops the start with a clear message")
+    func newerFile() throws {
+        let path = temporaryPath()
+        try SQLiteJobStore(path: path, logger: logger).close()
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let database = try DatabaseQueue(path: path, configuration: configuration)
+        try database.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+        #expect {
+            _ = try SQLiteJobStore(path: path, logger: logger)
+        } throws: { error in
+            "\(error)".contains("newer jobpool")
+        }
+    }
+
+    @Test("a file from an older jobpool is backed up, then migrated forward")
+    func olderFile() throws {
+        let path = temporaryPath()
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let old = try DatabaseQueue(path: path)
+        try SQLiteJobStore.makeMigrator().migrate(old, upTo: "v1")
+        try old.close()
+        let store = try SQLiteJobStore(path: path, logger: logger)
+        defer { store.close() }
+        let folder = (path as NSString).deletingLastPathComponent
+        let backups = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains(".backup-v1-") }
+        #expect(backups.count == 1)
+        let indexes = try store.database.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'jobs_by_status'")
+        }
+        #expect(indexes == ["jobs_by_status"])
+    }
+}
