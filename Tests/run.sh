@@ -6,6 +6,9 @@
 #    .invalid, fuzzed URLs with the address guard opened) run again inside a new network
 #    namespace that has only loopback, where they are enabled by JOBPOOL_NETNS_TESTS=1.
 #    Outside such a namespace they are skipped.
+# 3. With CI=true (or JOBPOOL_SLOW_TESTS=1): the crash test (kill -9 under load, five times)
+#    and the fault test (full disk and read-only store, in a private mount namespace), against
+#    the jobpool binary. They take about a minute together.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,4 +21,12 @@ if "${unshare[@]}" true 2>/dev/null; then
 else
     echo "Tests/run.sh: cannot create a network namespace here; the namespace tests were skipped" >&2
     if [ "${CI:-}" = "true" ]; then exit 1; fi
+fi
+
+if [ "${CI:-}" = "true" ] || [ "${JOBPOOL_SLOW_TESTS:-}" = "1" ]; then
+    binary="$(swift build --show-bin-path)/jobpool"
+    echo "Tests/run.sh: crash test (kill -9 under load)"
+    (cd Tests/scripts && timeout 600 python3 -u crash_test.py "$binary" 5)
+    echo "Tests/run.sh: fault test (full disk, read-only store)"
+    timeout 600 Tests/scripts/faults.sh "$binary"
 fi

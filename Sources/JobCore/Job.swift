@@ -67,6 +67,9 @@ public final class Job: Sendable {
         }
     }
 
+    /// How the store names this job.
+    public var key: JobKey { JobKey(id: id, createdAt: createdAt) }
+
     /// A job as it was stored. A job that was running runs again as `attempt`; the caller has
     /// set `record.status` to `.queued` for that.
     convenience init(restoring record: JobRecord, webhookStatus: WebhookStatus?, work: @escaping JobWork) {

@@ -44,7 +44,7 @@ public final class JobExecutor: Sendable {
         if store.isDurable {
             recordStart = { job in
                 let startedAt = job.snapshot().startedAt ?? Date()
-                store.apply(StoreChange.started(job.id, attempt: job.attempt, at: startedAt), whenDurable: nil)
+                store.apply(StoreChange.started(job.key, attempt: job.attempt, at: startedAt), whenDurable: nil)
             }
         }
         self.pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
@@ -123,12 +123,12 @@ public final class JobExecutor: Sendable {
     private func jobFinished(_ job: Job, final: JobSnapshot) {
         if store.isDurable, final.error == .interrupted {
             // A drain stopped it: it runs again after the restart, as the same attempt.
-            store.apply(.requeued(job.id, attempt: job.attempt), whenDurable: nil)
+            store.apply(.requeued(job.key, attempt: job.attempt, interrupted: nil), whenDurable: nil)
             return
         }
         let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
-        let change = StoreChange.finished(job.id, attempt: job.attempt, status: final.status, result: final.result,
-                                          error: final.error, at: final.finishedAt ?? Date(), event: event)
+        let change = StoreChange.finished(job.key, attempt: job.attempt, startedAt: final.startedAt, status: final.status,
+                                          result: final.result, error: final.error, at: final.finishedAt ?? Date(), event: event)
         store.apply(change) { [completionHandler] result in
             // Failed writes of a final state are retried by the store until they succeed.
             if case .success = result, let event { completionHandler?.eventCommitted(event, job: job) }
@@ -143,7 +143,8 @@ public final class JobExecutor: Sendable {
         let webhookStatus = Dictionary(stored.webhookEvents.map {
             ($0.jobID, WebhookStatus(url: $0.url, state: $0.state, attempts: $0.attempts.count))
         }, uniquingKeysWith: { first, _ in first })
-        for var record in stored.jobs {
+        for original in stored.jobs {
+            var record = original
             let wasRunning = record.status == .running
             let outOfAttempts = wasRunning && record.attempt >= record.maxAttempts
             if wasRunning {
@@ -169,7 +170,8 @@ public final class JobExecutor: Sendable {
                 continue
             }
             if wasRunning {
-                store.apply(.requeued(job.id, attempt: job.attempt), whenDurable: nil)
+                let interrupted = (attempt: job.attempt - 1, startedAt: original.startedAt ?? original.createdAt)
+                store.apply(.requeued(job.key, attempt: job.attempt, interrupted: interrupted), whenDurable: nil)
                 report.requeuedAfterCrash += 1
             } else {
                 report.resumedQueued += 1
@@ -194,7 +196,7 @@ public final class JobExecutor: Sendable {
         }
         done.wait()
         guard succeeded.withLock({ $0 }) else { return 0 }
-        registry.remove(Set(ids))
+        registry.remove(Set(ids.map(\.id)))
         return ids.count
     }
 

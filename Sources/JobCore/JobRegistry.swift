@@ -77,14 +77,14 @@ public final class JobRegistry: Sendable {
 
     /// IDs of up to `limit` jobs that finished before `cutoff`, whose webhook (if any) is no
     /// longer pending, oldest first.
-    func finishedJobs(before cutoff: Date, limit: Int) -> [JobID] {
+    func finishedJobs(before cutoff: Date, limit: Int) -> [JobKey] {
         state.withLock { state in
-            var found: [JobID] = []
+            var found: [JobKey] = []
             for job in state.inCreationOrder {
                 if found.count >= limit || job.createdAt >= cutoff { break }
                 let snapshot = job.snapshot()
                 guard let finishedAt = snapshot.finishedAt, finishedAt < cutoff, snapshot.webhook?.state != .pending else { continue }
-                found.append(job.id)
+                found.append(job.key)
             }
             return found
         }

@@ -3,65 +3,88 @@ import GRDB
 import JobCore
 
 extension SQLiteJobStore {
-    /// Writes one change inside the writer's transaction.
+    /// Writes one change inside the writer's transaction. Statements are prepared once and
+    /// cached: the writer runs several per job, and preparing them was its largest cost.
     func apply(_ change: StoreChange, in db: Database) throws {
         switch change {
         case .submitted(let job):
-            try db.execute(sql: """
-                INSERT INTO jobs (id, kind, status, input, created_at, attempt, max_attempts, webhook_url, webhook_key)
+            try run(db, sql: """
+                INSERT INTO jobs (created_at, id, kind, status, input, attempt, max_attempts, webhook_url, webhook_key)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [job.id.description, job.kind, job.status.rawValue, Self.json(job.input),
-                                 Self.micros(job.createdAt), job.attempt, job.maxAttempts,
-                                 job.webhook?.url, job.webhook.map { Data($0.key) }])
+                """, arguments: [Self.micros(job.createdAt), job.id.description, job.kind, job.status.rawValue, Self.json(job.input),
+                                 job.attempt, job.maxAttempts, job.webhook?.url, job.webhook.map { Data($0.key) }])
 
-        case .started(let id, let attempt, let at):
-            try db.execute(sql: "UPDATE jobs SET status = 'running', started_at = ?, attempt = ? WHERE id = ? AND attempt <= ?",
-                           arguments: [Self.micros(at), attempt, id.description, attempt])
-            try db.execute(sql: "INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at) VALUES (?, ?, ?)",
-                           arguments: [id.description, attempt, Self.micros(at)])
+        case .started(let key, let attempt, let at):
+            try run(db, sql: """
+                UPDATE jobs SET status = 'running', started_at = ?, attempt = ?
+                WHERE created_at = ? AND id = ? AND attempt <= ? AND finished_at IS NULL
+                """, arguments: [Self.micros(at), attempt, Self.micros(key.createdAt), key.id.description, attempt])
 
-        case .finished(let id, let attempt, let status, let result, let error, let at, let event):
+        case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event):
             // The attempt token: a stale attempt never overwrites a newer one's result.
-            try db.execute(sql: """
-                UPDATE jobs SET status = ?, result = ?, error_code = ?, error_message = ?, finished_at = ?
-                WHERE id = ? AND attempt = ? AND finished_at IS NULL
+            try run(db, sql: """
+                UPDATE jobs SET status = ?, result = ?, error_code = ?, error_message = ?, finished_at = ?,
+                                started_at = coalesce(?, started_at)
+                WHERE created_at = ? AND id = ? AND attempt = ? AND finished_at IS NULL
                 """, arguments: [status.rawValue, result.map(Self.json), error?.code, error?.message, Self.micros(at),
-                                 id.description, attempt])
+                                 startedAt.map(Self.micros), Self.micros(key.createdAt), key.id.description, attempt])
             guard db.changesCount > 0 else { return }
-            try db.execute(sql: "UPDATE job_attempts SET finished_at = ?, outcome = ? WHERE job_id = ? AND attempt = ?",
-                           arguments: [Self.micros(at), status.rawValue, id.description, attempt])
+            if let startedAt {
+                try run(db, sql: """
+                    INSERT OR REPLACE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [Self.micros(key.createdAt), key.id.description, attempt, Self.micros(startedAt),
+                                     Self.micros(at), status.rawValue])
+            }
             if let event {
-                try db.execute(sql: """
+                try run(db, sql: """
                     INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at)
                     VALUES (?, ?, ?, ?, 'pending', 0, NULL)
-                    """, arguments: [id.description, event.webhookID, event.url, Data(event.body)])
+                    """, arguments: [key.id.description, event.webhookID, event.url, Data(event.body)])
             }
 
-        case .requeued(let id, let attempt):
-            try db.execute(sql: "UPDATE job_attempts SET outcome = 'interrupted', finished_at = ? WHERE job_id = ? AND outcome IS NULL",
-                           arguments: [Self.micros(Date()), id.description])
-            try db.execute(sql: "UPDATE jobs SET status = 'queued', started_at = NULL, attempt = ? WHERE id = ? AND finished_at IS NULL",
-                           arguments: [attempt, id.description])
+        case .requeued(let key, let attempt, let interrupted):
+            if let interrupted {
+                try run(db, sql: """
+                    INSERT OR IGNORE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome)
+                    VALUES (?, ?, ?, ?, ?, 'interrupted')
+                    """, arguments: [Self.micros(key.createdAt), key.id.description, interrupted.attempt,
+                                     Self.micros(interrupted.startedAt), Self.micros(Date())])
+            }
+            try run(db, sql: """
+                UPDATE jobs SET status = 'queued', started_at = NULL, attempt = ?
+                WHERE created_at = ? AND id = ? AND finished_at IS NULL
+                """, arguments: [attempt, Self.micros(key.createdAt), key.id.description])
 
         case .webhookAttempted(let id, let attempt, let state, let next):
-            try db.execute(sql: """
+            try run(db, sql: """
                 INSERT OR REPLACE INTO webhook_attempts
                     (job_id, number, started_at, duration_us, status, error_code, error_message, next_attempt_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [id.description, attempt.number, Self.micros(attempt.startedAt), Self.micros(attempt.duration),
                                  attempt.status, attempt.error?.code, attempt.error?.message, next.map(Self.micros)])
-            try db.execute(sql: "UPDATE webhook_events SET state = ?, next_attempt_at = ? WHERE job_id = ?",
-                           arguments: [state.rawValue, next.map(Self.micros), id.description])
+            try run(db, sql: "UPDATE webhook_events SET state = ?, next_attempt_at = ? WHERE job_id = ?",
+                    arguments: [state.rawValue, next.map(Self.micros), id.description])
 
         case .webhookRedelivered(let id, let roundStart):
-            try db.execute(sql: "UPDATE webhook_events SET state = 'pending', round_start = ?, next_attempt_at = NULL WHERE job_id = ?",
-                           arguments: [roundStart, id.description])
+            try run(db, sql: "UPDATE webhook_events SET state = 'pending', round_start = ?, next_attempt_at = NULL WHERE job_id = ?",
+                    arguments: [roundStart, id.description])
 
-        case .purged(let ids):
-            for id in ids {
-                try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id.description])
+        case .purged(let keys):
+            for key in keys {
+                let id = key.id.description
+                try run(db, sql: "DELETE FROM jobs WHERE created_at = ? AND id = ?", arguments: [Self.micros(key.createdAt), id])
+                try run(db, sql: "DELETE FROM job_attempts WHERE job_created_at = ? AND job_id = ?",
+                        arguments: [Self.micros(key.createdAt), id])
+                try run(db, sql: "DELETE FROM webhook_attempts WHERE job_id = ?", arguments: [id])
+                try run(db, sql: "DELETE FROM webhook_events WHERE job_id = ?", arguments: [id])
             }
         }
+    }
+
+    /// Runs `sql` through GRDB's statement cache.
+    private func run(_ db: Database, sql: String, arguments: StatementArguments) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
     }
 
     static func micros(_ date: Date) -> Int64 {

@@ -32,6 +32,9 @@ extension SQLiteJobStore {
         do {
             let database = try DatabaseQueue(path: path, configuration: configuration)
             try checkAndMigrate(database, path: path, logger: logger)
+            // SQLite quietly opens a write-protected file read-only; a store that cannot take
+            // writes must stop the start instead.
+            try database.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE; COMMIT") }
             return database
         } catch let error as StoreError {
             throw error
@@ -69,38 +72,45 @@ extension SQLiteJobStore {
     static func makeMigrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
+            // Jobs are keyed by (created_at, id) and stored in that order (WITHOUT ROWID): a new
+            // job is appended, and a status change finds its row by key. A random UUID key
+            // would scatter every insert over the whole table, and group commit would then
+            // write a page per job to the WAL instead of a page per batch.
             try db.execute(sql: """
                 CREATE TABLE jobs (
-                    id TEXT PRIMARY KEY NOT NULL,
+                    created_at INTEGER NOT NULL,      -- microseconds since 1970, UTC
+                    id TEXT NOT NULL,
                     kind TEXT NOT NULL,
                     status TEXT NOT NULL,
                     input TEXT NOT NULL,
                     result TEXT,
                     error_code TEXT,
                     error_message TEXT,
-                    created_at INTEGER NOT NULL,      -- microseconds since 1970, UTC
                     started_at INTEGER,
                     finished_at INTEGER,
                     attempt INTEGER NOT NULL,
                     max_attempts INTEGER NOT NULL,
                     webhook_url TEXT,
-                    webhook_key BLOB                  -- the decoded secret; never returned by the API
-                );
-                CREATE INDEX jobs_by_created ON jobs (created_at, id);
+                    webhook_key BLOB,                 -- the decoded secret; never returned by the API
+                    PRIMARY KEY (created_at, id)
+                ) WITHOUT ROWID;
 
-                -- One row per attempt: started, and how it ended.
+                -- One row per attempt, written when the attempt ends (or, after a crash, when
+                -- recovery finds it interrupted).
+                -- Keyed by the job's creation time first, for the same append-only reason.
                 CREATE TABLE job_attempts (
-                    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    job_created_at INTEGER NOT NULL,
+                    job_id TEXT NOT NULL,
                     attempt INTEGER NOT NULL,
                     started_at INTEGER NOT NULL,
-                    finished_at INTEGER,
-                    outcome TEXT,                     -- succeeded, failed, cancelled, interrupted
-                    PRIMARY KEY (job_id, attempt)
-                );
+                    finished_at INTEGER NOT NULL,
+                    outcome TEXT NOT NULL,            -- succeeded, failed, cancelled, interrupted
+                    PRIMARY KEY (job_created_at, job_id, attempt)
+                ) WITHOUT ROWID;
 
                 -- The outbox: a finished job's webhook event, written with its final state.
                 CREATE TABLE webhook_events (
-                    job_id TEXT PRIMARY KEY NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    job_id TEXT PRIMARY KEY NOT NULL,
                     webhook_id TEXT NOT NULL,
                     url TEXT NOT NULL,
                     body BLOB NOT NULL,
@@ -110,7 +120,7 @@ extension SQLiteJobStore {
                 );
 
                 CREATE TABLE webhook_attempts (
-                    job_id TEXT NOT NULL REFERENCES webhook_events (job_id) ON DELETE CASCADE,
+                    job_id TEXT NOT NULL,
                     number INTEGER NOT NULL,
                     started_at INTEGER NOT NULL,
                     duration_us INTEGER NOT NULL,

@@ -46,24 +46,27 @@ struct SQLiteJobStoreTests {
         let path = temporaryPath()
         let id = JobID()
         let created = Date(timeIntervalSince1970: 1_795_000_000.123456)
+        let key = JobKey(id: id, createdAt: created)
         do {
             let store = try SQLiteJobStore(path: path, logger: logger)
             defer { store.close() }
             try write(store, .submitted(JobRecord(
                 id: id, kind: "write_code", input: .object(["name": .string("alex")]), status: .queued,
                 createdAt: created, maxAttempts: 3, webhook: WebhookTarget(url: "https://example.com/h", key: [1, 2, 3]))))
-            try write(store, .started(id, attempt: 1, at: created))
-            try write(store, .requeued(id, attempt: 2))
-            try write(store, .started(id, attempt: 2, at: created))
+            try write(store, .started(key, attempt: 1, at: created))
+            try write(store, .requeued(key, attempt: 2, interrupted: (attempt: 1, startedAt: created)))
+            try write(store, .started(key, attempt: 2, at: created))
             let event = WebhookEventRecord(jobID: id, webhookID: "msg_1", url: "https://example.com/h", key: [1, 2, 3], body: Array("{}".utf8))
-            try write(store, .finished(id, attempt: 2, status: .succeeded, result: .integer(7), error: nil, at: created, event: event))
+            try write(store, .finished(key, attempt: 2, startedAt: created, status: .succeeded, result: .integer(7), error: nil,
+                                       at: created, event: event))
             // A stale attempt 1 finishing late changes nothing.
-            try write(store, .finished(id, attempt: 1, status: .failed, result: nil, error: .interrupted, at: created, event: nil))
+            try write(store, .finished(key, attempt: 1, startedAt: created, status: .failed, result: nil, error: .interrupted,
+                                       at: created, event: nil))
             let attempt = DeliveryAttempt(number: 1, startedAt: created, duration: .milliseconds(12), status: 500, error: nil,
                                           nextAttemptAt: created.addingTimeInterval(5))
             try write(store, .webhookAttempted(id, attempt: attempt, state: .pending, nextAttemptAt: attempt.nextAttemptAt))
             let outcomes = try store.database.read { db in
-                try String.fetchAll(db, sql: "SELECT ifnull(outcome, '-') FROM job_attempts WHERE job_id = ? ORDER BY attempt", arguments: [id.description])
+                try String.fetchAll(db, sql: "SELECT outcome FROM job_attempts WHERE job_id = ? ORDER BY attempt", arguments: [id.description])
             }
             #expect(outcomes == ["interrupted", "succeeded"], "one terminal result in the attempt history")
         }
@@ -82,7 +85,7 @@ struct SQLiteJobStoreTests {
         #expect(event.body == Array("{}".utf8))
         #expect(event.state == .pending)
         #expect(event.attempts.map(\.status) == [500])
-        try write(reopened, .purged([id]))
+        try write(reopened, .purged([key]))
         let empty = try reopened.load()
         #expect(empty.jobs.isEmpty)
         #expect(empty.webhookEvents.isEmpty)

@@ -75,24 +75,38 @@ public struct JobRecord: Sendable, Equatable {
     }
 }
 
+/// Names a stored job. Its creation time is part of the key: jobs are stored in creation
+/// order, so that writing a new job appends instead of landing at a random place.
+public struct JobKey: Sendable, Hashable {
+    public var id: JobID
+    public var createdAt: Date
+
+    public init(id: JobID, createdAt: Date) {
+        self.id = id
+        self.createdAt = createdAt
+    }
+}
+
 /// A change to what is stored.
 public enum StoreChange: Sendable {
     /// A new, queued job. Acknowledged to the client only once durable.
     case submitted(JobRecord)
     /// A worker started `attempt` of the job.
-    case started(JobID, attempt: Int, at: Date)
-    /// The job reached a final state in `attempt`; `event` is its webhook event (the outbox row),
-    /// written in the same transaction. Ignored if the stored attempt is newer (a stale attempt).
-    case finished(JobID, attempt: Int, status: JobState, result: JSONValue?, error: JobFailure?, at: Date,
-                  event: WebhookEventRecord?)
-    /// The job goes back to the queue as `attempt` (a restart; or the same attempt after a drain).
-    case requeued(JobID, attempt: Int)
+    case started(JobKey, attempt: Int, at: Date)
+    /// The job reached a final state in `attempt` (started at `startedAt`, if it ran); `event` is
+    /// its webhook event (the outbox row), written in the same transaction. Ignored if the stored
+    /// attempt is newer (a stale attempt).
+    case finished(JobKey, attempt: Int, startedAt: Date?, status: JobState, result: JSONValue?, error: JobFailure?,
+                  at: Date, event: WebhookEventRecord?)
+    /// The job goes back to the queue as `attempt`. After a crash, `interrupted` is the attempt
+    /// that was running, recorded as such; after a drain it is nil (that run does not count).
+    case requeued(JobKey, attempt: Int, interrupted: (attempt: Int, startedAt: Date)?)
     /// A webhook attempt was made; the event's state and next attempt after it.
     case webhookAttempted(JobID, attempt: DeliveryAttempt, state: WebhookState, nextAttemptAt: Date?)
     /// A redelivery started a new round of attempts.
     case webhookRedelivered(JobID, roundStart: Int)
     /// Finished jobs removed by retention.
-    case purged([JobID])
+    case purged([JobKey])
 }
 
 /// The store for `--store memory`: keeps nothing, answers at once.

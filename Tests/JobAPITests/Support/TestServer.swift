@@ -14,7 +14,8 @@ final class TestServer: Sendable {
         var configuration = ServerConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
-        configuration.shutdownGrace = .seconds(1)
+        // Short: stop() blocks its (cooperative) test thread for up to the grace period.
+        configuration.shutdownGrace = .milliseconds(300)
         configuration.store = .memory
         configure(&configuration)
         var logger = Logger(label: "jobpool-test")
