@@ -27,7 +27,7 @@ struct DurabilityTests {
         defer { sink.stop() }
         var finished: [String: [String: any Sendable]] = [:]
         var listedBefore: [String] = []
-        let running: String, queued: String, hooked: String
+        let running: String, queued: String, hooked: String, cursor: String
         do {
             let server = try makeServer(path: path) {
                 $0.executor.workers = 1
@@ -48,6 +48,7 @@ struct DurabilityTests {
             queued = try #require(try await server.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
             #expect(try await eventually { try await server.client.get("/v1/jobs/\(running)").json["status"] as? String == "running" })
             listedBefore = (try await server.client.get("/v1/jobs?limit=500").json["jobs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            cursor = try #require(try await server.client.get("/v1/jobs?limit=2").json["next_cursor"] as? String)
             server.stop() // the drain interrupts the running job: it goes back to the queue
         }
 
@@ -55,6 +56,10 @@ struct DurabilityTests {
         defer { server.stop() }
         let listedAfter = (try await server.client.get("/v1/jobs?limit=500").json["jobs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
         #expect(listedAfter == listedBefore)
+        // A cursor handed out before the restart still continues the same list after it.
+        let nextPage = (try await server.client.get("/v1/jobs?limit=500&cursor=\(cursor)").json["jobs"] as? [[String: Any]] ?? [])
+            .compactMap { $0["id"] as? String }
+        #expect(nextPage == Array(listedBefore.dropFirst(2)))
         for (id, before) in finished {
             let after = try await server.client.get("/v1/jobs/\(id)").json
             #expect(after["status"] as? String == "succeeded")
