@@ -1,16 +1,9 @@
 import Foundation
 import Synchronization
 
-/// Where a page of a job list starts: just after the job with this creation time and ID.
-public struct JobCursor: Sendable, Hashable {
-    public var createdAt: Date
-    public var id: JobID
-
-    public init(createdAt: Date, id: JobID) {
-        self.createdAt = createdAt
-        self.id = id
-    }
-}
+/// Where a page of a job list starts: just after the job with this key, in `(created_at, id)`
+/// order. The same pair names a job in the store.
+public typealias JobCursor = JobKey
 
 /// Which jobs a list shows.
 public struct JobFilter: Sendable, Hashable {
@@ -66,7 +59,7 @@ public final class JobRegistry: Sendable {
             if job.createdAt > state.lastCreatedAt { state.lastCreatedAt = job.createdAt } // recovered jobs
             state.byID[job.id] = job
             // Submitters on two threads may insert out of creation order; keep the array sorted.
-            let key = JobCursor(createdAt: job.createdAt, id: job.id)
+            let key = job.key
             if let last = state.inCreationOrder.last, (last.createdAt, last.id) > (key.createdAt, key.id) {
                 state.inCreationOrder.insert(job, at: Self.lastIndex(before: key, in: state.inCreationOrder) + 1)
             } else {
@@ -118,7 +111,7 @@ public final class JobRegistry: Sendable {
             return found
         }
         let page = matches.prefix(limit).map { $0.snapshot() }
-        let next = matches.count > limit ? page.last.map { JobCursor(createdAt: $0.createdAt, id: $0.id) } : nil
+        let next = matches.count > limit ? page.last.map { JobKey(id: $0.id, createdAt: $0.createdAt) } : nil
         return JobPage(jobs: page, nextCursor: next)
     }
 

@@ -16,6 +16,13 @@ struct WorkerPoolTests {
         var peak: Int { state.withLock { $0.peak } }
     }
 
+    /// Polls, with a deadline, until `count` jobs are running.
+    private func waitUntil(running count: Int, in pool: WorkerPool, sourceLocation: SourceLocation = #_sourceLocation) {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while pool.statistics.running < count, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        #expect(pool.statistics.running == count, sourceLocation: sourceLocation)
+    }
+
     private func job(_ work: @escaping JobWork) -> Job {
         Job(kind: "test", input: .null, createdAt: Date(), work: work)
     }
@@ -47,8 +54,7 @@ struct WorkerPoolTests {
         let blocker = job { context throws(JobFailure) in try context.sleep(for: .seconds(30)); return .null }
         try pool.submit(blocker)
         // Wait until the blocker occupies the only worker, so the queue is empty again.
-        let deadline = ContinuousClock.now + .seconds(5)
-        while pool.statistics.running == 0, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        waitUntil(running: 1, in: pool)
         try pool.submit(job { _ in .null })
         var recorded = false
         #expect(throws: PoolError.queueFull(limit: 1)) {
@@ -66,8 +72,7 @@ struct WorkerPoolTests {
         defer { pool.drain(grace: .zero) }
         let blocker = job { context throws(JobFailure) in try context.sleep(for: .seconds(30)); return .null }
         try pool.submit(blocker)
-        let deadline = ContinuousClock.now + .seconds(5)
-        while pool.statistics.running == 0, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        waitUntil(running: 1, in: pool)
         let queued = job { _ in .null }
         try pool.submit(queued)
         queued.cancel()
@@ -84,8 +89,7 @@ struct WorkerPoolTests {
         let long = job { context throws(JobFailure) in try context.sleep(for: .seconds(60)); return .null }
         try pool.submit(short)
         try pool.submit(long)
-        let deadline = ContinuousClock.now + .seconds(5)
-        while pool.statistics.running < 2, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        waitUntil(running: 2, in: pool)
         let started = ContinuousClock.now
         pool.drain(grace: .milliseconds(300))
         #expect(ContinuousClock.now - started < .seconds(3))

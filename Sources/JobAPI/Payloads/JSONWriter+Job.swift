@@ -14,13 +14,7 @@ extension JSONWriter {
             members.member("result") { writer in
                 if let result = job.result { writer.value(result) } else { writer.null() }
             }
-            members.member("error") { writer in
-                guard let error = job.error else { return writer.null() }
-                writer.object { fields in
-                    fields.member("code") { $0.string(error.code) }
-                    fields.member("message") { $0.string(error.message) }
-                }
-            }
+            members.member("error") { $0.failure(job.error) }
             members.member("created_at") { $0.timestamp(job.createdAt) }
             members.member("started_at") { $0.optionalTimestamp(job.startedAt) }
             members.member("finished_at") { $0.optionalTimestamp(job.finishedAt) }
@@ -36,6 +30,15 @@ extension JSONWriter {
                 }
             }
             if job.cancelRequested { members.member("cancel_requested") { $0.bool(true) } }
+        }
+    }
+
+    /// `{"code", "message"}`, or null.
+    mutating func failure(_ failure: JobFailure?) {
+        guard let failure else { return null() }
+        object { fields in
+            fields.member("code") { $0.string(failure.code) }
+            fields.member("message") { $0.string(failure.message) }
         }
     }
 
@@ -66,13 +69,7 @@ extension JSONWriter {
                         fields.member("status") { writer in
                             if let status = attempt.status { writer.integer(status) } else { writer.null() }
                         }
-                        fields.member("error") { writer in
-                            guard let error = attempt.error else { return writer.null() }
-                            writer.object { parts in
-                                parts.member("code") { $0.string(error.code) }
-                                parts.member("message") { $0.string(error.message) }
-                            }
-                        }
+                        fields.member("error") { $0.failure(attempt.error) }
                         fields.member("next_attempt_at") { $0.optionalTimestamp(attempt.nextAttemptAt) }
                     }
                 }

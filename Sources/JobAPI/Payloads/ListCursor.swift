@@ -19,6 +19,6 @@ enum ListCursor {
         guard let data = Data(base64Encoded: base64), let plain = String(data: data, encoding: .utf8) else { return nil }
         let parts = plain.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "v1", let micros = Int64(parts[1]), let id = JobID(parts[2]) else { return nil }
-        return JobCursor(createdAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000), id: id)
+        return JobKey(id: id, createdAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000))
     }
 }
