@@ -24,6 +24,7 @@ else
 fi
 
 if [ "${CI:-}" = "true" ] || [ "${JOBPOOL_SLOW_TESTS:-}" = "1" ]; then
+    swift build --product jobpool
     binary="$(swift build --show-bin-path)/jobpool"
     echo "Tests/run.sh: crash test (kill -9 under load)"
     (cd Tests/scripts && timeout 600 python3 -u crash_test.py "$binary" 5)

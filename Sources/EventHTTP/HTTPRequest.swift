@@ -15,6 +15,10 @@ public final class HTTPRequest {
     public let query: String?
     /// True once a reply was sent.
     public private(set) var isAnswered = false
+    /// Headers added to whatever reply is sent (a request ID, say).
+    public var responseHeaders: [(name: String, value: String)] = []
+    /// Called with the status once the reply is sent (for access logs).
+    public var onResponse: ((Int) -> Void)?
 
     init(raw: OpaquePointer) {
         self.raw = raw
@@ -59,7 +63,7 @@ public final class HTTPRequest {
         guard !isAnswered else { return }
         isAnswered = true
         let outputHeaders = evhttp_request_get_output_headers(raw)
-        for (name, value) in headers {
+        for (name, value) in responseHeaders + headers {
             // evhttp_add_header refuses values with CR or LF, so a bad value cannot split the reply.
             evhttp_add_header(outputHeaders, name, value)
         }
@@ -69,5 +73,6 @@ public final class HTTPRequest {
             }
         }
         evhttp_send_reply(raw, Int32(status), HTTPStatusReason.phrase(for: status), nil)
+        onResponse?(status)
     }
 }

@@ -4,6 +4,7 @@ import JobCore
 /// The API's routes, matched from a method and a path.
 enum Route: Equatable {
     case health
+    case ready
     case submitJob
     case listJobs
     case getJob(id: String)
@@ -15,6 +16,7 @@ enum Route: Equatable {
     var name: String {
         switch self {
         case .health: return "/healthz"
+        case .ready: return "/readyz"
         case .submitJob, .listJobs: return "/v1/jobs"
         case .getJob: return "/v1/jobs/{id}"
         case .cancelJob: return "/v1/jobs/{id}/cancel"
@@ -38,6 +40,8 @@ enum Router {
         switch segments.count {
         case 1 where segments[0] == "healthz":
             return try require([.get], .health)
+        case 1 where segments[0] == "readyz":
+            return try require([.get], .ready)
         case 2 where segments[0] == "v1" && segments[1] == "jobs":
             if method == .post { return .submitJob }
             return try require([.get, .post], .listJobs)

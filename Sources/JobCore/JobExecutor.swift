@@ -210,6 +210,9 @@ public final class JobExecutor: Sendable {
 
     public var statistics: WorkerPool.Statistics { pool.statistics }
 
+    /// True while the worker pool takes new jobs.
+    public var isAccepting: Bool { pool.isAccepting }
+
     /// Stops taking jobs, gives running ones `grace` to finish, then interrupts them. Blocks;
     /// call it off the event loop. Returns how many queued jobs never ran.
     @discardableResult

@@ -168,6 +168,9 @@ public final class WorkerPool: Sendable {
         if wake { workAvailable.signal() }
     }
 
+    /// True while the pool takes new jobs (started, not draining).
+    public var isAccepting: Bool { state.withLock { $0.phase == .accepting } }
+
     public var statistics: Statistics {
         state.withLock { Statistics(queued: $0.queuedCount, running: $0.running.count, workers: workerCount) }
     }

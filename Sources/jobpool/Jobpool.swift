@@ -8,7 +8,7 @@ struct Jobpool: ParsableCommand {
         commandName: "jobpool",
         abstract: "A self-hosted job service: submit jobs over HTTP, then poll, wait, or get called back.",
         version: JobpoolVersion.current,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Healthcheck.self],
         defaultSubcommand: Serve.self
     )
 }

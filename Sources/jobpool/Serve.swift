@@ -73,6 +73,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Webhook events that may wait in memory for delivery. (env: JOBPOOL_WEBHOOK_BACKLOG, default: 10000)")
     var webhookBacklog: Int?
 
+    @Option(help: "text, or json for one JSON object per line. (env: JOBPOOL_LOG_FORMAT, default: text)")
+    var logFormat: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env: JOBPOOL_LOG_LEVEL, default: info)")
     var logLevel: Logger.Level?
 
@@ -109,7 +112,10 @@ struct Serve: ParsableCommand {
         configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
         try validate(configuration)
 
+        let format = try environment.value(logFormat, "JOBPOOL_LOG_FORMAT", default: "text")
+        guard format == "text" || format == "json" else { throw ValidationError("--log-format must be text or json.") }
         LoggingSystem.bootstrap { label in
+            if format == "json" { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

@@ -26,11 +26,64 @@ struct ServerLifecycleTests {
         let refused = try await client.submitWriteCode()
         #expect(refused.status == 503)
         #expect(refused.header("Retry-After") != nil)
+        let readiness = try await client.get("/readyz")
+        #expect(readiness.status == 503, "not ready while draining")
+        #expect((readiness.json["detail"] as? String)?.contains("draining") == true)
+        #expect(try await client.get("/healthz").status == 200, "still alive while draining")
         // Reads still work while draining, and a job that finishes within the grace period succeeds.
         #expect(try await eventually { try await client.get("/v1/jobs/\(short)").json["status"] as? String == "succeeded" })
         #expect(try await client.get("/v1/jobs/\(long)").json["status"] as? String == "running")
         #expect(await eventually(timeout: .seconds(12)) { stopped.withLock { $0 } })
     }
+
+    @Test("readyz answers 200 while the server takes work")
+    func ready() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let response = try await server.client.get("/readyz")
+        #expect(response.status == 200)
+        #expect(response.json["status"] as? String == "ready")
+    }
+
+    @Test("X-Request-Id is echoed when safe, and made up otherwise")
+    func requestIDs() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let echoed = try await server.client.get("/healthz", headers: ["X-Request-Id": "trace-42.abc"])
+        #expect(echoed.header("X-Request-Id") == "trace-42.abc")
+        for unsafe in [String(repeating: "a", count: 129), "has space", "tab\there"] {
+            let replaced = try await server.client.get("/healthz", headers: ["X-Request-Id": unsafe])
+            let id = try #require(replaced.header("X-Request-Id"))
+            #expect(id != unsafe && !id.isEmpty && id.count <= 40)
+        }
+        let first = try await server.client.get("/v1/jobs/nope").header("X-Request-Id")
+        let second = try await server.client.get("/v1/jobs/nope").header("X-Request-Id")
+        #expect(first != nil && first != second, "problem replies carry an ID too, a new one each time")
+    }
+
+    @Test("jobpool healthcheck exits 0 for a live server and 1 otherwise",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: ServerLifecycleTests.binary)))
+    func healthcheckCommand() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        func run(_ arguments: [String]) throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        #expect(try run(["healthcheck", "--url", "http://127.0.0.1:\(server.port)/healthz"]) == 0)
+        let closed = try FetchTargetServer()
+        closed.stop()
+        #expect(try run(["healthcheck", "--url", "http://127.0.0.2:\(closed.port)/healthz", "--timeout", "2"]) == 1)
+    }
+
+    /// The `jobpool` executable that `swift test` builds beside the tests.
+    static let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(".build/debug/jobpool").path
 
     @Test("--max-connections holds further clients back until a connection closes")
     func connectionLimit() async throws {

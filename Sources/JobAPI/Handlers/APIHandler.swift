@@ -37,9 +37,25 @@ final class APIHandler {
     }
 
     func handle(_ request: HTTPRequest) {
+        let requestID = RequestID.accept(request.header("X-Request-Id"))
+        request.responseHeaders.append(("X-Request-Id", requestID))
+        if logger.logLevel <= .info {
+            // One access-log line per request, when its reply goes out (a waiting request's later).
+            let started = ContinuousClock.now
+            let method = request.method?.rawValue ?? "other"
+            let routeName = (try? Router.route(method: request.method, path: request.path).name) ?? "unmatched"
+            request.onResponse = { [logger] status in
+                let elapsed = ContinuousClock.now - started
+                logger.info("request", metadata: [
+                    "request.id": "\(requestID)", "method": "\(method)", "route": "\(routeName)", "status": "\(status)",
+                    "duration_ms": "\(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000)",
+                ])
+            }
+        }
         do throws(Problem) {
             switch try Router.route(method: request.method, path: request.path) {
             case .health: respond(request, status: 200) { $0.object { $0.member("status") { $0.string("ok") } } }
+            case .ready: try ready(request)
             case .submitJob: try submitJob(request)
             case .listJobs: try listJobs(request)
             case .getJob(let id): try getJob(request, id: id)
@@ -50,6 +66,20 @@ final class APIHandler {
         } catch {
             respond(request, problem: error)
         }
+    }
+
+    /// `GET /readyz`: 200 while the store takes writes, the pool takes jobs and no drain has
+    /// begun; otherwise 503 naming each reason, so a load balancer stops sending work.
+    private func ready(_ request: HTTPRequest) throws(Problem) {
+        var reasons: [String] = []
+        if isDraining { reasons.append("the server is draining before it stops") }
+        if !executor.isAccepting { reasons.append("the worker pool is not taking jobs") }
+        if !executor.isStoreWritable { reasons.append("the job store cannot be written (disk full or read-only?)") }
+        guard reasons.isEmpty else {
+            throw Problem("not-ready", title: "Not ready", status: 503, detail: "Not ready: " + reasons.joined(separator: "; ") + ".",
+                          headers: [("Retry-After", "5")])
+        }
+        respond(request, status: 200) { $0.object { $0.member("status") { $0.string("ready") } } }
     }
 
     /// Starts a drain: new submissions get 503, and parked requests are answered now.
