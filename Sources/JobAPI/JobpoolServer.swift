@@ -6,6 +6,7 @@ import OutboundHTTP
 import SQLiteStore
 import Webhooks
 import Logging
+import Prometheus
 import Synchronization
 
 /// The whole service: an event loop thread serving HTTP (and optionally the echo service) in
@@ -28,6 +29,8 @@ public final class JobpoolServer: Sendable {
     private let webhooks: WebhookDeliverer
     private let outbound: OutboundHTTPClient
     private let store: any JobStore
+    /// This server's Prometheus registry, read by `GET /metrics`.
+    let metricsRegistry = PrometheusCollectorRegistry()
     private let retention: RetentionSweeper
     private let logger: Logger
     private let loop: EventLoop
@@ -68,11 +71,12 @@ public final class JobpoolServer: Sendable {
         case .sqlite(let path): store = try SQLiteJobStore(path: path, logger: logger)
         }
         self.store = store
+        let metrics = JobMetrics(factory: PrometheusMetricsFactory(registry: metricsRegistry))
         let outbound = OutboundHTTPClient(configuration: configuration.outbound)
         self.outbound = outbound
         var webhookConfiguration = configuration.webhooks
         webhookConfiguration.userAgent = configuration.outbound.userAgent
-        let webhooks = WebhookDeliverer(configuration: webhookConfiguration, client: outbound, logger: logger,
+        let webhooks = WebhookDeliverer(configuration: webhookConfiguration, client: outbound, logger: logger, metrics: metrics,
                                         persist: { change in store.apply(change, whenDurable: nil) }) { type, final in
             var writer = JSONWriter()
             writer.webhookEvent(type: type, job: final)
@@ -82,8 +86,8 @@ public final class JobpoolServer: Sendable {
         // Submissions arrive on the loop thread; waking a worker once per loop batch instead
         // of once per request saves a futex wake and a context switch per job under load.
         let executor = JobExecutor(configuration: configuration.executor,
-                                   kinds: [WriteCode(), FetchURL(client: outbound)], store: store, logger: logger,
-                                   deferWakeUp: { wakeUp in loop.execute(wakeUp) }, completionHandler: webhooks)
+                                   kinds: [WriteCode(), FetchURL(client: outbound, metrics: metrics)], store: store, logger: logger,
+                                   deferWakeUp: { wakeUp in loop.execute(wakeUp) }, completionHandler: webhooks, metrics: metrics)
         self.executor = executor
         self.retention = RetentionSweeper(executor: executor, retention: configuration.retention,
                                           interval: configuration.retentionSweepInterval, logger: logger)
@@ -100,7 +104,7 @@ public final class JobpoolServer: Sendable {
         // The loop is not running yet, so building loop-owned objects on this thread is safe.
         let handler = APIHandler(loop: loop, executor: executor, webhooks: webhooks, outbound: outbound,
                                  configuration: configuration.api, webhookDefaultSecret: configuration.webhookDefaultSecret,
-                                 waiterGauge: waiterGauge, logger: logger)
+                                 waiterGauge: waiterGauge, metricsRegistry: metricsRegistry, logger: logger)
         let http = try HTTPServer(loop: loop, configuration: configuration.http) { request in handler.handle(request) }
         let httpPort = try http.listen(host: configuration.host, port: configuration.port)
         var echo: LineEchoServer?

@@ -5,6 +5,7 @@ import JobCore
 enum Route: Equatable {
     case health
     case ready
+    case metrics
     case submitJob
     case listJobs
     case getJob(id: String)
@@ -17,6 +18,7 @@ enum Route: Equatable {
         switch self {
         case .health: return "/healthz"
         case .ready: return "/readyz"
+        case .metrics: return "/metrics"
         case .submitJob, .listJobs: return "/v1/jobs"
         case .getJob: return "/v1/jobs/{id}"
         case .cancelJob: return "/v1/jobs/{id}/cancel"
@@ -42,6 +44,8 @@ enum Router {
             return try require([.get], .health)
         case 1 where segments[0] == "readyz":
             return try require([.get], .ready)
+        case 1 where segments[0] == "metrics":
+            return try require([.get], .metrics)
         case 2 where segments[0] == "v1" && segments[1] == "jobs":
             if method == .post { return .submitJob }
             return try require([.get, .post], .listJobs)

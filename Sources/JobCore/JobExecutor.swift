@@ -30,20 +30,24 @@ public final class JobExecutor: Sendable {
     private let store: any JobStore
     private let logger: Logger
     private let completionHandler: (any CompletionHandler)?
+    public let metrics: JobMetrics
 
     /// - Parameters:
     ///   - store: where jobs are kept; ``MemoryStore`` keeps nothing.
     ///   - deferWakeUp: see ``WorkerPool/init(workerCount:maxQueued:logger:deferWakeUp:onStart:)``.
     ///   - completionHandler: gets the completion of every job that has a webhook.
     public init(configuration: Configuration, kinds: [any JobKind], store: any JobStore = MemoryStore(), logger: Logger,
-                deferWakeUp: WorkerPool.WakeUpDeferral? = nil, completionHandler: (any CompletionHandler)? = nil) {
+                deferWakeUp: WorkerPool.WakeUpDeferral? = nil, completionHandler: (any CompletionHandler)? = nil,
+                metrics: JobMetrics = .none) {
         self.completionHandler = completionHandler
+        self.metrics = metrics
         self.kinds = Dictionary(kinds.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.store = store
-        var recordStart: (@Sendable (Job) -> Void)?
-        if store.isDurable {
-            recordStart = { job in
-                let startedAt = job.snapshot().startedAt ?? Date()
+        let isDurable = store.isDurable
+        let recordStart: @Sendable (Job) -> Void = { job in
+            let startedAt = job.snapshot().startedAt ?? Date()
+            metrics.started(kind: job.kind, queueWait: .microseconds(Int64(startedAt.timeIntervalSince(job.createdAt) * 1_000_000)))
+            if isDurable {
                 store.apply(StoreChange.started(job.key, attempt: job.attempt, at: startedAt), whenDurable: nil)
             }
         }
@@ -104,6 +108,7 @@ public final class JobExecutor: Sendable {
 
     /// Makes a durable job visible and runnable.
     private func accept(_ job: Job) {
+        metrics.submitted(kind: job.kind)
         registry.insert(job)
         pool.enqueue(reserved: job)
         logger.debug("Job queued", metadata: ["job.id": "\(job.id)", "job.kind": "\(job.kind)"])
@@ -112,7 +117,6 @@ public final class JobExecutor: Sendable {
     /// Records the job's final state, with its webhook event in the same transaction, then hands
     /// the event to the deliverer.
     private func watchCompletion(of job: Job) {
-        guard store.isDurable || (job.webhook != nil && completionHandler != nil) else { return }
         // Weak: a job refused by a full queue must not keep itself alive through this.
         job.addDoneCallback { [weak self, weak job] final in
             guard let self, let job else { return }
@@ -121,6 +125,9 @@ public final class JobExecutor: Sendable {
     }
 
     private func jobFinished(_ job: Job, final: JobSnapshot) {
+        let runTime = final.startedAt.flatMap { started in final.finishedAt.map { Duration.microseconds(Int64($0.timeIntervalSince(started) * 1_000_000)) } }
+        metrics.finished(kind: job.kind, status: final.status, runTime: runTime)
+        guard store.isDurable || (job.webhook != nil && completionHandler != nil) else { return }
         if store.isDurable, final.error == .interrupted {
             // A drain stopped it: it runs again after the restart, as the same attempt.
             store.apply(.requeued(job.key, attempt: job.attempt, interrupted: nil), whenDurable: nil)

@@ -9,12 +9,14 @@ import OutboundHTTP
 public struct FetchURL: JobKind {
     public let name = "fetch_url"
     private let client: OutboundHTTPClient
+    private let metrics: JobMetrics
 
     /// Largest `max_bytes` a job may ask for: 100 MiB.
     public static let maxBytesLimit = 100 * 1024 * 1024
 
-    public init(client: OutboundHTTPClient) {
+    public init(client: OutboundHTTPClient, metrics: JobMetrics = .none) {
         self.client = client
+        self.metrics = metrics
     }
 
     public func makeWork(input: JSONValue) throws(InputError) -> JobWork {
@@ -30,11 +32,13 @@ public struct FetchURL: JobKind {
         let followRedirects = try reader.bool("follow_redirects") ?? true
         let request = OutboundRequest(url: url, timeout: .milliseconds(Int64(timeout * 1000)),
                                       maxBytes: maxBytes, followRedirects: followRedirects)
+        let bytesFetched = metrics.counter("jobpool_fetch_bytes_total", [])
         return { [client] context throws(JobFailure) in
             let abort = AbortHandle()
             context.onStop { _ in abort.abort() }
             switch client.perform(request, abort: abort) {
             case .success(let response):
+                bytesFetched.increment(by: Int64(response.length))
                 return .object([
                     "url": .string(url),
                     "final_url": .string(response.finalURL),

@@ -87,14 +87,16 @@ public final class WebhookDeliverer: CompletionHandler {
     private let renderBody: BodyRenderer
     /// Records attempts and redeliveries in the job store, so they survive a restart.
     private let persist: @Sendable (StoreChange) -> Void
+    private let metrics: JobMetrics
     private let logger: Logger
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let threads = DispatchGroup()
 
-    public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger,
+    public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger, metrics: JobMetrics = .none,
                 persist: @escaping @Sendable (StoreChange) -> Void = { _ in }, renderBody: @escaping BodyRenderer) {
         self.persist = persist
+        self.metrics = metrics
         self.configuration = configuration
         self.client = client
         self.logger = logger
@@ -340,6 +342,8 @@ public final class WebhookDeliverer: CompletionHandler {
             state.records[event.job.id] = record
             return (record.state, record.attempts.count, record.attempts.last!)
         }
+        let outcome = final == .delivered ? "delivered" : (final == .failed ? "failed" : "retry")
+        metrics.counter("jobpool_webhook_attempts_total", [("outcome", outcome)]).increment()
         if let (webhookState, attempts, last) = update {
             persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt))
             event.job.updateWebhook(state: webhookState, attempts: attempts)

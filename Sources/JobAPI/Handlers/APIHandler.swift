@@ -3,6 +3,7 @@ import Foundation
 import JobCore
 import Logging
 import OutboundHTTP
+import Prometheus
 import Webhooks
 
 /// Answers every HTTP request on the loop thread: routes it, maps it onto the
@@ -18,11 +19,14 @@ final class APIHandler {
     let webhookDefaultSecret: (text: String, key: [UInt8])?
     let logger: Logger
     let waiters: WaiterTable
+    let metricsRegistry: PrometheusCollectorRegistry
     /// Set once a drain starts: submissions are refused, waits answer at once.
     private(set) var isDraining = false
 
     init(loop: EventLoop, executor: JobExecutor, webhooks: WebhookDeliverer, outbound: OutboundHTTPClient,
-         configuration: APIConfiguration, webhookDefaultSecret: String?, waiterGauge: WaiterGauge, logger: Logger) {
+         configuration: APIConfiguration, webhookDefaultSecret: String?, waiterGauge: WaiterGauge,
+         metricsRegistry: PrometheusCollectorRegistry, logger: Logger) {
+        self.metricsRegistry = metricsRegistry
         self.loop = loop
         self.executor = executor
         self.webhooks = webhooks
@@ -39,23 +43,13 @@ final class APIHandler {
     func handle(_ request: HTTPRequest) {
         let requestID = RequestID.accept(request.header("X-Request-Id"))
         request.responseHeaders.append(("X-Request-Id", requestID))
-        if logger.logLevel <= .info {
-            // One access-log line per request, when its reply goes out (a waiting request's later).
-            let started = ContinuousClock.now
-            let method = request.method?.rawValue ?? "other"
-            let routeName = (try? Router.route(method: request.method, path: request.path).name) ?? "unmatched"
-            request.onResponse = { [logger] status in
-                let elapsed = ContinuousClock.now - started
-                logger.info("request", metadata: [
-                    "request.id": "\(requestID)", "method": "\(method)", "route": "\(routeName)", "status": "\(status)",
-                    "duration_ms": "\(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000)",
-                ])
-            }
-        }
+        let route = Result { () throws(Problem) in try Router.route(method: request.method, path: request.path) }
+        observe(request, route: (try? route.get())?.name ?? "unmatched", requestID: requestID)
         do throws(Problem) {
-            switch try Router.route(method: request.method, path: request.path) {
+            switch try route.get() {
             case .health: respond(request, status: 200) { $0.object { $0.member("status") { $0.string("ok") } } }
             case .ready: try ready(request)
+            case .metrics: serveMetrics(request)
             case .submitJob: try submitJob(request)
             case .listJobs: try listJobs(request)
             case .getJob(let id): try getJob(request, id: id)
@@ -66,6 +60,36 @@ final class APIHandler {
         } catch {
             respond(request, problem: error)
         }
+    }
+
+    /// Counts the request and times it when its reply goes out (a waiting request's later), and
+    /// writes its access-log line.
+    private func observe(_ request: HTTPRequest, route: String, requestID: String) {
+        let started = ContinuousClock.now
+        let method = request.method?.rawValue ?? "other"
+        let metrics = executor.metrics
+        let timer = metrics.timer("jobpool_http_request_duration_seconds", [("route", route)])
+        let logs = logger.logLevel <= .info
+        request.onResponse = { [logger] status in
+            let elapsed = ContinuousClock.now - started
+            timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            metrics.counter("jobpool_http_requests_total", [("route", route), ("method", method), ("status", String(status))]).increment()
+            guard logs else { return }
+            logger.info("request", metadata: [
+                "request.id": "\(requestID)", "method": "\(method)", "route": "\(route)", "status": "\(status)",
+                "duration_ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000)",
+            ])
+        }
+    }
+
+    /// `GET /metrics`: the Prometheus text format.
+    private func serveMetrics(_ request: HTTPRequest) {
+        let statistics = executor.statistics
+        executor.metrics.gauge("jobpool_queue_depth").record(statistics.queued)
+        executor.metrics.gauge("jobpool_workers_busy").record(statistics.running)
+        executor.metrics.gauge("jobpool_workers").record(statistics.workers)
+        request.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                        body: metricsRegistry.emitToBuffer())
     }
 
     /// `GET /readyz`: 200 while the store takes writes, the pool takes jobs and no drain has
