@@ -104,7 +104,9 @@ public final class JobpoolServer: Sendable {
         // The loop is not running yet, so building loop-owned objects on this thread is safe.
         let handler = APIHandler(loop: loop, executor: executor, webhooks: webhooks, outbound: outbound,
                                  configuration: configuration.api, webhookDefaultSecret: configuration.webhookDefaultSecret,
-                                 waiterGauge: waiterGauge, metricsRegistry: metricsRegistry, logger: logger)
+                                 waiterGauge: waiterGauge, metricsRegistry: metricsRegistry,
+                                 access: AccessControl(apiKeys: configuration.apiKeys, metricsKey: configuration.metricsAPIKey),
+                                 logger: logger)
         let http = try HTTPServer(loop: loop, configuration: configuration.http) { request in handler.handle(request) }
         let httpPort = try http.listen(host: configuration.host, port: configuration.port)
         var echo: LineEchoServer?

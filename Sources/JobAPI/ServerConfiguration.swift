@@ -40,6 +40,11 @@ public struct ServerConfiguration: Sendable {
     /// The outbound client for fetch jobs: its SSRF policy and egress proxy.
     /// Webhook delivery: threads, timeouts, per-host limit, backlog and retry schedule.
     public var webhooks = WebhookDeliverer.Configuration()
+    /// API keys; when any is set, `/v1` routes need `Authorization: Bearer <key>` and each key
+    /// sees only its own jobs.
+    public var apiKeys: [String] = []
+    /// When set, `/metrics` needs this key too.
+    public var metricsAPIKey: String?
     /// The operator's `--webhook-secret`, used for webhooks registered without one.
     public var webhookDefaultSecret: String?
     public var outbound = OutboundHTTPClient.Configuration(policy: AddressPolicy(), userAgent: "jobpool/\(JobpoolVersion.current)")

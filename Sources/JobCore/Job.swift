@@ -19,6 +19,8 @@ public final class Job: Sendable {
     public let createdAt: Date
     /// The completion webhook, if the client registered one.
     public let webhook: WebhookTarget?
+    /// Who submitted it (an API key's tenant ID), or nil when access control is off.
+    public let owner: String?
     /// Attempts allowed in all, counting restarts after a crash.
     public let maxAttempts: Int
     /// This run's attempt number, from 1; a crash recovery runs the job as the next attempt.
@@ -53,7 +55,8 @@ public final class Job: Sendable {
     }
 
     init(id: JobID = JobID(), kind: String, input: JSONValue, createdAt: Date, webhook: WebhookTarget? = nil,
-         attempt: Int = 1, maxAttempts: Int = 3, work: @escaping JobWork) {
+         owner: String? = nil, attempt: Int = 1, maxAttempts: Int = 3, work: @escaping JobWork) {
+        self.owner = owner
         self.id = id
         self.kind = kind
         self.input = input
@@ -74,7 +77,7 @@ public final class Job: Sendable {
     /// set `record.status` to `.queued` for that.
     convenience init(restoring record: JobRecord, webhookStatus: WebhookStatus?, work: @escaping JobWork) {
         self.init(id: record.id, kind: record.kind, input: record.input, createdAt: record.createdAt,
-                  webhook: record.webhook, attempt: record.attempt, maxAttempts: record.maxAttempts, work: work)
+                  webhook: record.webhook, owner: record.owner, attempt: record.attempt, maxAttempts: record.maxAttempts, work: work)
         state.withLock { state in
             state.status = record.status
             state.result = record.result
@@ -90,7 +93,8 @@ public final class Job: Sendable {
         let snapshot = snapshot()
         return JobRecord(id: id, kind: kind, input: input, status: snapshot.status, result: snapshot.result,
                          error: snapshot.error, createdAt: createdAt, startedAt: snapshot.startedAt,
-                         finishedAt: snapshot.finishedAt, attempt: attempt, maxAttempts: maxAttempts, webhook: webhook)
+                         finishedAt: snapshot.finishedAt, attempt: attempt, maxAttempts: maxAttempts, webhook: webhook,
+                         owner: owner)
     }
 
     /// Ends a queued job without running it (recovery found it out of attempts, say).

@@ -69,7 +69,7 @@ public final class JobExecutor: Sendable {
     /// Returns the job at once when the store keeps nothing (``MemoryStore``). Otherwise returns
     /// `nil` and calls `whenDurable` (on the store's thread) once the job is committed and
     /// queued, or with ``SubmitError/storeUnavailable(_:)``. Nothing is created unless it succeeds.
-    public func submit(kind: String, input: JSONValue, webhook: WebhookTarget? = nil, maxAttempts: Int = 3,
+    public func submit(kind: String, input: JSONValue, webhook: WebhookTarget? = nil, maxAttempts: Int = 3, owner: String? = nil,
                        whenDurable: @escaping @Sendable (Result<Job, SubmitError>) -> Void) throws(SubmitError) -> Job? {
         guard let jobKind = kinds[kind] else { throw SubmitError.unknownKind(kind, known: kindNames) }
         let work: JobWork
@@ -87,7 +87,7 @@ public final class JobExecutor: Sendable {
             }
         }
         let job = Job(kind: kind, input: input, createdAt: registry.nextCreationTime(), webhook: webhook,
-                      maxAttempts: maxAttempts, work: work)
+                      owner: owner, maxAttempts: maxAttempts, work: work)
         watchCompletion(of: job)
         guard store.isDurable else {
             accept(job)

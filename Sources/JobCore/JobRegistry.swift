@@ -9,14 +9,17 @@ public typealias JobCursor = JobKey
 public struct JobFilter: Sendable, Hashable {
     public var status: JobState?
     public var kind: String?
+    /// Only this tenant's jobs (when access control is on).
+    public var owner: String?
 
-    public init(status: JobState? = nil, kind: String? = nil) {
+    public init(status: JobState? = nil, kind: String? = nil, owner: String? = nil) {
         self.status = status
         self.kind = kind
+        self.owner = owner
     }
 
     func matches(_ job: Job, status current: JobState) -> Bool {
-        (kind == nil || job.kind == kind) && (status == nil || current == status)
+        (kind == nil || job.kind == kind) && (owner == nil || job.owner == owner) && (status == nil || current == status)
     }
 }
 

@@ -9,10 +9,10 @@ extension SQLiteJobStore {
         switch change {
         case .submitted(let job):
             try run(db, sql: """
-                INSERT INTO jobs (created_at, id, kind, status, input, attempt, max_attempts, webhook_url, webhook_key)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO jobs (created_at, id, kind, status, input, attempt, max_attempts, webhook_url, webhook_key, owner)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [Self.micros(job.createdAt), job.id.description, job.kind, job.status.rawValue, Self.json(job.input),
-                                 job.attempt, job.maxAttempts, job.webhook?.url, job.webhook.map { Data($0.key) }])
+                                 job.attempt, job.maxAttempts, job.webhook?.url, job.webhook.map { Data($0.key) }, job.owner])
 
         case .started(let key, let attempt, let at):
             try run(db, sql: """

@@ -58,6 +58,6 @@ extension SQLiteJobStore {
             id: id, kind: row["kind"], input: input, status: status, result: result, error: error,
             createdAt: date(row["created_at"]), startedAt: (row["started_at"] as Int64?).map(date),
             finishedAt: (row["finished_at"] as Int64?).map(date), attempt: row["attempt"],
-            maxAttempts: row["max_attempts"], webhook: webhook)
+            maxAttempts: row["max_attempts"], webhook: webhook, owner: row["owner"])
     }
 }

@@ -141,6 +141,10 @@ extension SQLiteJobStore {
                 CREATE INDEX webhook_events_pending ON webhook_events (state) WHERE state = 'pending';
                 """)
         }
+        migrator.registerMigration("v3-owner") { db in
+            // The tenant (a hash derived from the API key, never the key) that owns each job.
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN owner TEXT")
+        }
         return migrator
     }
 }

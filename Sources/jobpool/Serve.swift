@@ -73,6 +73,16 @@ struct Serve: ParsableCommand {
     @Option(help: "Webhook events that may wait in memory for delivery. (env: JOBPOOL_WEBHOOK_BACKLOG, default: 10000)")
     var webhookBacklog: Int?
 
+    @Option(name: .customLong("api-key"),
+            help: "Require 'Authorization: Bearer KEY' on /v1 (repeatable; each key sees only its own jobs). (env: JOBPOOL_API_KEYS, comma-separated)")
+    var apiKeys: [String] = []
+
+    @Option(help: "A file of API keys, one per line ('#' starts a comment). (env: JOBPOOL_API_KEYS_FILE)")
+    var apiKeysFile: String?
+
+    @Option(help: "Require this key (as a Bearer token) for /metrics too. (env: JOBPOOL_METRICS_API_KEY)")
+    var metricsApiKey: String?
+
     @Option(help: "text, or json for one JSON object per line. (env: JOBPOOL_LOG_FORMAT, default: text)")
     var logFormat: String?
 
@@ -96,6 +106,8 @@ struct Serve: ParsableCommand {
         let level = try environment.value(logLevel, "JOBPOOL_LOG_LEVEL", default: .info)
         configuration.outbound.policy = try addressPolicy(environment)
         try configureWebhooks(&configuration, environment)
+        configuration.apiKeys = try apiKeyList(environment)
+        configuration.metricsAPIKey = try environment.optional(metricsApiKey, "JOBPOOL_METRICS_API_KEY")
         if let text = try environment.optional(store, "JOBPOOL_STORE") {
             guard let parsed = ServerConfiguration.Store(text) else {
                 throw ValidationError("--store: '\(text)' is not 'memory' or 'sqlite:PATH'.")
@@ -131,12 +143,35 @@ struct Serve: ParsableCommand {
             throw ExitCode(2)
         }
         let shownHost = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        if configuration.apiKeys.isEmpty, !["127.0.0.1", "::1", "localhost"].contains(configuration.host) {
+            logger.warning("Listening on \(shownHost), reachable from other machines, with no API keys: anyone who can reach it can submit and read jobs. Set --api-key or JOBPOOL_API_KEYS.")
+        }
         logger.info("listening on http://\(shownHost):\(ports.http)",
                     metadata: ["workers": "\(configuration.executor.workers)", "max_queued": "\(configuration.executor.maxQueued)"])
         if let echo = ports.echo { logger.info("echo service listening on tcp://\(shownHost):\(echo)") }
         let signal = server.waitForTerminationSignal()
         logger.info("Received signal \(signal); shutting down")
         server.shutdown()
+    }
+
+    /// Keys from --api-key (or JOBPOOL_API_KEYS) and --api-keys-file (or JOBPOOL_API_KEYS_FILE).
+    private func apiKeyList(_ environment: Environment) throws -> [String] {
+        var keys = apiKeys
+        if keys.isEmpty, let variable = environment.variables["JOBPOOL_API_KEYS"] {
+            keys = variable.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if let path = try environment.optional(apiKeysFile, "JOBPOOL_API_KEYS_FILE") {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("--api-keys-file: cannot read \(path).")
+            }
+            keys += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        keys = keys.filter { !$0.isEmpty }
+        guard keys.allSatisfy({ $0.count >= 16 }) else {
+            throw ValidationError("API keys must be at least 16 characters; use long random strings.")
+        }
+        return keys
     }
 
     /// `90s`, `30m`, `12h`, `7d`.

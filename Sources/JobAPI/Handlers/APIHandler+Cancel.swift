@@ -4,8 +4,8 @@ import JobCore
 extension APIHandler {
     /// `POST /v1/jobs/{id}/cancel`: a queued job is cancelled at once; a running one is asked to
     /// stop and the reply waits (briefly) until it has; a finished one is a 409.
-    func cancelJob(_ request: HTTPRequest, id: String) throws(Problem) {
-        let job = try existingJob(id)
+    func cancelJob(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
+        let job = try existingJob(id, owner: owner)
         switch job.cancel() {
         case .cancelled:
             respond(request, status: 200, job: job.snapshot())

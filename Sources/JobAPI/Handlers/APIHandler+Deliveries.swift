@@ -4,8 +4,8 @@ import Webhooks
 
 extension APIHandler {
     /// `GET /v1/jobs/{id}/deliveries`: every attempt to deliver the job's webhook.
-    func listDeliveries(_ request: HTTPRequest, id: String) throws(Problem) {
-        let job = try existingJob(id)
+    func listDeliveries(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
+        let job = try existingJob(id, owner: owner)
         guard let webhook = job.snapshot().webhook else { throw Self.noWebhook(job.id) }
         let report = webhooks.report(jobID: job.id)
         respond(request, status: 200) { $0.deliveries(report, webhook: webhook) }
@@ -13,8 +13,8 @@ extension APIHandler {
 
     /// `POST /v1/jobs/{id}/deliveries/redeliver`: sends the job's event again, with the same
     /// `webhook-id` and body.
-    func redeliver(_ request: HTTPRequest, id: String) throws(Problem) {
-        let job = try existingJob(id)
+    func redeliver(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
+        let job = try existingJob(id, owner: owner)
         guard job.webhook != nil else { throw Self.noWebhook(job.id) }
         switch webhooks.redeliver(jobID: job.id) {
         case .queued:

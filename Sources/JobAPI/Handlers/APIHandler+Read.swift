@@ -3,8 +3,8 @@ import JobCore
 
 extension APIHandler {
     /// `GET /v1/jobs/{id}`, with `?wait=N` to long-poll until the job finishes.
-    func getJob(_ request: HTTPRequest, id: String) throws(Problem) {
-        let job = try existingJob(id)
+    func getJob(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
+        let job = try existingJob(id, owner: owner)
         let wait = try QueryParameters(request.query).integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
         guard wait > 0, !job.isFinished, !isDraining else {
             respond(request, status: 200, current: job)
@@ -17,9 +17,9 @@ extension APIHandler {
     }
 
     /// `GET /v1/jobs?status=&kind=&limit=&cursor=`: newest first, paged by an opaque cursor.
-    func listJobs(_ request: HTTPRequest) throws(Problem) {
+    func listJobs(_ request: HTTPRequest, owner: String?) throws(Problem) {
         let query = QueryParameters(request.query)
-        var filter = JobFilter()
+        var filter = JobFilter(owner: owner)
         if let status = query["status"] {
             guard let state = JobState(rawValue: status) else {
                 throw Problem.invalidParameter(

@@ -9,7 +9,7 @@ extension APIHandler {
 
     /// `POST /v1/jobs`: 202 with the queued job, or with `Prefer: wait=N` a 200 with the
     /// finished job if it finishes in time (the seed's `submit(...).result()`).
-    func submitJob(_ request: HTTPRequest) throws(Problem) {
+    func submitJob(_ request: HTTPRequest, owner: String?) throws(Problem) {
         guard !isDraining else { throw Problem.shuttingDown }
         guard request.bodyLength <= configuration.maxBodyBytes else {
             throw Problem.bodyTooLarge(limit: configuration.maxBodyBytes)
@@ -28,7 +28,7 @@ extension APIHandler {
         do throws(SubmitError) {
             accepted = try executor.submit(
                 kind: submission.kind, input: submission.input, webhook: webhook?.target,
-                maxAttempts: submission.maxAttempts
+                maxAttempts: submission.maxAttempts, owner: owner
             ) { result in
                 loop.execute {
                     let (handler, request) = pending.value

@@ -20,13 +20,15 @@ final class APIHandler {
     let logger: Logger
     let waiters: WaiterTable
     let metricsRegistry: PrometheusCollectorRegistry
+    let access: AccessControl
     /// Set once a drain starts: submissions are refused, waits answer at once.
     private(set) var isDraining = false
 
     init(loop: EventLoop, executor: JobExecutor, webhooks: WebhookDeliverer, outbound: OutboundHTTPClient,
          configuration: APIConfiguration, webhookDefaultSecret: String?, waiterGauge: WaiterGauge,
-         metricsRegistry: PrometheusCollectorRegistry, logger: Logger) {
+         metricsRegistry: PrometheusCollectorRegistry, access: AccessControl, logger: Logger) {
         self.metricsRegistry = metricsRegistry
+        self.access = access
         self.loop = loop
         self.executor = executor
         self.webhooks = webhooks
@@ -46,16 +48,24 @@ final class APIHandler {
         let route = Result { () throws(Problem) in try Router.route(method: request.method, path: request.path) }
         observe(request, route: (try? route.get())?.name ?? "unmatched", requestID: requestID)
         do throws(Problem) {
-            switch try route.get() {
+            let route = try route.get()
+            switch route {
             case .health: respond(request, status: 200) { $0.object { $0.member("status") { $0.string("ok") } } }
             case .ready: try ready(request)
-            case .metrics: serveMetrics(request)
-            case .submitJob: try submitJob(request)
-            case .listJobs: try listJobs(request)
-            case .getJob(let id): try getJob(request, id: id)
-            case .cancelJob(let id): try cancelJob(request, id: id)
-            case .listDeliveries(let id): try listDeliveries(request, id: id)
-            case .redeliver(let id): try redeliver(request, id: id)
+            case .metrics:
+                guard access.allowsMetrics(request.header("Authorization")) else { throw Self.unauthorized(missing: true) }
+                serveMetrics(request)
+            default:
+                let owner = try authorize(request)
+                switch route {
+                case .submitJob: try submitJob(request, owner: owner)
+                case .listJobs: try listJobs(request, owner: owner)
+                case .getJob(let id): try getJob(request, id: id, owner: owner)
+                case .cancelJob(let id): try cancelJob(request, id: id, owner: owner)
+                case .listDeliveries(let id): try listDeliveries(request, id: id, owner: owner)
+                case .redeliver(let id): try redeliver(request, id: id, owner: owner)
+                case .health, .ready, .metrics: break
+                }
             }
         } catch {
             respond(request, problem: error)
@@ -150,11 +160,30 @@ final class APIHandler {
         request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: writer.bytes)
     }
 
-    /// The job with this ID, or a 404 problem.
-    func existingJob(_ id: String) throws(Problem) -> Job {
-        guard let jobID = JobID(id), let job = executor.job(withID: jobID) else {
+    /// The job with this ID, if the caller may see it, or a 404 problem: another tenant's job
+    /// is answered exactly like one that does not exist.
+    func existingJob(_ id: String, owner: String?) throws(Problem) -> Job {
+        guard let jobID = JobID(id), let job = executor.job(withID: jobID), owner == nil || job.owner == owner else {
             throw Problem.jobNotFound(String(id.prefix(80)))
         }
         return job
+    }
+
+    /// The tenant of an authorized request, nil when access control is off, or a 401 problem.
+    private func authorize(_ request: HTTPRequest) throws(Problem) -> String? {
+        guard access.isEnabled else { return nil }
+        switch access.verify(request.header("Authorization")) {
+        case .tenant(let owner): return owner
+        case .missing: throw Self.unauthorized(missing: true)
+        case .invalid: throw Self.unauthorized(missing: false)
+        }
+    }
+
+    private static func unauthorized(missing: Bool) -> Problem {
+        Problem("unauthorized", title: "Unauthorized", status: 401,
+                detail: missing
+                    ? "This server requires an API key. Send it as 'Authorization: Bearer <key>'."
+                    : "The API key is not valid. Check the key you send as 'Authorization: Bearer <key>'.",
+                headers: [("WWW-Authenticate", "Bearer realm=\"jobpool\"")])
     }
 }

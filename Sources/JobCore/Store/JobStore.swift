@@ -56,10 +56,12 @@ public struct JobRecord: Sendable, Equatable {
     public var attempt: Int
     public var maxAttempts: Int
     public var webhook: WebhookTarget?
+    public var owner: String?
 
     public init(id: JobID, kind: String, input: JSONValue, status: JobState, result: JSONValue? = nil,
                 error: JobFailure? = nil, createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
-                attempt: Int = 1, maxAttempts: Int = 3, webhook: WebhookTarget? = nil) {
+                attempt: Int = 1, maxAttempts: Int = 3, webhook: WebhookTarget? = nil, owner: String? = nil) {
+        self.owner = owner
         self.id = id
         self.kind = kind
         self.input = input
