@@ -1,4 +1,5 @@
 import CLibevent
+import Glibc
 
 /// Holds a signal handler's closure for as long as the loop lives.
 private final class SignalHandlerBox {
@@ -11,6 +12,12 @@ extension EventLoop {
     /// Runs `body` on the loop thread each time signal `number` arrives. Call on the loop thread.
     /// The handler stays installed for the life of the process.
     public func onSignal(_ number: Int32, _ body: @escaping () -> Void) {
+        // A parent may have started us with the signal blocked (blocked masks are inherited);
+        // libevent's handler would then never run.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, number)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         let box = SignalHandlerBox(body: body)
         let context = Unmanaged.passRetained(box).toOpaque() // kept for the process's lifetime
         box.event = event_new(base, number, Int16(EV_SIGNAL | EV_PERSIST), eventLoopSignalCallback, context)

@@ -81,6 +81,47 @@ struct ServerLifecycleTests {
         #expect(try run(["healthcheck", "--url", "http://127.0.0.2:\(closed.port)/healthz", "--timeout", "2"]) == 1)
     }
 
+    @Test("--log-format json writes one JSON object per line, with an access-log line per request",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: ServerLifecycleTests.binary)))
+    func jsonLogs() async throws {
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-log-\(UUID().uuidString)").path
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--port", "0", "--store", "memory", "--log-format", "json"]
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var text = ""
+        let started = await eventually {
+            text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            return text.contains("listening on")
+        }
+        try #require(started, "the server did not log that it listens: \(text)")
+        let port = try #require(text.firstMatch(of: /listening on http:\/\/127\.0\.0\.1:(\d+)/).map { String($0.1) })
+        let client = TestHTTPClient(baseURL: "http://127.0.0.1:\(port)")
+        _ = try await client.get("/healthz", headers: ["X-Request-Id": "log-test-1"])
+        process.terminate() // SIGTERM: drains and exits 0
+        // Poll rather than waitUntilExit(), which needs a run loop this async test does not have.
+        #expect(await eventually { !process.isRunning })
+        #expect(process.terminationStatus == 0)
+        let lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count >= 3)
+        var accessLine: [String: Any]?
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+            #expect(object["time"] is String && object["level"] is String && object["message"] is String)
+            if object["message"] as? String == "request" { accessLine = object }
+        }
+        let access = try #require(accessLine)
+        #expect(access["request.id"] as? String == "log-test-1")
+        #expect(access["route"] as? String == "/healthz")
+        #expect(access["method"] as? String == "GET")
+        #expect(access["status"] as? String == "200")
+        #expect(access["duration_ms"] != nil)
+    }
+
     /// The `jobpool` executable that `swift test` builds beside the tests.
     static let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent(".build/debug/jobpool").path

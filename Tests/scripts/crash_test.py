@@ -1,6 +1,7 @@
 """Crash test: kill -9 the server at random moments under a steady submit load, restart it on
-the same store each time, then check that every job answered with 202 exists, reaches a final
-state, and has at most one final result in its attempt history.
+the same store each time, stop it once with SIGTERM under the same load, then check that every
+job answered with 202 exists, reaches a final state, and has at most one final result in its
+attempt history.
 
 Usage: python3 crash_test.py JOBPOOL_BINARY [CYCLES]
 """
@@ -49,6 +50,20 @@ for cycle in range(1, cycles + 1):
         thread.join(timeout=10)
     print(f"cycle {cycle}: killed with SIGKILL; acknowledged so far: {len(acknowledged)}", flush=True)
 
+# One graceful stop under the same load: SIGTERM while submissions keep coming. The drain must
+# refuse new work cleanly, lose nothing acknowledged, and exit 0.
+server = Server(binary, *args)
+stop = threading.Event()
+threads = [threading.Thread(target=submit_until, args=(server, stop)) for _ in range(4)]
+for thread in threads:
+    thread.start()
+time.sleep(1.0)
+graceful_exit = server.stop()
+stop.set()
+for thread in threads:
+    thread.join(timeout=10)
+print(f"graceful stop under load: exit code {graceful_exit}; acknowledged so far: {len(acknowledged)}", flush=True)
+
 server = Server(binary, *args)
 try:
     pending = set(acknowledged)
@@ -75,6 +90,6 @@ double_final = database.execute("""
 reruns = database.execute("SELECT count(*) FROM jobs WHERE attempt > 1").fetchone()[0]
 print(f"crash test: cycles={cycles} acknowledged={len(acknowledged)} recovered={len(acknowledged) - len(missing) - len(pending)} "
       f"lost={len(missing)} unfinished={len(pending)} rerun_after_crash={reruns} double_final_results={double_final} "
-      f"final_exit_code={code}")
-if not acknowledged or missing or pending or double_final or code != 0:
+      f"graceful_exit_code={graceful_exit} final_exit_code={code}")
+if not acknowledged or missing or pending or double_final or code != 0 or graceful_exit != 0:
     sys.exit(1)
