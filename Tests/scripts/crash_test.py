@@ -19,7 +19,7 @@ binary = sys.argv[1]
 cycles = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 workdir = tempfile.mkdtemp(prefix="jobpool-crash-")
 store = os.path.join(workdir, "jobs.sqlite")
-args = ["--store", f"sqlite:{store}", "--workers", "4"]
+args = ["--store", f"sqlite:{store}", "--workers", "8"]
 acknowledged = set()
 lock = threading.Lock()
 
@@ -28,7 +28,7 @@ def submit_until(server, stop):
     while not stop.is_set():
         try:
             status, job, _ = server.request("POST", "/v1/jobs", {
-                "kind": "write_code", "input": {"name": "crash", "min_seconds": 0, "max_seconds": 0.3}}, timeout=5)
+                "kind": "write_code", "input": {"name": "crash", "min_seconds": 0, "max_seconds": 0.05}}, timeout=5)
         except Exception:
             return  # the server is gone
         if status == 202:
@@ -68,7 +68,7 @@ server = Server(binary, *args)
 try:
     pending = set(acknowledged)
     missing = set()
-    deadline = time.time() + 120
+    deadline = time.time() + 240
     while pending and time.time() < deadline:
         for job_id in list(pending):
             status, job, _ = server.request("GET", f"/v1/jobs/{job_id}")
