@@ -2,7 +2,7 @@
 # The whole test suite: the README's test command, and what CI runs.
 #
 # 1. `swift test`: every unit and integration test. All traffic stays on 127.0.0.0/8 and ::1.
-# 2. The tests that could make the server reach further (a DNS lookup of a name under
+# 2. (last) The tests that could make the server reach further (a DNS lookup of a name under
 #    .invalid, fuzzed URLs with the address guard opened) run again inside a new network
 #    namespace that has only loopback, where they are enabled by JOBPOOL_NETNS_TESTS=1.
 #    Outside such a namespace they are skipped.
@@ -14,15 +14,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 swift test "$@"
 
-if [ "$(id -u)" -eq 0 ]; then unshare=(unshare --net); else unshare=(unshare --net --map-root-user); fi
-if "${unshare[@]}" true 2>/dev/null; then
-    echo "Tests/run.sh: running the network-namespace tests (loopback only)"
-    "${unshare[@]}" -- sh -c 'ip link set lo up && JOBPOOL_NETNS_TESTS=1 exec swift test --skip-build --filter NetworkNamespaceTests'
-else
-    echo "Tests/run.sh: cannot create a network namespace here; the namespace tests were skipped" >&2
-    if [ "${CI:-}" = "true" ]; then exit 1; fi
-fi
-
 if [ "${CI:-}" = "true" ] || [ "${JOBPOOL_SLOW_TESTS:-}" = "1" ]; then
     swift build --product jobpool
     binary="$(swift build --show-bin-path)/jobpool"
@@ -30,4 +21,13 @@ if [ "${CI:-}" = "true" ] || [ "${JOBPOOL_SLOW_TESTS:-}" = "1" ]; then
     (cd Tests/scripts && timeout 600 python3 -u crash_test.py "$binary" 5)
     echo "Tests/run.sh: fault test (full disk, read-only store)"
     timeout 600 Tests/scripts/faults.sh "$binary"
+fi
+
+if [ "$(id -u)" -eq 0 ]; then unshare=(unshare --net); else unshare=(unshare --net --map-root-user); fi
+if "${unshare[@]}" true 2>/dev/null; then
+    echo "Tests/run.sh: running the network-namespace tests (loopback only)"
+    "${unshare[@]}" -- sh -c 'ip link set lo up && JOBPOOL_NETNS_TESTS=1 exec swift test --skip-build --filter NetworkNamespaceTests'
+else
+    echo "Tests/run.sh: cannot create a network namespace here; the namespace tests were skipped" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
 fi
