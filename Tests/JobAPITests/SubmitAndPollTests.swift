@@ -32,6 +32,28 @@ struct SubmitAndPollTests {
         #expect(finished["finished_at"] is String)
     }
 
+    @Test("GET returns an ETag; If-None-Match with it is a 304 until the job changes")
+    func etag() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let id = try #require(try await server.client.submitWriteCode(min: 0.3, max: 0.3).json["id"] as? String)
+        let first = try await server.client.get("/v1/jobs/\(id)")
+        let etag = try #require(first.header("ETag"))
+        let unchanged = try await server.client.get("/v1/jobs/\(id)", headers: ["If-None-Match": etag])
+        if first.json["status"] as? String == "running" {
+            #expect(unchanged.status == 304)
+            #expect(unchanged.body.isEmpty)
+            #expect(unchanged.header("ETag") == etag)
+        }
+        let finished = try await server.client.get("/v1/jobs/\(id)?wait=10")
+        #expect(finished.json["status"] as? String == "succeeded")
+        let changed = try await server.client.get("/v1/jobs/\(id)", headers: ["If-None-Match": etag])
+        #expect(changed.status == 200, "the job changed, so the old ETag no longer matches")
+        let newTag = try #require(changed.header("ETag"))
+        #expect(newTag != etag)
+        #expect(try await server.client.get("/v1/jobs/\(id)", headers: ["If-None-Match": newTag]).status == 304)
+    }
+
     @Test("Prefer: wait answers 200 with the finished job when it finishes in time")
     func synchronousCall() async throws {
         let server = try TestServer()

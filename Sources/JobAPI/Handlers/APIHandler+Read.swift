@@ -7,7 +7,7 @@ extension APIHandler {
         let job = try existingJob(id, owner: owner)
         let wait = try QueryParameters(request.query).integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
         guard wait > 0, !job.isFinished, !isDraining else {
-            respond(request, status: 200, current: job)
+            respond(request, status: 200, current: job, conditional: true)
             return
         }
         guard !waiters.isFull else { throw Problem.tooManyWaiters(limit: waiters.limit) }

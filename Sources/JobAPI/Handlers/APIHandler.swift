@@ -148,8 +148,23 @@ final class APIHandler {
 
     /// Replies with `job` as it stands now, reusing its cached JSON when the job has not changed
     /// since it was last rendered (a finished job never changes).
-    func respond(_ request: HTTPRequest, status: Int, current job: Job, headers: [(name: String, value: String)] = []) {
+    func respond(_ request: HTTPRequest, status: Int, current job: Job, headers: [(name: String, value: String)] = [],
+                 conditional: Bool = false) {
         let snapshot = job.snapshot()
+        var headers = headers
+        if conditional {
+            // The job's version names its state; the process epoch keeps a version number seen
+            // before a restart from matching a different state after it.
+            let etag = "\"\(Self.etagEpoch)-\(snapshot.version)\""
+            headers.append(("ETag", etag))
+            if let ifNoneMatch = request.header("If-None-Match"),
+               ifNoneMatch == "*" || ifNoneMatch.split(separator: ",").contains(where: {
+                   $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "W/", with: "") == etag
+               }) {
+                request.respond(status: 304, headers: headers)
+                return
+            }
+        }
         if let cached = job.cachedRendering(forVersion: snapshot.version) {
             request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: cached)
             return
@@ -159,6 +174,9 @@ final class APIHandler {
         job.storeRendering(writer.bytes, forVersion: snapshot.version)
         request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: writer.bytes)
     }
+
+    /// Distinguishes this process's job versions from another run's in ETags.
+    private static let etagEpoch = String(UInt32.random(in: .min ... .max), radix: 36)
 
     /// The job with this ID, if the caller may see it, or a 404 problem: another tenant's job
     /// is answered exactly like one that does not exist.
