@@ -26,12 +26,6 @@ final class ConnectionGate {
         self.maxConnections = max(1, maxConnections)
     }
 
-    /// Connections evhttp may still hold: exact right after a sweep, an upper bound otherwise.
-    var open: Int {
-        sweep()
-        return tracked.count
-    }
-
     func makeBufferEvent(base: OpaquePointer) -> OpaquePointer? {
         if tracked.count >= maxConnections { sweep() }
         // No BEV_OPT_CLOSE_ON_FREE: evhttp closes an incoming connection's socket itself.

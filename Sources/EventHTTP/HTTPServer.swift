@@ -49,9 +49,6 @@ public final class HTTPServer {
         return Self.localPort(of: evhttp_bound_socket_get_fd(handle))
     }
 
-    /// Connections open right now.
-    public var openConnections: Int { gate.open }
-
     fileprivate func handle(_ raw: OpaquePointer) {
         handler(HTTPRequest(raw: raw))
     }

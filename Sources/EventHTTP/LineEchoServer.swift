@@ -39,9 +39,6 @@ public final class LineEchoServer {
         if let listener { evconnlistener_free(listener) }
     }
 
-    /// Connections open right now.
-    public var openConnections: Int { connectionObjects.count }
-
     /// Listens on `host` (an IP address, or `localhost`) and `port` (0 picks one). Returns the bound port.
     public func listen(host: String, port: Int) throws(EventError) -> Int {
         let address = host == "localhost" ? "127.0.0.1" : host

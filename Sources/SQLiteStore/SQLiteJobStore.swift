@@ -59,14 +59,15 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func apply(_ change: StoreChange, whenDurable completion: (@Sendable (Result<Void, StoreError>) -> Void)?) {
-        let accepted = queue.withLock { queue -> Bool in
-            guard !queue.isClosing else { return false }
+        enum Outcome { case queued(wakeWriter: Bool), closed }
+        let outcome = queue.withLock { queue -> Outcome in
+            guard !queue.isClosing else { return .closed }
             queue.items.append(Item(change: change, completion: completion))
-            return queue.items.count == 1
+            return .queued(wakeWriter: queue.items.count == 1)
         }
-        if accepted { wake.signal() }
-        if !accepted && queue.withLock({ $0.isClosing }) {
-            completion?(.failure(StoreError("the store is closed")))
+        switch outcome {
+        case .queued(let wakeWriter): if wakeWriter { wake.signal() }
+        case .closed: completion?(.failure(StoreError("the store is closed")))
         }
     }
 
@@ -87,7 +88,6 @@ public final class SQLiteJobStore: JobStore {
 
     private func writerLoop() {
         var retry: [Item] = []
-        var lastBatchSize = 0
         while true {
             // Sleep only while there is nothing to do; a wake-up that was used up by the
             // short wait below must not leave queued changes sitting here.
@@ -111,7 +111,6 @@ public final class SQLiteJobStore: JobStore {
                     return queue.items
                 }
             }
-            lastBatchSize = batch.count
             let started = ContinuousClock.now
             retry = commit(Self.coalesced(batch))
             logger.trace("Group commit", metadata: ["changes": "\(batch.count)", "duration": "\(ContinuousClock.now - started)"])

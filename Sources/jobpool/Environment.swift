@@ -23,4 +23,9 @@ struct Environment {
         }
         return value
     }
+
+    /// A comma-separated list, trimmed, empty items dropped; empty when the variable is unset.
+    func list(_ name: String) -> [String] {
+        (variables[name] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 }

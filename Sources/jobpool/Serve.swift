@@ -156,10 +156,7 @@ struct Serve: ParsableCommand {
 
     /// Keys from --api-key (or JOBPOOL_API_KEYS) and --api-keys-file (or JOBPOOL_API_KEYS_FILE).
     private func apiKeyList(_ environment: Environment) throws -> [String] {
-        var keys = apiKeys
-        if keys.isEmpty, let variable = environment.variables["JOBPOOL_API_KEYS"] {
-            keys = variable.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        }
+        var keys = apiKeys.isEmpty ? environment.list("JOBPOOL_API_KEYS") : apiKeys
         if let path = try environment.optional(apiKeysFile, "JOBPOOL_API_KEYS_FILE") {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw ValidationError("--api-keys-file: cannot read \(path).")
@@ -214,10 +211,7 @@ struct Serve: ParsableCommand {
     }
 
     private func addressPolicy(_ environment: Environment) throws -> AddressPolicy {
-        var texts = allowCIDRs
-        if texts.isEmpty, let variable = environment.variables["JOBPOOL_ALLOW_CIDRS"] {
-            texts = variable.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
+        let texts = allowCIDRs.isEmpty ? environment.list("JOBPOOL_ALLOW_CIDRS") : allowCIDRs
         let ranges = try texts.map { text in
             guard let range = CIDR(text) else {
                 throw ValidationError("'\(text)' is not an address range; use a form like 10.1.0.0/16, 127.0.0.1 or fd00::/8.")

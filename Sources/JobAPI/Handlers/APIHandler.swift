@@ -21,6 +21,8 @@ final class APIHandler {
     let waiters: WaiterTable
     let metricsRegistry: PrometheusCollectorRegistry
     let access: AccessControl
+    /// Request counters and timers, looked up here on the loop thread without a lock.
+    private lazy var httpMetrics = HTTPMetrics(metrics: executor.metrics)
     /// Set once a drain starts: submissions are refused, waits answer at once.
     private(set) var isDraining = false
 
@@ -77,13 +79,10 @@ final class APIHandler {
     private func observe(_ request: HTTPRequest, route: String, requestID: String) {
         let started = ContinuousClock.now
         let method = request.method?.rawValue ?? "other"
-        let metrics = executor.metrics
-        let timer = metrics.timer("jobpool_http_request_duration_seconds", [("route", route)])
         let logs = logger.logLevel <= .info
-        request.onResponse = { [logger] status in
+        request.onResponse = { [unowned self, logger] status in
             let elapsed = ContinuousClock.now - started
-            timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-            metrics.counter("jobpool_http_requests_total", [("route", route), ("method", method), ("status", String(status))]).increment()
+            httpMetrics.record(route: route, method: method, status: status, elapsed: elapsed)
             guard logs else { return }
             logger.info("request", metadata: [
                 "request.id": "\(requestID)", "method": "\(method)", "route": "\(route)", "status": "\(status)",
