@@ -15,18 +15,49 @@ public final class JobMetrics: Sendable {
         self.factory = factory
     }
 
-    func submitted(kind: String) { counter("jobpool_jobs_submitted_total", [("kind", kind)]).increment() }
+    /// One kind's job metrics, resolved once: the per-job path is a dictionary lookup by kind.
+    private final class KindMetrics: Sendable {
+        let submitted: Counter
+        let started: Counter
+        let queueWait: CoreMetrics.Timer
+        let runTime: CoreMetrics.Timer
+        let finished: [JobState: Counter]
 
-    func started(kind: String, queueWait: Duration) {
-        counter("jobpool_jobs_started_total", [("kind", kind)]).increment()
-        timer("jobpool_job_queue_wait_seconds", [("kind", kind)]).recordNanoseconds(Self.nanoseconds(queueWait))
+        init(kind: String, factory: any MetricsFactory) {
+            submitted = Counter(label: "jobpool_jobs_submitted_total", dimensions: [("kind", kind)], factory: factory)
+            started = Counter(label: "jobpool_jobs_started_total", dimensions: [("kind", kind)], factory: factory)
+            queueWait = CoreMetrics.Timer(label: "jobpool_job_queue_wait_seconds", dimensions: [("kind", kind)], factory: factory)
+            runTime = CoreMetrics.Timer(label: "jobpool_job_run_seconds", dimensions: [("kind", kind)], factory: factory)
+            finished = Dictionary(uniqueKeysWithValues: JobState.allCases.filter(\.isFinished).map { status in
+                (status, Counter(label: "jobpool_jobs_finished_total", dimensions: [("kind", kind), ("status", status.rawValue)],
+                                 factory: factory))
+            })
+        }
     }
 
-    func finished(kind: String, status: JobState, runTime: Duration?) {
-        counter("jobpool_jobs_finished_total", [("kind", kind), ("status", status.rawValue)]).increment()
-        if let runTime {
-            timer("jobpool_job_run_seconds", [("kind", kind)]).recordNanoseconds(Self.nanoseconds(runTime))
+    private let kinds = Mutex<[String: KindMetrics]>([:])
+
+    private func kind(_ name: String) -> KindMetrics {
+        kinds.withLock { kinds in
+            if let known = kinds[name] { return known }
+            let made = KindMetrics(kind: name, factory: factory)
+            kinds[name] = made
+            return made
         }
+    }
+
+    func submitted(kind name: String) { kind(name).submitted.increment() }
+
+    func started(kind name: String, queueWait: Duration) {
+        let metrics = kind(name)
+        metrics.started.increment()
+        metrics.queueWait.recordNanoseconds(Self.nanoseconds(queueWait))
+    }
+
+    func finished(kind name: String, status: JobState, runTime: Duration?) {
+        let metrics = kind(name)
+        metrics.finished[status]?.increment()
+        if let runTime { metrics.runTime.recordNanoseconds(Self.nanoseconds(runTime)) }
     }
 
     /// A counter made once per label set and kept: creating one per event would look it up in
