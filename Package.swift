@@ -89,7 +89,10 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            // The contract, compiled in and served at GET /openapi.yaml: the link points at the
+            // one copy in openapi/, so the served spec is always the one CI validates.
+            resources: [.embedInCode("Resources/openapi.yaml")]
         ),
         // The executable only parses configuration and wires the parts together.
         .executableTarget(

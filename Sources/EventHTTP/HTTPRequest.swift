@@ -19,6 +19,10 @@ public final class HTTPRequest {
     public var responseHeaders: [(name: String, value: String)] = []
     /// Called with the status once the reply is sent (for access logs).
     public var onResponse: ((Int) -> Void)?
+    /// While a streamed reply is open: what to run if the client goes away first.
+    private var onStreamClosed: (() -> Void)?
+    /// True between ``startStream(status:headers:onClosed:)`` and the stream's end or close.
+    public private(set) var isStreaming = false
 
     init(raw: OpaquePointer) {
         self.raw = raw
@@ -62,11 +66,7 @@ public final class HTTPRequest {
         assert(!isAnswered, "HTTPRequest answered twice")
         guard !isAnswered else { return }
         isAnswered = true
-        let outputHeaders = evhttp_request_get_output_headers(raw)
-        for (name, value) in responseHeaders + headers {
-            // evhttp_add_header refuses values with CR or LF, so a bad value cannot split the reply.
-            evhttp_add_header(outputHeaders, name, value)
-        }
+        addHeaders(headers)
         if !body.isEmpty {
             body.withUnsafeBytes { bytes in
                 _ = evbuffer_add(evhttp_request_get_output_buffer(raw), bytes.baseAddress, bytes.count)
@@ -75,4 +75,68 @@ public final class HTTPRequest {
         evhttp_send_reply(raw, Int32(status), HTTPStatusReason.phrase(for: status), nil)
         onResponse?(status)
     }
+
+    private func addHeaders(_ headers: [(name: String, value: String)]) {
+        let outputHeaders = evhttp_request_get_output_headers(raw)
+        for (name, value) in responseHeaders + headers {
+            // evhttp_add_header refuses values with CR or LF, so a bad value cannot split the reply.
+            evhttp_add_header(outputHeaders, name, value)
+        }
+    }
+
+    // MARK: - Streamed replies (Server-Sent Events)
+
+    /// Starts a reply whose body is sent in pieces (chunked for HTTP/1.1) with
+    /// ``sendChunk(_:)`` and ended with ``endStream()``. If the client goes away first,
+    /// `onClosed` runs once and the request must not be used again: libevent frees it right
+    /// after. (libevent notices a closed client when a write to it fails, so a stream should
+    /// write now and then.)
+    public func startStream(status: Int, headers: [(name: String, value: String)], onClosed: @escaping () -> Void) {
+        assert(!isAnswered, "HTTPRequest answered twice")
+        guard !isAnswered else { return }
+        isAnswered = true
+        addHeaders(headers)
+        evhttp_send_reply_start(raw, Int32(status), HTTPStatusReason.phrase(for: status))
+        isStreaming = true
+        onStreamClosed = onClosed
+        if let connection = evhttp_request_get_connection(raw) {
+            // The connection holds a +1 reference to this object until the stream ends or closes.
+            evhttp_connection_set_closecb(connection, httpStreamClosedCallback, Unmanaged.passRetained(self).toOpaque())
+        }
+        onResponse?(status)
+    }
+
+    /// Sends one piece of a streamed reply. Ignored once the stream has ended or closed.
+    public func sendChunk(_ bytes: [UInt8]) {
+        guard isStreaming, !bytes.isEmpty, let buffer = evbuffer_new() else { return }
+        bytes.withUnsafeBytes { _ = evbuffer_add(buffer, $0.baseAddress, $0.count) }
+        evhttp_send_reply_chunk(raw, buffer)
+        evbuffer_free(buffer)
+    }
+
+    /// Ends a streamed reply; the connection may then carry the client's next request.
+    public func endStream() {
+        guard isStreaming else { return }
+        isStreaming = false
+        onStreamClosed = nil
+        if let connection = evhttp_request_get_connection(raw) {
+            evhttp_connection_set_closecb(connection, nil, nil)
+            Unmanaged.passUnretained(self).release()
+        }
+        evhttp_send_reply_end(raw)
+    }
+
+    fileprivate func streamConnectionClosed() {
+        guard isStreaming else { return }
+        isStreaming = false
+        let closed = onStreamClosed
+        onStreamClosed = nil
+        closed?()
+        Unmanaged.passUnretained(self).release()
+    }
+}
+
+private func httpStreamClosedCallback(_ connection: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
+    guard let context else { return }
+    Unmanaged<HTTPRequest>.fromOpaque(context).takeUnretainedValue().streamConnectionClosed()
 }

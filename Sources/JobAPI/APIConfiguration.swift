@@ -9,5 +9,10 @@ public struct APIConfiguration: Sendable {
     /// How long a cancel waits for a running job to stop before answering 202.
     public var cancelWait: Duration = .seconds(5)
 
+    /// How long an `Idempotency-Key` is remembered after its job was created.
+    public var idempotencyKeyLifetime: Duration = .seconds(24 * 3600)
+    /// How often an event stream sends a heartbeat comment while the job is quiet.
+    public var eventStreamHeartbeat: Duration = .seconds(15)
+
     public init() {}
 }

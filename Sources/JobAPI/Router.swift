@@ -2,63 +2,75 @@ import EventHTTP
 import JobCore
 
 /// The API's routes, matched from a method and a path.
-enum Route: Equatable {
+enum Route: Equatable, Sendable {
     case health
     case ready
     case metrics
+    case openAPI
+    case stats
     case submitJob
+    case submitBatch
     case listJobs
     case getJob(id: String)
+    case jobEvents(id: String)
     case cancelJob(id: String)
     case listDeliveries(id: String)
     case redeliver(id: String)
-
-    /// A stable name for logs and metrics, without IDs in it.
-    var name: String {
-        switch self {
-        case .health: return "/healthz"
-        case .ready: return "/readyz"
-        case .metrics: return "/metrics"
-        case .submitJob, .listJobs: return "/v1/jobs"
-        case .getJob: return "/v1/jobs/{id}"
-        case .cancelJob: return "/v1/jobs/{id}/cancel"
-        case .listDeliveries: return "/v1/jobs/{id}/deliveries"
-        case .redeliver: return "/v1/jobs/{id}/deliveries/redeliver"
-        }
-    }
 }
 
-/// Matches requests to routes. A known path with an unsupported method is a 405 with `Allow`;
-/// anything else unknown is a 404.
+/// Matches requests to routes through one table, which is also what the contract test checks
+/// against `openapi/openapi.yaml`. A known path with an unsupported method is a 405 with
+/// `Allow`; anything else unknown is a 404.
 enum Router {
-    static func route(method: HTTPMethod?, path: String) throws(Problem) -> Route {
+    struct Entry: Sendable {
+        /// The path as the OpenAPI document writes it, with `{id}` for a job ID.
+        let template: String
+        let method: HTTPMethod
+        let make: @Sendable (_ id: String) -> Route
+    }
+
+    /// Every route. A literal path comes before a templated one it could also match
+    /// (`/v1/jobs/batch` before `/v1/jobs/{id}`).
+    static let table: [Entry] = [
+        Entry(template: "/healthz", method: .get) { _ in .health },
+        Entry(template: "/readyz", method: .get) { _ in .ready },
+        Entry(template: "/metrics", method: .get) { _ in .metrics },
+        Entry(template: "/openapi.yaml", method: .get) { _ in .openAPI },
+        Entry(template: "/v1/stats", method: .get) { _ in .stats },
+        Entry(template: "/v1/jobs", method: .get) { _ in .listJobs },
+        Entry(template: "/v1/jobs", method: .post) { _ in .submitJob },
+        Entry(template: "/v1/jobs/batch", method: .post) { _ in .submitBatch },
+        Entry(template: "/v1/jobs/{id}", method: .get) { .getJob(id: $0) },
+        Entry(template: "/v1/jobs/{id}/events", method: .get) { .jobEvents(id: $0) },
+        Entry(template: "/v1/jobs/{id}/cancel", method: .post) { .cancelJob(id: $0) },
+        Entry(template: "/v1/jobs/{id}/deliveries", method: .get) { .listDeliveries(id: $0) },
+        Entry(template: "/v1/jobs/{id}/deliveries/redeliver", method: .post) { .redeliver(id: $0) },
+    ]
+
+    private static let templates: [(entry: Entry, segments: [Substring])] = table.map {
+        ($0, $0.template.split(separator: "/"))
+    }
+
+    /// The route and its template (a stable name for logs and metrics, without IDs in it).
+    static func route(method: HTTPMethod?, path: String) throws(Problem) -> (route: Route, template: String) {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        let methodName = method?.rawValue ?? "this method"
-        func require(_ allowed: [HTTPMethod], _ route: Route) throws(Problem) -> Route {
+        var allowed: [HTTPMethod] = []
+        for (entry, pattern) in templates where pattern.count == segments.count {
+            var id: Substring = ""
+            let matches = zip(pattern, segments).allSatisfy { expected, actual in
+                if expected == "{id}" { id = actual; return true }
+                return expected == actual
+            }
+            guard matches else { continue }
             // HEAD is served wherever GET is; evhttp drops the body.
-            if let method, allowed.contains(method) || (method == .head && allowed.contains(.get)) { return route }
-            throw Problem.methodNotAllowed(methodName, path: path, allowed: allowed.map(\.rawValue))
+            if method == entry.method || (method == .head && entry.method == .get) {
+                return (entry.make(String(id)), entry.template)
+            }
+            if !allowed.contains(entry.method) { allowed.append(entry.method) }
         }
-        switch segments.count {
-        case 1 where segments[0] == "healthz":
-            return try require([.get], .health)
-        case 1 where segments[0] == "readyz":
-            return try require([.get], .ready)
-        case 1 where segments[0] == "metrics":
-            return try require([.get], .metrics)
-        case 2 where segments[0] == "v1" && segments[1] == "jobs":
-            if method == .post { return .submitJob }
-            return try require([.get, .post], .listJobs)
-        case 3 where segments[0] == "v1" && segments[1] == "jobs":
-            return try require([.get], .getJob(id: String(segments[2])))
-        case 4 where segments[0] == "v1" && segments[1] == "jobs" && segments[3] == "cancel":
-            return try require([.post], .cancelJob(id: String(segments[2])))
-        case 4 where segments[0] == "v1" && segments[1] == "jobs" && segments[3] == "deliveries":
-            return try require([.get], .listDeliveries(id: String(segments[2])))
-        case 5 where segments[0] == "v1" && segments[1] == "jobs" && segments[3] == "deliveries" && segments[4] == "redeliver":
-            return try require([.post], .redeliver(id: String(segments[2])))
-        default:
-            throw Problem.notFound(path: String(path.prefix(200)))
+        guard allowed.isEmpty else {
+            throw Problem.methodNotAllowed(method?.rawValue ?? "this method", path: String(path.prefix(200)), allowed: allowed.map(\.rawValue))
         }
+        throw Problem.notFound(path: String(path.prefix(200)))
     }
 }

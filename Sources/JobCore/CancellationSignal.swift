@@ -7,12 +7,15 @@ public enum StopReason: Sendable, Hashable {
     case cancelled
     /// The server is shutting down and the grace period ran out.
     case interrupted
+    /// The job ran past its `time_limit_seconds`.
+    case timeLimit(seconds: Double)
 
     /// The failure a job that stopped for this reason records.
     public var failure: JobFailure {
         switch self {
         case .cancelled: return .cancelled
         case .interrupted: return .interrupted
+        case .timeLimit(let seconds): return .timeLimit(seconds: seconds)
         }
     }
 }

@@ -5,6 +5,10 @@ import Synchronization
 /// The work a job runs on a worker thread: its input already checked and captured.
 public typealias JobWork = @Sendable (JobContext) throws(JobFailure) -> JSONValue
 
+/// Told of every state change of a job (`from` is nil when the job comes into being), after
+/// the change and outside the job's lock.
+public typealias JobStateChangeHook = @Sendable (_ job: Job, _ from: JobState?, _ to: JobState) -> Void
+
 /// A submitted job and its handle, like Python's `concurrent.futures.Future`.
 ///
 /// ```swift
@@ -21,32 +25,38 @@ public final class Job: Sendable {
     public let webhook: WebhookTarget?
     /// Who submitted it (an API key's tenant ID), or nil when access control is off.
     public let owner: String?
-    /// Attempts allowed in all, counting restarts after a crash.
-    public let maxAttempts: Int
-    /// This run's attempt number, from 1; a crash recovery runs the job as the next attempt.
-    public let attempt: Int
+    public let options: JobOptions
     let work: JobWork
-    private let signal = CancellationSignal()
-    private let state = Mutex(State())
+    private let onStateChange: JobStateChangeHook?
+    private let state: Mutex<State>
 
     private struct State {
-        var status = JobState.queued
+        var status: JobState
+        var attempt: Int
+        var nextAttemptAt: Date?
         var result: JSONValue?
         var error: JobFailure?
+        var lastError: JobFailure?
         var startedAt: Date?
         var finishedAt: Date?
+        /// The running attempt's stop signal; each attempt gets a fresh one.
+        var signal = CancellationSignal()
         var callbacks: [@Sendable (JobSnapshot) -> Void] = []
+        var observers: [Int: @Sendable (JobSnapshot) -> Void] = [:]
+        var nextObserverID = 0
         /// Bumped on every visible change, so a reader can tell whether its copy is current.
         var version = 0
         /// A rendering of the job at `version`, kept for whoever made it (the HTTP layer
         /// caches its JSON here, so a finished job polled a thousand times is encoded once).
         var rendering: (version: Int, bytes: [UInt8])?
         var webhookStatus: WebhookStatus?
+        /// Gives back the job's place in the worker pool's queue; set while it is queued.
+        var releaseQueueSlot: (@Sendable () -> Void)?
     }
 
     /// What ``cancel()`` did.
     public enum CancelOutcome: Sendable, Equatable {
-        /// The job was queued and is now `cancelled`.
+        /// The job was scheduled or queued and is now `cancelled`.
         case cancelled
         /// The job is running; it has been asked to stop and will end `cancelled` shortly.
         case stopping
@@ -54,36 +64,51 @@ public final class Job: Sendable {
         case alreadyFinished(JobState)
     }
 
+    /// What one run of the job came to.
+    enum RunOutcome: Equatable {
+        case finished
+        /// A retryable failure with attempts left: the job is `scheduled` again.
+        case retry(RetryPlan)
+    }
+
     init(id: JobID = JobID(), kind: String, input: JSONValue, createdAt: Date, webhook: WebhookTarget? = nil,
-         owner: String? = nil, attempt: Int = 1, maxAttempts: Int = 3, work: @escaping JobWork) {
+         owner: String? = nil, options: JobOptions = JobOptions(), status: JobState = .queued, attempt: Int = 1,
+         onStateChange: JobStateChangeHook? = nil, work: @escaping JobWork) {
         self.owner = owner
         self.id = id
         self.kind = kind
         self.input = input
         self.createdAt = createdAt
         self.webhook = webhook
-        self.attempt = attempt
-        self.maxAttempts = maxAttempts
+        self.options = options
         self.work = work
-        if let webhook {
-            state.withLock { $0.webhookStatus = WebhookStatus(url: webhook.url, state: .pending, attempts: 0) }
-        }
+        self.onStateChange = onStateChange
+        var initial = State(status: status, attempt: attempt)
+        if status == .scheduled { initial.nextAttemptAt = options.runAt }
+        if let webhook { initial.webhookStatus = WebhookStatus(url: webhook.url, state: .pending, attempts: 0) }
+        state = Mutex(initial)
+        onStateChange?(self, nil, status)
     }
 
     /// How the store names this job.
     public var key: JobKey { JobKey(id: id, createdAt: createdAt) }
+    public var maxAttempts: Int { options.maxAttempts }
+    /// The current attempt, from 1.
+    public var attempt: Int { state.withLock { $0.attempt } }
 
-    /// A job as it was stored. A job that was running runs again as `attempt`; the caller has
-    /// set `record.status` to `.queued` for that.
-    convenience init(restoring record: JobRecord, webhookStatus: WebhookStatus?, work: @escaping JobWork) {
+    /// A job as it was stored. A job that was running runs again; the caller has set
+    /// `record.status` to `.queued` and the attempt for that.
+    convenience init(restoring record: JobRecord, webhookStatus: WebhookStatus?, onStateChange: JobStateChangeHook?,
+                     work: @escaping JobWork) {
         self.init(id: record.id, kind: record.kind, input: record.input, createdAt: record.createdAt,
-                  webhook: record.webhook, owner: record.owner, attempt: record.attempt, maxAttempts: record.maxAttempts, work: work)
+                  webhook: record.webhook, owner: record.owner, options: record.options, status: record.status,
+                  attempt: record.attempt, onStateChange: onStateChange, work: work)
         state.withLock { state in
-            state.status = record.status
             state.result = record.result
-            state.error = record.error
-            state.startedAt = record.status == .queued ? nil : record.startedAt
+            if record.status.isFinished { state.error = record.error } else { state.lastError = record.error }
+            state.startedAt = record.status.isFinished || record.status == .running ? record.startedAt : nil
             state.finishedAt = record.finishedAt
+            state.nextAttemptAt = record.status == .scheduled ? record.nextAttemptAt : nil
             if let webhookStatus { state.webhookStatus = webhookStatus }
         }
     }
@@ -92,14 +117,14 @@ public final class Job: Sendable {
     func record() -> JobRecord {
         let snapshot = snapshot()
         return JobRecord(id: id, kind: kind, input: input, status: snapshot.status, result: snapshot.result,
-                         error: snapshot.error, createdAt: createdAt, startedAt: snapshot.startedAt,
-                         finishedAt: snapshot.finishedAt, attempt: attempt, maxAttempts: maxAttempts, webhook: webhook,
-                         owner: owner)
+                         error: snapshot.error ?? snapshot.lastError, createdAt: createdAt, startedAt: snapshot.startedAt,
+                         finishedAt: snapshot.finishedAt, nextAttemptAt: snapshot.nextAttemptAt, attempt: snapshot.attempt,
+                         options: options, webhook: webhook, owner: owner)
     }
 
-    /// Ends a queued job without running it (recovery found it out of attempts, say).
+    /// Ends a waiting job without running it (recovery found it out of attempts, say).
     func fail(_ failure: JobFailure) {
-        finish(.failure(failure), onlyIf: .queued)
+        _ = finish(.failure(failure), onlyIf: [.queued, .scheduled])
     }
 
     /// Records the webhook's progress (the deliverer calls this), so the job shows it.
@@ -148,6 +173,22 @@ public final class Job: Sendable {
         if let finished { callback(finished) }
     }
 
+    /// Calls `observer` with the job's snapshot after each state change from now on, on the
+    /// thread that made the change, until ``removeObserver(_:)``. Returns the snapshot as it
+    /// stands, read under the same lock, so that no change falls between the two.
+    public func observe(_ observer: @escaping @Sendable (JobSnapshot) -> Void) -> (token: Int, current: JobSnapshot) {
+        state.withLock { state in
+            let token = state.nextObserverID
+            state.nextObserverID += 1
+            if !state.status.isFinished { state.observers[token] = observer }
+            return (token, makeSnapshot(state))
+        }
+    }
+
+    public func removeObserver(_ token: Int) {
+        state.withLock { _ = $0.observers.removeValue(forKey: token) }
+    }
+
     /// Blocks the calling thread until the job finishes or `timeout` passes. Returns the final
     /// snapshot, or `nil` on timeout. Never call it on an event-loop thread.
     public func result(timeout: Duration) -> JobSnapshot? {
@@ -161,62 +202,116 @@ public final class Job: Sendable {
         return box.withLock { $0 }
     }
 
-    /// Cancels the job: a queued job at once, a running one by asking its work to stop.
+    /// Cancels the job: a scheduled or queued job at once, a running one by asking its work to stop.
     @discardableResult
     public func cancel() -> CancelOutcome {
         stop(.cancelled)
     }
 
-    /// Asks the job to stop for `reason`. Used by cancel and by a drain that interrupts.
-    func stop(_ reason: StopReason) -> CancelOutcome {
-        let outcome = state.withLock { state -> CancelOutcome in
+    /// Asks the job to stop for `reason`. Used by cancel, by a drain that interrupts, and (with
+    /// `attempt`, so that a late timer cannot stop a later attempt) by the time limit.
+    @discardableResult
+    func stop(_ reason: StopReason, attempt onlyAttempt: Int? = nil) -> CancelOutcome {
+        let outcome = state.withLock { state -> (CancelOutcome, CancellationSignal?) in
+            if let onlyAttempt, state.attempt != onlyAttempt || state.status != .running {
+                return (.alreadyFinished(state.status), nil)
+            }
             switch state.status {
-            case .queued: return .cancelled
-            case .running: return .stopping
-            case .succeeded, .failed, .cancelled: return .alreadyFinished(state.status)
+            case .scheduled, .queued: return (.cancelled, nil)
+            case .running:
+                state.version += 1 // cancel_requested now shows
+                return (.stopping, state.signal)
+            case .succeeded, .failed, .cancelled: return (.alreadyFinished(state.status), nil)
             }
         }
         switch outcome {
-        case .cancelled:
-            // A worker may have started the job in between; finish only if it is still queued.
-            if !finish(.failure(reason.failure), onlyIf: .queued) { return stop(reason) }
-        case .stopping:
+        case (.cancelled, _):
+            // A worker may have started the job in between; finish only if it is still waiting.
+            if !finish(.failure(reason.failure), onlyIf: [.scheduled, .queued]) { return stop(reason, attempt: onlyAttempt) }
+        case (.stopping, let signal?):
             signal.raise(reason)
-            state.withLock { $0.version += 1 } // cancel_requested now shows
-        case .alreadyFinished:
+        default:
             break
         }
-        return outcome
+        return outcome.0
     }
 
-    /// Moves a queued job to `running`. Returns false if it is no longer queued (cancelled).
-    func markRunning(at now: Date = Date()) -> Bool {
-        state.withLock { state in
-            guard state.status == .queued else { return false }
-            state.status = .running
-            state.startedAt = now
-            state.version += 1
+    /// Gives the job its place in a queue: `release` runs if the job finishes (is cancelled)
+    /// while still queued, and is dropped when a worker takes it.
+    func holdQueueSlot(_ release: @escaping @Sendable () -> Void) {
+        state.withLock { $0.releaseQueueSlot = release }
+    }
+
+    /// Moves a scheduled job that fell due to `queued`. False if it is no longer scheduled.
+    func markDue() -> Bool {
+        transition { state in
+            guard state.status == .scheduled else { return false }
+            state.status = .queued
+            state.nextAttemptAt = nil
             return true
         }
     }
 
-    /// Runs the work on the calling (worker) thread and records the outcome.
-    func execute() {
-        let context = JobContext(signal: signal, jobID: id)
+    /// Moves a queued job to `running`. Returns false if it is no longer queued (cancelled).
+    func markRunning(at now: Date = Date()) -> Bool {
+        transition { state in
+            guard state.status == .queued else { return false }
+            state.status = .running
+            state.startedAt = now
+            state.signal = CancellationSignal()
+            state.releaseQueueSlot = nil
+            return true
+        }
+    }
+
+    /// Runs the work on the calling (worker) thread and records the outcome: a final state, or
+    /// for a retryable failure with attempts left, `scheduled` for the next attempt.
+    func execute(backoff: RetryBackoff) -> RunOutcome {
+        let (signal, attempt, startedAt) = state.withLock { ($0.signal, $0.attempt, $0.startedAt ?? Date()) }
+        let context = JobContext(signal: signal, jobID: id, attempt: attempt)
         let outcome: Result<JSONValue, JobFailure>
         do throws(JobFailure) {
             outcome = .success(try work(context))
         } catch {
             outcome = .failure(error)
         }
-        finish(outcome, onlyIf: .running)
+        if case .failure(let failure) = outcome, failure.isRetryable, signal.reason == nil, attempt < options.maxAttempts {
+            let due = Date().addingTimeInterval(backoff.delay(beforeAttempt: attempt + 1).seconds)
+            let retried = transition { state in
+                guard state.status == .running else { return false }
+                state.status = .scheduled
+                state.attempt += 1
+                state.lastError = failure
+                state.startedAt = nil
+                state.nextAttemptAt = due
+                return true
+            }
+            if retried { return .retry(RetryPlan(failedAttempt: attempt, startedAt: startedAt, failure: failure, due: due)) }
+        }
+        _ = finish(outcome, onlyIf: [.running])
+        return .finished
+    }
+
+    /// Applies `change` under the lock; when it returns true, bumps the version and tells the
+    /// observers and the state-change hook, outside the lock.
+    private func transition(_ change: (inout State) -> Bool) -> Bool {
+        let changed = state.withLock { state -> (JobState, JobSnapshot, [@Sendable (JobSnapshot) -> Void])? in
+            let before = state.status
+            guard change(&state) else { return nil }
+            state.version += 1
+            return (before, makeSnapshot(state), Array(state.observers.values))
+        }
+        guard let (before, snapshot, observers) = changed else { return false }
+        onStateChange?(self, before, snapshot.status)
+        for observer in observers { observer(snapshot) }
+        return true
     }
 
     /// Records the final state and runs the done-callbacks, outside the lock.
-    @discardableResult
-    private func finish(_ outcome: Result<JSONValue, JobFailure>, onlyIf expected: JobState) -> Bool {
-        let finished = state.withLock { state -> (JobSnapshot, [@Sendable (JobSnapshot) -> Void])? in
-            guard state.status == expected else { return nil }
+    private func finish(_ outcome: Result<JSONValue, JobFailure>, onlyIf expected: Set<JobState>) -> Bool {
+        let finished = state.withLock { state -> (JobState, JobSnapshot, [@Sendable (JobSnapshot) -> Void], (@Sendable () -> Void)?)? in
+            guard expected.contains(state.status) else { return nil }
+            let before = state.status
             switch outcome {
             case .success(let value):
                 state.status = .succeeded
@@ -226,12 +321,18 @@ public final class Job: Sendable {
                 state.error = failure
             }
             state.finishedAt = Date()
+            state.nextAttemptAt = nil
             state.version += 1
-            let callbacks = state.callbacks
+            let callbacks = state.callbacks + Array(state.observers.values)
             state.callbacks = []
-            return (makeSnapshot(state), callbacks)
+            state.observers = [:]
+            let release = before == .queued ? state.releaseQueueSlot : nil
+            state.releaseQueueSlot = nil
+            return (before, makeSnapshot(state), callbacks, release)
         }
-        guard let (snapshot, callbacks) = finished else { return false }
+        guard let (before, snapshot, callbacks, release) = finished else { return false }
+        release?()
+        onStateChange?(self, before, snapshot.status)
         for callback in callbacks { callback(snapshot) }
         return true
     }
@@ -239,11 +340,21 @@ public final class Job: Sendable {
     private func makeSnapshot(_ state: State) -> JobSnapshot {
         JobSnapshot(
             id: id, kind: kind, status: state.status, input: input, result: state.result,
-            error: state.error, createdAt: createdAt, startedAt: state.startedAt,
-            finishedAt: state.finishedAt,
-            cancelRequested: state.status == .running && signal.reason != nil,
+            error: state.error, lastError: state.status == .scheduled ? state.lastError : nil,
+            createdAt: createdAt, startedAt: state.startedAt,
+            finishedAt: state.finishedAt, nextAttemptAt: state.nextAttemptAt,
+            cancelRequested: state.status == .running && state.signal.reason != nil,
             webhook: state.webhookStatus,
-            attempt: attempt, maxAttempts: maxAttempts,
+            attempt: state.attempt, maxAttempts: options.maxAttempts,
+            priority: options.priority, timeLimitSeconds: options.timeLimitSeconds,
             version: state.version)
     }
+}
+
+/// A failed attempt that will be retried, and when.
+public struct RetryPlan: Sendable, Equatable {
+    public var failedAttempt: Int
+    public var startedAt: Date
+    public var failure: JobFailure
+    public var due: Date
 }

@@ -17,10 +17,17 @@ public final class JobExecutor: Sendable {
         public var workers: Int
         /// Jobs that may wait in the queue before submissions are refused.
         public var maxQueued: Int
+        /// How long a queued job waits to gain one priority level (see ``PriorityQueue``).
+        public var priorityAgingStep: Duration
+        /// The wait between attempts after a retryable failure.
+        public var retryBackoff: RetryBackoff
 
-        public init(workers: Int = 8, maxQueued: Int = 100_000) {
+        public init(workers: Int = 8, maxQueued: Int = 100_000, priorityAgingStep: Duration = .seconds(10),
+                    retryBackoff: RetryBackoff = RetryBackoff()) {
             self.workers = workers
             self.maxQueued = maxQueued
+            self.priorityAgingStep = priorityAgingStep
+            self.retryBackoff = retryBackoff
         }
     }
 
@@ -31,10 +38,14 @@ public final class JobExecutor: Sendable {
     private let logger: Logger
     private let completionHandler: (any CompletionHandler)?
     public let metrics: JobMetrics
+    /// Jobs by owner, kind and state, for statistics.
+    public let counts = JobCounts()
+    /// Scheduled jobs falling due and time limits: one serial queue of timers, off the loop.
+    private let timers = DispatchQueue(label: "jobpool.timers")
 
     /// - Parameters:
     ///   - store: where jobs are kept; ``MemoryStore`` keeps nothing.
-    ///   - deferWakeUp: see ``WorkerPool/init(workerCount:maxQueued:logger:deferWakeUp:onStart:)``.
+    ///   - deferWakeUp: see ``WorkerPool/init(workerCount:maxQueued:logger:deferWakeUp:agingStep:backoff:onStart:)``.
     ///   - completionHandler: gets the completion of every job that has a webhook.
     public init(configuration: Configuration, kinds: [any JobKind], store: any JobStore = MemoryStore(), logger: Logger,
                 deferWakeUp: WorkerPool.WakeUpDeferral? = nil, completionHandler: (any CompletionHandler)? = nil,
@@ -44,16 +55,26 @@ public final class JobExecutor: Sendable {
         self.kinds = Dictionary(kinds.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.store = store
         let isDurable = store.isDurable
+        let timers = self.timers
         let recordStart: @Sendable (Job) -> Void = { job in
-            let startedAt = job.snapshot().startedAt ?? Date()
+            let snapshot = job.snapshot()
+            let startedAt = snapshot.startedAt ?? Date()
+            if let limit = job.options.timeLimitSeconds {
+                timers.asyncAfter(deadline: .now() + limit) { [weak job, attempt = snapshot.attempt] in
+                    job?.stop(.timeLimit(seconds: limit), attempt: attempt)
+                }
+            }
             metrics.started(kind: job.kind, queueWait: .microseconds(Int64(startedAt.timeIntervalSince(job.createdAt) * 1_000_000)))
             if isDurable {
-                store.apply(StoreChange.started(job.key, attempt: job.attempt, at: startedAt), whenDurable: nil)
+                store.apply(StoreChange.started(job.key, attempt: snapshot.attempt, at: startedAt), whenDurable: nil)
             }
         }
-        self.pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
-                               logger: logger, deferWakeUp: deferWakeUp, onStart: recordStart)
+        let pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
+                              logger: logger, deferWakeUp: deferWakeUp, agingStep: configuration.priorityAgingStep,
+                              backoff: configuration.retryBackoff, onStart: recordStart)
+        self.pool = pool
         self.logger = logger
+        pool.onRetry { [weak self] job, plan in self?.retryScheduled(job, plan: plan) }
     }
 
     /// The kind names clients may submit, sorted.
@@ -64,54 +85,109 @@ public final class JobExecutor: Sendable {
 
     public func start() { pool.start() }
 
-    /// Checks a job and queues it once it is durable.
-    ///
-    /// Returns the job at once when the store keeps nothing (``MemoryStore``). Otherwise returns
-    /// `nil` and calls `whenDurable` (on the store's thread) once the job is committed and
-    /// queued, or with ``SubmitError/storeUnavailable(_:)``. Nothing is created unless it succeeds.
-    public func submit(kind: String, input: JSONValue, webhook: WebhookTarget? = nil, maxAttempts: Int = 3, owner: String? = nil,
-                       whenDurable: @escaping @Sendable (Result<Job, SubmitError>) -> Void) throws(SubmitError) -> Job? {
-        guard let jobKind = kinds[kind] else { throw SubmitError.unknownKind(kind, known: kindNames) }
-        let work: JobWork
+    /// Checks a job's kind and input, making its work. Nothing is created yet.
+    public func prepare(_ spec: JobSpec) throws(SubmitError) -> PreparedJob {
+        guard let jobKind = kinds[spec.kind] else { throw SubmitError.unknownKind(spec.kind, known: kindNames) }
         do throws(InputError) {
-            work = try jobKind.makeWork(input: input)
+            return PreparedJob(spec: spec, work: try jobKind.makeWork(input: spec.input))
         } catch {
             throw SubmitError.invalidInput(error)
         }
+    }
+
+    /// Checks a job and queues (or schedules) it once it is durable; see ``submit(_:whenDurable:)``.
+    public func submit(_ spec: JobSpec, whenDurable: @escaping @Sendable (Result<Job, SubmitError>) -> Void) throws(SubmitError) -> Job? {
+        try submit([prepare(spec)]) { result in whenDurable(result.map { $0[0] }) }?.first
+    }
+
+    /// Shorthand for a job with default options.
+    public func submit(kind: String, input: JSONValue, webhook: WebhookTarget? = nil, options: JobOptions = JobOptions(),
+                       owner: String? = nil, whenDurable: @escaping @Sendable (Result<Job, SubmitError>) -> Void) throws(SubmitError) -> Job? {
+        try submit(JobSpec(kind: kind, input: input, webhook: webhook, owner: owner, options: options), whenDurable: whenDurable)
+    }
+
+    /// Creates prepared jobs, all or none, and queues (or schedules) them once durable.
+    ///
+    /// Returns the jobs at once when the store keeps nothing (``MemoryStore``). Otherwise returns
+    /// `nil` and calls `whenDurable` (on the store's thread) once the jobs are committed and
+    /// queued, or with ``SubmitError/storeUnavailable(_:)``. Nothing is created unless it succeeds.
+    public func submit(_ prepared: [PreparedJob], whenDurable: @escaping @Sendable (Result<[Job], SubmitError>) -> Void) throws(SubmitError) -> [Job]? {
+        let now = Date()
+        let runsNow = prepared.count { ($0.spec.options.runAt ?? now) <= now }
         do throws(PoolError) {
-            try pool.reserveSlot()
+            try pool.reserveSlot(count: runsNow)
         } catch {
             switch error {
             case .queueFull(let limit): throw SubmitError.queueFull(limit: limit)
             case .shuttingDown: throw SubmitError.shuttingDown
             }
         }
-        let job = Job(kind: kind, input: input, createdAt: registry.nextCreationTime(), webhook: webhook,
-                      owner: owner, maxAttempts: maxAttempts, work: work)
-        watchCompletion(of: job)
-        guard store.isDurable else {
-            accept(job)
+        let jobs = prepared.map { item in
+            let spec = item.spec
+            let scheduled = (spec.options.runAt ?? now) > now
+            var options = spec.options
+            if !scheduled { options.runAt = nil }
+            let job = Job(kind: spec.kind, input: spec.input, createdAt: registry.nextCreationTime(now: now), webhook: spec.webhook,
+                          owner: spec.owner, options: options, status: scheduled ? .scheduled : .queued,
+                          onStateChange: counts.hook, work: item.work)
+            watchCompletion(of: job)
             return job
         }
-        store.apply(.submitted(job.record())) { [self] result in
+        guard store.isDurable else {
+            for job in jobs { accept(job) }
+            return jobs
+        }
+        store.apply(.submitted(jobs.map { $0.record() })) { [self] result in
             switch result {
             case .success:
-                accept(job)
-                whenDurable(.success(job))
+                for job in jobs { accept(job) }
+                whenDurable(.success(jobs))
             case .failure(let error):
-                pool.releaseSlot()
+                pool.releaseSlot(count: runsNow)
+                for job in jobs { counts.removed(job, state: job.snapshot().status) }
                 whenDurable(.failure(.storeUnavailable(error.message)))
             }
         }
         return nil
     }
 
-    /// Makes a durable job visible and runnable.
+    /// Makes a durable job visible, and runnable now or when due.
     private func accept(_ job: Job) {
         metrics.submitted(kind: job.kind)
         registry.insert(job)
-        pool.enqueue(reserved: job)
-        logger.debug("Job queued", metadata: ["job.id": "\(job.id)", "job.kind": "\(job.kind)"])
+        if let due = job.snapshot().nextAttemptAt {
+            schedule(job, at: due)
+        } else {
+            pool.enqueue(reserved: job)
+        }
+        logger.debug("Job accepted", metadata: ["job.id": "\(job.id)", "job.kind": "\(job.kind)"])
+    }
+
+    /// Queues a scheduled job when it falls due, unless it was cancelled meanwhile.
+    private func schedule(_ job: Job, at due: Date) {
+        timers.asyncAfter(wallDeadline: .now() + max(0, due.timeIntervalSinceNow)) { [weak self, weak job] in
+            guard let self, let job, job.markDue() else { return }
+            pool.enqueueAccepted(job)
+        }
+    }
+
+    /// A run failed in a way worth retrying: record it and schedule the next attempt.
+    private func retryScheduled(_ job: Job, plan: RetryPlan) {
+        metrics.counter("jobpool_job_retries_total", [("kind", job.kind)]).increment()
+        logger.info("Job attempt failed; retrying", metadata: [
+            "job.id": "\(job.id)", "attempt": "\(plan.failedAttempt)", "error.code": "\(plan.failure.code)",
+            "next_attempt_at": "\(plan.due)",
+        ])
+        if store.isDurable {
+            store.apply(.retrying(job.key, attempt: plan.failedAttempt, startedAt: plan.startedAt, error: plan.failure,
+                                  at: Date(), nextAttemptAt: plan.due), whenDurable: nil)
+        }
+        schedule(job, at: plan.due)
+    }
+
+    /// The unexpired job an idempotency key of this owner created, if any.
+    public func job(forIdempotencyKey key: String, owner: String?) -> Job? {
+        registry.job(forIdempotencyKey: key, owner: owner)
     }
 
     /// Records the job's final state, with its webhook event in the same transaction, then hands
@@ -130,11 +206,11 @@ public final class JobExecutor: Sendable {
         guard store.isDurable || (job.webhook != nil && completionHandler != nil) else { return }
         if store.isDurable, final.error == .interrupted {
             // A drain stopped it: it runs again after the restart, as the same attempt.
-            store.apply(.requeued(job.key, attempt: job.attempt, interrupted: nil), whenDurable: nil)
+            store.apply(.requeued(job.key, attempt: final.attempt, interrupted: nil), whenDurable: nil)
             return
         }
         let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
-        let change = StoreChange.finished(job.key, attempt: job.attempt, startedAt: final.startedAt, status: final.status,
+        let change = StoreChange.finished(job.key, attempt: final.attempt, startedAt: final.startedAt, status: final.status,
                                           result: final.result, error: final.error, at: final.finishedAt ?? Date(), event: event)
         store.apply(change) { [completionHandler] result in
             // Failed writes of a final state are retried by the store until they succeed.
@@ -167,10 +243,15 @@ public final class JobExecutor: Sendable {
                 }
             }
             let status = webhookStatus[record.id] ?? record.webhook.map { WebhookStatus(url: $0.url, state: .pending, attempts: 0) }
-            let job = Job(restoring: record, webhookStatus: status, work: work)
+            let job = Job(restoring: record, webhookStatus: status, onStateChange: counts.hook, work: work)
             registry.insert(job)
-            guard record.status == .queued else { continue }
+            guard !record.status.isFinished else { continue }
             watchCompletion(of: job)
+            if record.status == .scheduled {
+                schedule(job, at: record.nextAttemptAt ?? Date())
+                report.resumedScheduled += 1
+                continue
+            }
             if outOfAttempts {
                 job.fail(JobFailure(code: "interrupted", message: "The server stopped while this job was running, and it had used all \(record.maxAttempts) of its attempts (max_attempts)."))
                 report.failedOutOfAttempts += 1
@@ -183,7 +264,7 @@ public final class JobExecutor: Sendable {
             } else {
                 report.resumedQueued += 1
             }
-            pool.enqueueRecovered(job)
+            pool.enqueueAccepted(job)
         }
         report.loaded = stored.jobs.count
         return report
@@ -203,7 +284,7 @@ public final class JobExecutor: Sendable {
         }
         done.wait()
         guard succeeded.withLock({ $0 }) else { return 0 }
-        registry.remove(Set(ids.map(\.id)))
+        for job in registry.remove(Set(ids.map(\.id))) { counts.removed(job, state: job.snapshot().status) }
         return ids.count
     }
 
@@ -216,6 +297,9 @@ public final class JobExecutor: Sendable {
     }
 
     public var statistics: WorkerPool.Statistics { pool.statistics }
+
+    /// One owner's running jobs and longest-waiting queued job.
+    public func statistics(owner: String?) -> (running: Int, oldestQueuedAt: Date?) { pool.statistics(owner: owner) }
 
     /// True while the worker pool takes new jobs.
     public var isAccepting: Bool { pool.isAccepting }
@@ -252,5 +336,29 @@ public struct RecoveryReport: Sendable, Equatable {
     public var loaded = 0
     public var resumedQueued = 0
     public var requeuedAfterCrash = 0
+    public var resumedScheduled = 0
     public var failedOutOfAttempts = 0
+}
+
+/// What a client asks to run.
+public struct JobSpec: Sendable {
+    public var kind: String
+    public var input: JSONValue
+    public var webhook: WebhookTarget?
+    public var owner: String?
+    public var options: JobOptions
+
+    public init(kind: String, input: JSONValue, webhook: WebhookTarget? = nil, owner: String? = nil, options: JobOptions = JobOptions()) {
+        self.kind = kind
+        self.input = input
+        self.webhook = webhook
+        self.owner = owner
+        self.options = options
+    }
+}
+
+/// A spec whose kind and input were checked, with the work it will run.
+public struct PreparedJob: Sendable {
+    public let spec: JobSpec
+    let work: JobWork
 }

@@ -39,6 +39,13 @@ public final class JobRegistry: Sendable {
         var byID: [JobID: Job] = [:]
         var inCreationOrder: [Job] = []
         var lastCreatedAt = Date.distantPast
+        /// Jobs by the idempotency key they were submitted with, scoped by owner.
+        var byIdempotencyKey: [IdempotencyScope: Job] = [:]
+    }
+
+    struct IdempotencyScope: Hashable {
+        var owner: String?
+        var key: String
     }
 
     private let state = Mutex(State())
@@ -61,6 +68,9 @@ public final class JobRegistry: Sendable {
         state.withLock { state in
             if job.createdAt > state.lastCreatedAt { state.lastCreatedAt = job.createdAt } // recovered jobs
             state.byID[job.id] = job
+            if let record = job.options.idempotency {
+                state.byIdempotencyKey[IdempotencyScope(owner: job.owner, key: record.key)] = job
+            }
             // Submitters on two threads may insert out of creation order; keep the array sorted.
             let key = job.key
             if let last = state.inCreationOrder.last, (last.createdAt, last.id) > (key.createdAt, key.id) {
@@ -86,11 +96,34 @@ public final class JobRegistry: Sendable {
         }
     }
 
-    /// Forgets these jobs (retention).
-    func remove(_ ids: Set<JobID>) {
+    /// Forgets these jobs (retention), returning those it held.
+    func remove(_ ids: Set<JobID>) -> [Job] {
         state.withLock { state in
-            for id in ids { state.byID[id] = nil }
+            var removed: [Job] = []
+            for id in ids {
+                guard let job = state.byID.removeValue(forKey: id) else { continue }
+                removed.append(job)
+                if let record = job.options.idempotency {
+                    let scope = IdempotencyScope(owner: job.owner, key: record.key)
+                    if state.byIdempotencyKey[scope] === job { state.byIdempotencyKey[scope] = nil }
+                }
+            }
             state.inCreationOrder.removeAll { ids.contains($0.id) }
+            return removed
+        }
+    }
+
+    /// The job an unexpired idempotency key of this owner created, if any. An expired key is
+    /// forgotten here, so the next submission with it creates a new job.
+    func job(forIdempotencyKey key: String, owner: String?, now: Date = Date()) -> Job? {
+        state.withLock { state in
+            let scope = IdempotencyScope(owner: owner, key: key)
+            guard let job = state.byIdempotencyKey[scope] else { return nil }
+            guard let record = job.options.idempotency, record.expiresAt > now else {
+                state.byIdempotencyKey[scope] = nil
+                return nil
+            }
+            return job
         }
     }
 

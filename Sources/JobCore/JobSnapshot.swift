@@ -8,9 +8,13 @@ public struct JobSnapshot: Sendable, Hashable {
     public var input: JSONValue
     public var result: JSONValue?
     public var error: JobFailure?
+    /// The failure of the previous attempt while the job waits to retry.
+    public var lastError: JobFailure?
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// When a `scheduled` job falls due (its `run_at`, or the end of a retry's backoff).
+    public var nextAttemptAt: Date?
     /// True once a cancel was asked for a running job that has not stopped yet.
     public var cancelRequested: Bool
     /// The completion webhook's delivery state, if the job has one.
@@ -18,6 +22,12 @@ public struct JobSnapshot: Sendable, Hashable {
     /// This run's attempt number, from 1, and the attempts allowed.
     public var attempt: Int
     public var maxAttempts: Int
+    public var priority: Int
+    public var timeLimitSeconds: Double?
     /// Changes whenever anything above changes; equal versions of one job mean equal snapshots.
     public var version: Int
+
+    /// Numbers the job's state changes in order, the same way in every process that loads
+    /// the job: later states of a job always have larger numbers. Used as SSE event IDs.
+    public var stateSequence: Int { attempt * 10 + status.orderWithinAttempt }
 }

@@ -1,4 +1,3 @@
-import DequeModule
 import Dispatch
 import Foundation
 import Logging
@@ -7,7 +6,7 @@ import Synchronization
 /// A fixed pool of OS threads that run queued jobs, like `ThreadPoolExecutor`.
 ///
 /// A job blocks its own worker thread while it runs; never more than `workerCount` jobs run
-/// at once. The queue is bounded: ``submit(_:whenAccepted:)`` throws ``PoolError/queueFull``
+/// at once. Jobs run by priority (see ``PriorityQueue``). The queue is bounded: ``submit(_:whenAccepted:)`` throws ``PoolError/queueFull``
 /// rather than grow without limit.
 public final class WorkerPool: Sendable {
     /// The pool's lifecycle. Changed only inside `state.withLock`.
@@ -24,7 +23,7 @@ public final class WorkerPool: Sendable {
 
     private struct State {
         var phase = Phase.idle
-        var queue = Deque<Job>()
+        var queue: PriorityQueue
         /// Jobs waiting for a worker, not counting any cancelled while queued.
         var queuedCount = 0
         var running: [JobID: Job] = [:]
@@ -51,6 +50,8 @@ public final class WorkerPool: Sendable {
         public var queued: Int
         public var running: Int
         public var workers: Int
+        /// When the job that has waited longest for a worker was queued.
+        public var oldestQueuedAt: Date?
     }
 
     /// Runs a wake-up later; see ``init(workerCount:maxQueued:logger:deferWakeUp:)``.
@@ -62,7 +63,11 @@ public final class WorkerPool: Sendable {
     private let deferWakeUp: WakeUpDeferral?
     /// Called on the worker thread right after a job starts running (to record the start).
     private let onStart: (@Sendable (Job) -> Void)?
-    private let state = Mutex(State())
+    /// Called on the worker thread when a run ended in a retryable failure and the job is
+    /// `scheduled` again.
+    private let retryHandler = Mutex<(@Sendable (Job, RetryPlan) -> Void)?>(nil)
+    private let backoff: RetryBackoff
+    private let state: Mutex<State>
     /// Idle workers sleep on it; see `State.wakePending` for when it is signalled.
     private let workAvailable = DispatchSemaphore(value: 0)
     /// Entered when a job starts, left when it ends, so a drain can wait for "none running".
@@ -74,13 +79,23 @@ public final class WorkerPool: Sendable {
     ///   it hands a wake-up to this function to run a little later, and further submissions
     ///   meanwhile share it. An event loop passes "run after this batch of callbacks", so a
     ///   burst of requests handled in one loop iteration costs one futex wake, not one each.
+    ///   - agingStep: see ``PriorityQueue``: how long a queued job waits to gain one priority level.
     public init(workerCount: Int, maxQueued: Int, logger: Logger, deferWakeUp: WakeUpDeferral? = nil,
+                agingStep: Duration = .seconds(10), backoff: RetryBackoff = RetryBackoff(),
                 onStart: (@Sendable (Job) -> Void)? = nil) {
         self.onStart = onStart
+        self.backoff = backoff
+        self.state = Mutex(State(queue: PriorityQueue(agingStep: agingStep)))
         self.workerCount = max(1, workerCount)
         self.maxQueued = max(0, maxQueued)
         self.logger = logger
         self.deferWakeUp = deferWakeUp
+    }
+
+    /// Sets what runs when a job is `scheduled` again after a retryable failure (set once,
+    /// before ``start()``; the executor schedules the next attempt).
+    public func onRetry(_ handler: @escaping @Sendable (Job, RetryPlan) -> Void) {
+        retryHandler.withLock { $0 = handler }
     }
 
     /// Starts the worker threads. Call once.
@@ -113,18 +128,18 @@ public final class WorkerPool: Sendable {
 
     /// Takes a queue slot for a job about to be queued, or throws if the queue is full or the
     /// pool is stopping. Follow with ``enqueue(reserved:)`` or ``releaseSlot()``.
-    public func reserveSlot() throws(PoolError) {
+    public func reserveSlot(count: Int = 1) throws(PoolError) {
         try state.withLock { state throws(PoolError) in
             // Before start() jobs may queue up (recovered work); they run once threads exist.
             guard state.phase == .accepting || state.phase == .idle else { throw PoolError.shuttingDown }
-            guard state.queuedCount < maxQueued else { throw PoolError.queueFull(limit: maxQueued) }
-            state.queuedCount += 1
+            guard state.queuedCount + count <= maxQueued else { throw PoolError.queueFull(limit: maxQueued) }
+            state.queuedCount += count
         }
     }
 
-    /// Gives back a slot from ``reserveSlot()`` whose job will not be queued after all.
-    public func releaseSlot() {
-        state.withLock { $0.queuedCount -= 1 }
+    /// Gives back slots from ``reserveSlot(count:)`` whose jobs will not be queued after all.
+    public func releaseSlot(count: Int = 1) {
+        state.withLock { $0.queuedCount -= count }
     }
 
     /// Queues a job for which a slot was reserved.
@@ -132,17 +147,17 @@ public final class WorkerPool: Sendable {
         append(job)
     }
 
-    /// Queues a recovered job, whatever the queue's limit: it was acknowledged long ago.
-    public func enqueueRecovered(_ job: Job) {
+    /// Queues a job that was accepted earlier (recovered, or scheduled and now due), whatever
+    /// the queue's limit: it was acknowledged long ago.
+    public func enqueueAccepted(_ job: Job) {
         state.withLock { $0.queuedCount += 1 }
         append(job)
     }
 
     private func append(_ job: Job) {
         // A job cancelled while still queued frees its queue slot at once.
-        job.addDoneCallback { [weak self] snapshot in
-            guard snapshot.startedAt == nil, let self else { return }
-            state.withLock { $0.queuedCount -= 1 }
+        job.holdQueueSlot { [weak self] in
+            self?.state.withLock { $0.queuedCount -= 1 }
         }
         let deferred = deferWakeUp != nil
         let wake = state.withLock { state -> Bool in
@@ -172,7 +187,17 @@ public final class WorkerPool: Sendable {
     public var isAccepting: Bool { state.withLock { $0.phase == .accepting } }
 
     public var statistics: Statistics {
-        state.withLock { Statistics(queued: $0.queuedCount, running: $0.running.count, workers: workerCount) }
+        state.withLock {
+            Statistics(queued: $0.queuedCount, running: $0.running.count, workers: workerCount,
+                       oldestQueuedAt: $0.queue.oldestQueuedAt())
+        }
+    }
+
+    /// One owner's share of the pool: jobs of theirs running, and their longest-waiting job.
+    public func statistics(owner: String?) -> (running: Int, oldestQueuedAt: Date?) {
+        state.withLock { state in
+            (state.running.values.count(where: { $0.owner == owner }), state.queue.oldestQueuedAt(owner: .some(owner)))
+        }
     }
 
     /// Stops the pool: refuses new jobs, lets running jobs finish for up to `grace`, then
@@ -198,7 +223,7 @@ public final class WorkerPool: Sendable {
         _ = threadsGroup.wait(timeout: .now() + .seconds(3))
         return state.withLock { state in
             state.phase = .stopped
-            return state.queue.filter { !$0.isFinished }
+            return state.queue.allJobs.filter { !$0.isFinished }
         }
     }
 
@@ -223,7 +248,7 @@ public final class WorkerPool: Sendable {
             case .run(let job, let wakeAnother):
                 if wakeAnother { workAvailable.signal() }
                 onStart?(job)
-                job.execute()
+                if case .retry(let plan) = job.execute(backoff: backoff) { retryHandler.withLock { $0 }?(job, plan) }
                 state.withLock { _ = $0.running.removeValue(forKey: job.id) }
                 runningGroup.leave()
             }
@@ -235,7 +260,7 @@ public final class WorkerPool: Sendable {
     private func nextStep() -> NextStep {
         state.withLock { state -> NextStep in
             guard state.phase == .accepting else { return .exit }
-            while let job = state.queue.popFirst() {
+            while let job = state.queue.popFirst()?.job {
                 guard job.markRunning() else { continue } // cancelled while queued
                 state.queuedCount -= 1
                 state.running[job.id] = job

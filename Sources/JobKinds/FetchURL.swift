@@ -4,8 +4,10 @@ import OutboundHTTP
 /// The seed's crawler job: downloads a URL and reports its status and length.
 ///
 /// Input: `{"url": "https://...", "timeout_seconds"?: 30, "max_bytes"?: 10485760,
-/// "follow_redirects"?: true}`. An HTTP error status (404, 500) is a result: the fetch worked.
-/// A transport failure fails the job with one of the codes of ``OutboundFailure/code``.
+/// "follow_redirects"?: true, "retry_on_status"?: [502, 503]}`. An HTTP error status (404, 500)
+/// is a result: the fetch worked; unless it is listed in `retry_on_status`, which makes it a
+/// retryable failure with code `http_status`. A transport failure fails the job with one of
+/// the codes of ``OutboundFailure/code``; timeouts and connection errors are retryable.
 public struct FetchURL: JobKind {
     public let name = "fetch_url"
     private let client: OutboundHTTPClient
@@ -21,7 +23,7 @@ public struct FetchURL: JobKind {
 
     public func makeWork(input: JSONValue) throws(InputError) -> JobWork {
         let reader = try InputReader(input)
-        try reader.rejectUnknown(["url", "timeout_seconds", "max_bytes", "follow_redirects"])
+        try reader.rejectUnknown(["url", "timeout_seconds", "max_bytes", "follow_redirects", "retry_on_status"])
         let url = try reader.requiredString("url", maxLength: 8192)
         guard OutboundURL(url) != nil else {
             throw InputError(pointer: reader.pointer("url"),
@@ -30,6 +32,7 @@ public struct FetchURL: JobKind {
         let timeout = try reader.number("timeout_seconds", in: 0.001...300) ?? 30
         let maxBytes = try reader.integer("max_bytes", in: 1...Self.maxBytesLimit) ?? 10 * 1024 * 1024
         let followRedirects = try reader.bool("follow_redirects") ?? true
+        let retryOnStatus = Set(try reader.integers("retry_on_status", in: 500...599, maxCount: 100) ?? [])
         let request = OutboundRequest(url: url, timeout: .milliseconds(Int64(timeout * 1000)),
                                       maxBytes: maxBytes, followRedirects: followRedirects)
         let bytesFetched = metrics.counter("jobpool_fetch_bytes_total", [])
@@ -37,6 +40,10 @@ public struct FetchURL: JobKind {
             let abort = AbortHandle()
             context.onStop { _ in abort.abort() }
             switch client.perform(request, abort: abort) {
+            case .success(let response) where retryOnStatus.contains(response.status):
+                throw JobFailure(code: "http_status",
+                                 message: "\(url.prefix(200)) answered HTTP \(response.status), which retry_on_status lists as worth retrying.",
+                                 status: response.status, isRetryable: true)
             case .success(let response):
                 bytesFetched.increment(by: Int64(response.length))
                 return .object([
@@ -52,7 +59,7 @@ public struct FetchURL: JobKind {
             case .failure(.aborted):
                 throw context.stopReason?.failure ?? JobFailure.interrupted
             case .failure(let failure):
-                throw JobFailure(code: failure.code, message: failure.message)
+                throw JobFailure(code: failure.code, message: failure.message, isRetryable: failure.isTransient)
             }
         }
     }

@@ -52,6 +52,15 @@ public enum OutboundFailure: Error, Sendable, Equatable {
     /// The caller aborted the transfer (a cancel or a shutdown).
     case aborted
 
+    /// True for failures that may pass if the request is made again later: a timeout or a
+    /// connection that could not be made. Never a refused address or a bad response.
+    public var isTransient: Bool {
+        switch self {
+        case .timeout, .connect: return true
+        default: return false
+        }
+    }
+
     public var code: String {
         switch self {
         case .dns: return "dns"

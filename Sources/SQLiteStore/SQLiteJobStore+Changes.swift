@@ -7,34 +7,56 @@ extension SQLiteJobStore {
     /// cached: the writer runs several per job, and preparing them was its largest cost.
     func apply(_ change: StoreChange, in db: Database) throws {
         switch change {
-        case .submitted(let job):
+        case .submitted(let jobs):
+            for job in jobs {
+                let idempotency = job.options.idempotency
+                try run(db, sql: """
+                    INSERT INTO jobs (created_at, id, kind, status, input, attempt, max_attempts, webhook_url, webhook_key, owner,
+                                      priority, time_limit_seconds, next_attempt_at, idempotency_key, idempotency_fingerprint,
+                                      idempotency_expires_at, webhook_secret_generated)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [Self.micros(job.createdAt), job.id.description, job.kind, job.status.rawValue, Self.json(job.input),
+                                     job.attempt, job.maxAttempts, job.webhook?.url, job.webhook.map { Data($0.key) }, job.owner,
+                                     job.options.priority, job.options.timeLimitSeconds, job.nextAttemptAt.map(Self.micros),
+                                     idempotency?.key, idempotency?.fingerprint, idempotency.map { Self.micros($0.expiresAt) },
+                                     idempotency?.webhookSecretGenerated ?? false])
+            }
+
+        case .retrying(let key, let attempt, let startedAt, let error, let at, let next):
             try run(db, sql: """
-                INSERT INTO jobs (created_at, id, kind, status, input, attempt, max_attempts, webhook_url, webhook_key, owner)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [Self.micros(job.createdAt), job.id.description, job.kind, job.status.rawValue, Self.json(job.input),
-                                 job.attempt, job.maxAttempts, job.webhook?.url, job.webhook.map { Data($0.key) }, job.owner])
+                UPDATE jobs SET status = 'scheduled', attempt = ?, next_attempt_at = ?, started_at = NULL,
+                                error_code = ?, error_message = ?, error_status = ?
+                WHERE created_at = ? AND id = ? AND attempt = ? AND finished_at IS NULL
+                """, arguments: [attempt + 1, Self.micros(next), error.code, error.message, error.status,
+                                 Self.micros(key.createdAt), key.id.description, attempt])
+            guard db.changesCount > 0 else { return }
+            try run(db, sql: """
+                INSERT OR REPLACE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome, error_code)
+                VALUES (?, ?, ?, ?, ?, 'failed', ?)
+                """, arguments: [Self.micros(key.createdAt), key.id.description, attempt, Self.micros(startedAt),
+                                 Self.micros(at), error.code])
 
         case .started(let key, let attempt, let at):
             try run(db, sql: """
-                UPDATE jobs SET status = 'running', started_at = ?, attempt = ?
+                UPDATE jobs SET status = 'running', started_at = ?, attempt = ?, next_attempt_at = NULL
                 WHERE created_at = ? AND id = ? AND attempt <= ? AND finished_at IS NULL
                 """, arguments: [Self.micros(at), attempt, Self.micros(key.createdAt), key.id.description, attempt])
 
         case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event):
             // The attempt token: a stale attempt never overwrites a newer one's result.
             try run(db, sql: """
-                UPDATE jobs SET status = ?, result = ?, error_code = ?, error_message = ?, finished_at = ?,
-                                started_at = coalesce(?, started_at)
+                UPDATE jobs SET status = ?, result = ?, error_code = ?, error_message = ?, error_status = ?, finished_at = ?,
+                                started_at = coalesce(?, started_at), next_attempt_at = NULL
                 WHERE created_at = ? AND id = ? AND attempt = ? AND finished_at IS NULL
-                """, arguments: [status.rawValue, result.map(Self.json), error?.code, error?.message, Self.micros(at),
+                """, arguments: [status.rawValue, result.map(Self.json), error?.code, error?.message, error?.status, Self.micros(at),
                                  startedAt.map(Self.micros), Self.micros(key.createdAt), key.id.description, attempt])
             guard db.changesCount > 0 else { return }
             if let startedAt {
                 try run(db, sql: """
-                    INSERT OR REPLACE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT OR REPLACE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome, error_code)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [Self.micros(key.createdAt), key.id.description, attempt, Self.micros(startedAt),
-                                     Self.micros(at), status.rawValue])
+                                     Self.micros(at), status.rawValue, error?.code])
             }
             if let event {
                 try run(db, sql: """

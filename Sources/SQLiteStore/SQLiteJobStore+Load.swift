@@ -50,14 +50,23 @@ extension SQLiteJobStore {
         }
         let input = (try? JSONParser.parse(Array((row["input"] as String).utf8))) ?? .null
         let result = (row["result"] as String?).flatMap { try? JSONParser.parse(Array($0.utf8)) }
-        let error = (row["error_code"] as String?).map { JobFailure(code: $0, message: row["error_message"] ?? "") }
+        let error = (row["error_code"] as String?).map {
+            JobFailure(code: $0, message: row["error_message"] ?? "", status: row["error_status"])
+        }
+        let idempotency = (row["idempotency_key"] as String?).map { key in
+            IdempotencyRecord(key: key, fingerprint: row["idempotency_fingerprint"] ?? "",
+                              expiresAt: date(row["idempotency_expires_at"] ?? 0),
+                              webhookSecretGenerated: row["webhook_secret_generated"] ?? false)
+        }
+        let options = JobOptions(maxAttempts: row["max_attempts"], priority: row["priority"],
+                                 timeLimitSeconds: row["time_limit_seconds"], idempotency: idempotency)
         let webhook = (row["webhook_url"] as String?).map { url in
             WebhookTarget(url: url, key: Array((row["webhook_key"] as Data?) ?? Data()))
         }
         return JobRecord(
             id: id, kind: row["kind"], input: input, status: status, result: result, error: error,
             createdAt: date(row["created_at"]), startedAt: (row["started_at"] as Int64?).map(date),
-            finishedAt: (row["finished_at"] as Int64?).map(date), attempt: row["attempt"],
-            maxAttempts: row["max_attempts"], webhook: webhook, owner: row["owner"])
+            finishedAt: (row["finished_at"] as Int64?).map(date), nextAttemptAt: (row["next_attempt_at"] as Int64?).map(date),
+            attempt: row["attempt"], options: options, webhook: webhook, owner: row["owner"])
     }
 }

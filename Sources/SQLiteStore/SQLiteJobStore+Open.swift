@@ -145,6 +145,22 @@ extension SQLiteJobStore {
             // The tenant (a hash derived from the API key, never the key) that owns each job.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN owner TEXT")
         }
+        migrator.registerMigration("v4-scheduling-retries-idempotency") { db in
+            // next_attempt_at: when a 'scheduled' job (run_at, or a retry's backoff) falls due.
+            // error_*: the final error, or while scheduled for a retry, the last attempt's.
+            // The idempotency key lives with the job it created, so it outlives a restart.
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN time_limit_seconds REAL;
+                ALTER TABLE jobs ADD COLUMN next_attempt_at INTEGER;
+                ALTER TABLE jobs ADD COLUMN error_status INTEGER;
+                ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;
+                ALTER TABLE jobs ADD COLUMN idempotency_fingerprint TEXT;
+                ALTER TABLE jobs ADD COLUMN idempotency_expires_at INTEGER;
+                ALTER TABLE jobs ADD COLUMN webhook_secret_generated INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE job_attempts ADD COLUMN error_code TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -23,10 +23,15 @@ public enum WebhookSecret {
         return Array(data)
     }
 
+    /// The secret text for key bytes (to show a generated secret again).
+    public static func text(forKey key: [UInt8]) -> String {
+        prefix + Data(key).base64EncodedString()
+    }
+
     /// A new random secret (32 bytes) and its key bytes.
     public static func generate() -> (text: String, key: [UInt8]) {
         var generator = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        return (prefix + Data(key).base64EncodedString(), key)
+        return (text(forKey: key), key)
     }
 }

@@ -55,6 +55,12 @@ struct Serve: ParsableCommand {
     @Option(help: "How long finished jobs are kept, e.g. 7d, 12h, 30m. (env: JOBPOOL_RETENTION, default: 7d)")
     var retention: String?
 
+    @Option(help: "How long an Idempotency-Key is remembered, e.g. 24h. (env: JOBPOOL_IDEMPOTENCY_TTL, default: 24h)")
+    var idempotencyTtl: String?
+
+    @Option(help: "Seconds a queued job waits to gain one priority level, so low priorities never starve. (env: JOBPOOL_PRIORITY_AGING_SECONDS, default: 10)")
+    var priorityAgingSeconds: Int?
+
     @Option(help: "Secret (whsec_...) for webhooks registered without one; otherwise each gets a random secret, returned once. (env: JOBPOOL_WEBHOOK_SECRET)")
     var webhookSecret: String?
 
@@ -121,6 +127,15 @@ struct Serve: ParsableCommand {
             configuration.retention = duration
             configuration.retentionSweepInterval = min(.seconds(60), max(.milliseconds(100), duration / 10))
         }
+        if let text = try environment.optional(idempotencyTtl, "JOBPOOL_IDEMPOTENCY_TTL") {
+            guard let duration = Self.parseDuration(text), duration > .zero else {
+                throw ValidationError("--idempotency-ttl: '\(text)' is not a duration like 24h, 30m or 90s.")
+            }
+            configuration.api.idempotencyKeyLifetime = duration
+        }
+        let aging = try environment.value(priorityAgingSeconds, "JOBPOOL_PRIORITY_AGING_SECONDS", default: 10)
+        guard aging >= 1 else { throw ValidationError("--priority-aging-seconds must be at least 1.") }
+        configuration.executor.priorityAgingStep = .seconds(aging)
         configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
         try validate(configuration)
 

@@ -16,12 +16,12 @@ struct JobHandleTests {
         let calls = Mutex(0)
         job.addDoneCallback { _ in calls.withLock { $0 += 1 } }
         #expect(job.markRunning())
-        job.execute()
+        _ = job.execute(backoff: RetryBackoff())
         job.addDoneCallback { snapshot in
             #expect(snapshot.status == .succeeded)
             calls.withLock { $0 += 1 }
         }
-        job.execute() // a second completion attempt must change nothing
+        _ = job.execute(backoff: RetryBackoff()) // a second completion attempt must change nothing
         #expect(calls.withLock { $0 } == 2)
         #expect(job.snapshot().result == .string("done"))
     }
@@ -33,7 +33,7 @@ struct JobHandleTests {
             return .integer(7)
         }
         #expect(job.markRunning())
-        Thread { job.execute() }.start()
+        Thread { _ = job.execute(backoff: RetryBackoff()) }.start()
         #expect(job.result(timeout: .milliseconds(10)) == nil)
         let finished = job.result(timeout: .seconds(5))
         #expect(finished?.status == .succeeded)
@@ -57,7 +57,7 @@ struct JobHandleTests {
             return .null
         }
         #expect(job.markRunning())
-        Thread { job.execute() }.start()
+        Thread { _ = job.execute(backoff: RetryBackoff()) }.start()
         let started = ContinuousClock.now
         #expect(job.cancel() == .stopping)
         let finished = try #require(job.result(timeout: .seconds(5)))
@@ -69,7 +69,7 @@ struct JobHandleTests {
     func failure() {
         let job = makeJob { _ throws(JobFailure) in throw JobFailure(code: "boom", message: "it broke") }
         #expect(job.markRunning())
-        job.execute()
+        _ = job.execute(backoff: RetryBackoff())
         #expect(job.snapshot().status == .failed)
         #expect(job.snapshot().error == JobFailure(code: "boom", message: "it broke"))
     }

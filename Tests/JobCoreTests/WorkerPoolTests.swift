@@ -61,7 +61,9 @@ struct WorkerPoolTests {
             try pool.submit(job { _ in .null }) { recorded = true }
         }
         #expect(!recorded)
-        #expect(pool.statistics == WorkerPool.Statistics(queued: 1, running: 1, workers: 1))
+        let statistics = pool.statistics
+        #expect((statistics.queued, statistics.running, statistics.workers) == (1, 1, 1))
+        #expect(statistics.oldestQueuedAt != nil)
         blocker.cancel()
     }
 

@@ -50,9 +50,9 @@ struct SQLiteJobStoreTests {
         do {
             let store = try SQLiteJobStore(path: path, logger: logger)
             defer { store.close() }
-            try write(store, .submitted(JobRecord(
+            try write(store, .submitted([JobRecord(
                 id: id, kind: "write_code", input: .object(["name": .string("alex")]), status: .queued,
-                createdAt: created, maxAttempts: 3, webhook: WebhookTarget(url: "https://example.com/h", key: [1, 2, 3]))))
+                createdAt: created, webhook: WebhookTarget(url: "https://example.com/h", key: [1, 2, 3]))]))
             try write(store, .started(key, attempt: 1, at: created))
             try write(store, .requeued(key, attempt: 2, interrupted: (attempt: 1, startedAt: created)))
             try write(store, .started(key, attempt: 2, at: created))

@@ -1,39 +1,112 @@
+import Crypto
 import EventHTTP
 import Foundation
 import JobCore
-import OutboundHTTP
 import Webhooks
 
 extension APIHandler {
-    private static let submitFields: Set<String> = ["kind", "input", "webhook", "max_attempts"]
-
     /// `POST /v1/jobs`: 202 with the queued job, or with `Prefer: wait=N` a 200 with the
-    /// finished job if it finishes in time (the seed's `submit(...).result()`).
+    /// finished job if it finishes in time (the seed's `submit(...).result()`). With an
+    /// `Idempotency-Key`, a retried request gets the job the first one created.
     func submitJob(_ request: HTTPRequest, owner: String?) throws(Problem) {
         guard !isDraining else { throw Problem.shuttingDown }
         guard request.bodyLength <= configuration.maxBodyBytes else {
             throw Problem.bodyTooLarge(limit: configuration.maxBodyBytes)
         }
-        let submission = try parseSubmission(request.readBody())
-        let webhook = try submission.webhook.map { spec throws(Problem) in try parseWebhook(spec) }
+        let body = request.readBody()
         let wait = PreferHeader.wait(in: request.header("Prefer"), limit: configuration.maxWaitSeconds)
+        var idempotency: IdempotencyRecord?
+        if let key = try Self.idempotencyKey(request) {
+            let fingerprint = SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
+            let scope = IdempotencyScope(owner: owner, key: key)
+            guard !idempotencyInFlight.contains(scope) else { throw Problem.idempotencyKeyInFlight }
+            if let original = executor.job(forIdempotencyKey: key, owner: owner) {
+                guard original.options.idempotency?.fingerprint == fingerprint else { throw Problem.idempotencyKeyReused }
+                let secret = original.options.idempotency?.webhookSecretGenerated == true
+                    ? original.webhook.map { WebhookSecret.text(forKey: $0.key) } : nil
+                acknowledge(request, job: original, wait: wait, secret: secret, replayed: true)
+                return
+            }
+            idempotency = IdempotencyRecord(key: key, fingerprint: fingerprint,
+                                            expiresAt: Date().addingTimeInterval(configuration.idempotencyKeyLifetime.seconds),
+                                            webhookSecretGenerated: false)
+            // Until this request is answered, the same key gets 409: its job may not exist yet.
+            idempotencyInFlight.insert(scope)
+            let answered = request.onResponse
+            request.onResponse = { [unowned self] status in
+                answered?(status)
+                idempotencyInFlight.remove(scope)
+            }
+        }
+        let submission = try readSubmission(try Self.parseJSON(body), at: "", owner: owner, idempotency: idempotency)
         // Refuse before creating anything, so a 503 never hides an accepted job.
         if let wait, wait > 0, waiters.isFull { throw Problem.tooManyWaiters(limit: waiters.limit) }
 
-        // The reply waits until the job is durable; with a durable store that is on the store's
-        // writer thread, which hands the reply back to this loop.
-        let pending = LoopBound((handler: self, request: request), on: loop)
+        let secret = submission.generatedSecret
+        let accepted = try submit([submission.prepared], request: request) { handler, request, jobs in
+            handler.acknowledge(request, job: jobs[0], wait: wait, secret: secret, replayed: false)
+        }
+        if let accepted { acknowledge(request, job: accepted[0], wait: wait, secret: secret, replayed: false) }
+    }
+
+    /// `POST /v1/jobs/batch`: `{"jobs": [spec, ...]}`, up to 1000. Every spec is checked before
+    /// any job is made; one bad spec refuses the whole batch with a problem that lists each bad
+    /// index. Otherwise 202 with the jobs, in the order given, all stored in one transaction.
+    func submitBatch(_ request: HTTPRequest, owner: String?) throws(Problem) {
+        guard !isDraining else { throw Problem.shuttingDown }
+        guard request.bodyLength <= configuration.maxBodyBytes else {
+            throw Problem.bodyTooLarge(limit: configuration.maxBodyBytes)
+        }
+        let document = try Self.parseJSON(request.readBody())
+        guard let members = document.objectValue, case .array(let specs)? = members["jobs"] else {
+            throw Problem.invalidField(pointer: "/jobs", "The body must be {\"jobs\": [job, ...]}: an array of 1 to \(Self.maxBatch) jobs, each as POST /v1/jobs takes.")
+        }
+        if let unknown = members.keys.sorted().first(where: { $0 != "jobs" }) {
+            throw Problem.invalidField(pointer: "/\(unknown)", "Unknown field '\(unknown.prefix(80))'. A batch is {\"jobs\": [...]}.")
+        }
+        guard (1...Self.maxBatch).contains(specs.count) else {
+            throw Problem.invalidField(pointer: "/jobs", "'jobs' must hold 1 to \(Self.maxBatch) jobs; it holds \(specs.count).")
+        }
+        var submissions: [Submission] = []
+        var errors: [Problem.FieldError] = []
+        for (index, spec) in specs.enumerated() {
+            do throws(Problem) {
+                submissions.append(try readSubmission(spec, at: "/jobs/\(index)", owner: owner))
+            } catch {
+                errors += (error.errors ?? [Problem.FieldError(pointer: "/jobs/\(index)", detail: error.detail)]).map {
+                    var field = $0
+                    field.index = index
+                    return field
+                }
+            }
+        }
+        guard errors.isEmpty else {
+            let indexes = errors.map { String($0.index ?? 0) }
+            throw Problem("invalid-batch", title: "Invalid jobs in batch", status: 422,
+                          detail: "\(errors.count) of \(specs.count) jobs are invalid (indexes \(indexes.joined(separator: ", "))); no job was created. Fix them and send the batch again.",
+                          errors: errors)
+        }
+        let secrets = submissions.map(\.generatedSecret)
+        let accepted = try submit(submissions.map(\.prepared), request: request) { handler, request, jobs in
+            handler.acknowledgeBatch(request, jobs: jobs, secrets: secrets)
+        }
+        if let accepted { acknowledgeBatch(request, jobs: accepted, secrets: secrets) }
+    }
+
+    static let maxBatch = 1000
+
+    /// Submits prepared jobs. With a durable store, returns nil and calls `acknowledge` back on
+    /// this loop once they are stored (the store's writer thread hands the reply back here).
+    private func submit(_ prepared: [PreparedJob], request: HTTPRequest,
+                        acknowledge: @escaping (APIHandler, HTTPRequest, [Job]) -> Void) throws(Problem) -> [Job]? {
+        let pending = LoopBound((handler: self, request: request, acknowledge: acknowledge), on: loop)
         let loop = self.loop
-        let accepted: Job?
         do throws(SubmitError) {
-            accepted = try executor.submit(
-                kind: submission.kind, input: submission.input, webhook: webhook?.target,
-                maxAttempts: submission.maxAttempts, owner: owner
-            ) { result in
+            return try executor.submit(prepared) { result in
                 loop.execute {
-                    let (handler, request) = pending.value
+                    let (handler, request, acknowledge) = pending.value
                     switch result {
-                    case .success(let job): handler.acknowledge(request, job: job, wait: wait, secret: webhook?.generatedSecret)
+                    case .success(let jobs): acknowledge(handler, request, jobs)
                     case .failure(let error): handler.respond(request, problem: Self.problem(for: error))
                     }
                 }
@@ -41,121 +114,67 @@ extension APIHandler {
         } catch {
             throw Self.problem(for: error)
         }
-        if let accepted { acknowledge(request, job: accepted, wait: wait, secret: webhook?.generatedSecret) }
     }
 
     /// Answers a submission whose job is durable: 202 now, or with `Prefer: wait` once it
-    /// finishes (200) or the wait runs out (202).
-    private func acknowledge(_ request: HTTPRequest, job: Job, wait: Int?, secret: String?) {
-        let location = ("Location", "/v1/jobs/\(job.id)")
-        // A secret the server generated is shown in this reply only.
-        guard let wait, wait > 0, !isDraining else {
-            respond(request, status: 202, headers: [location]) { $0.job(job.snapshot(), revealingSecret: secret) }
+    /// finishes (200) or the wait runs out (202). A replayed idempotent request is answered
+    /// the same way, marked `Idempotent-Replayed: true`.
+    private func acknowledge(_ request: HTTPRequest, job: Job, wait: Int?, secret: String?, replayed: Bool) {
+        var headers = [("Location", "/v1/jobs/\(job.id)")]
+        if replayed { headers.append(("Idempotent-Replayed", "true")) }
+        // A secret the server generated is shown in this reply only (and in replays of it).
+        guard let wait, wait > 0, !isDraining, !job.isFinished || replayed else {
+            let finished = job.snapshot()
+            let status = wait.map { $0 > 0 } == true && finished.status.isFinished ? 200 : 202
+            respond(request, status: status, headers: headers) { $0.job(finished, revealingSecret: secret) }
+            return
+        }
+        guard !job.isFinished, !waiters.isFull else {
+            respond(request, status: job.isFinished ? 200 : 202, headers: headers) { $0.job(job.snapshot(), revealingSecret: secret) }
             return
         }
         let applied = ("Preference-Applied", "wait=\(wait)")
         waiters.park(request, on: job, timeout: .seconds(wait)) { [unowned self] request, snapshot, finished in
-            let (status, headers) = finished ? (200, [location, applied]) : (202, [location, ("Retry-After", "1")])
-            respond(request, status: status, headers: headers) { $0.job(snapshot, revealingSecret: secret) }
+            let (status, extra) = finished ? (200, [applied]) : (202, [("Retry-After", "1")])
+            respond(request, status: status, headers: headers + extra) { $0.job(snapshot, revealingSecret: secret) }
         }
     }
 
-    private struct Submission {
-        var kind: String
-        var input: JSONValue
-        var webhook: JSONValue?
-        var maxAttempts: Int
+    private func acknowledgeBatch(_ request: HTTPRequest, jobs: [Job], secrets: [String?]) {
+        respond(request, status: 202) { writer in
+            writer.object { members in
+                members.member("jobs") {
+                    $0.array(Array(zip(jobs, secrets))) { writer, item in writer.job(item.0.snapshot(), revealingSecret: item.1) }
+                }
+            }
+        }
     }
 
-    /// Reads `{"kind": ..., "input": {...}}`, naming the first bad field.
-    private func parseSubmission(_ body: [UInt8]) throws(Problem) -> Submission {
-        let document: JSONValue
+    private static func parseJSON(_ body: [UInt8]) throws(Problem) -> JSONValue {
         do throws(JSONParser.Failure) {
-            document = try JSONParser.parse(body)
+            return try JSONParser.parse(body)
         } catch {
             throw Problem.malformedJSON(error.description)
         }
-        guard let members = document.objectValue else {
-            throw Problem.invalidField(pointer: "", "The request body must be a JSON object, not \(document.typeName).")
-        }
-        if let unknown = members.keys.sorted().first(where: { !Self.submitFields.contains($0) }) {
-            throw Problem.invalidField(pointer: "/\(unknown)",
-                                       "Unknown field '\(unknown)'. A job is {\"kind\": string, \"input\": object, \"webhook\"?: {\"url\", \"secret\"?}, \"max_attempts\"?: 1-10}.")
-        }
-        guard let kindValue = members["kind"] else {
-            throw Problem.invalidField(pointer: "/kind", "'kind' is required. Known kinds: \(executor.kindNames.joined(separator: ", ")).")
-        }
-        guard let kind = kindValue.stringValue else {
-            throw Problem.invalidField(pointer: "/kind", "'kind' must be a string, not \(kindValue.typeName).")
-        }
-        guard let input = members["input"] else {
-            throw Problem.invalidField(pointer: "/input", "'input' is required: a JSON object with the job's arguments.")
-        }
-        var maxAttempts = 3
-        if let value = members["max_attempts"], value != .null {
-            guard case .integer(let number) = value, (1...10).contains(number) else {
-                throw Problem.invalidField(pointer: "/max_attempts", "'max_attempts' must be a whole number from 1 to 10 (default 3).")
-            }
-            maxAttempts = number
-        }
-        return Submission(kind: kind, input: input, webhook: members["webhook"].flatMap { $0 == .null ? nil : $0 },
-                          maxAttempts: maxAttempts)
     }
 
-    /// A webhook to register: its target, and the secret if the server generated it.
-    struct WebhookRegistration {
-        var target: WebhookTarget
-        var generatedSecret: String?
+    /// The `Idempotency-Key` header, if sent: 1 to 255 visible ASCII characters.
+    private static func idempotencyKey(_ request: HTTPRequest) throws(Problem) -> String? {
+        guard let key = request.header("Idempotency-Key") else { return nil }
+        // The draft makes the key a Structured Field string: accept it quoted or bare.
+        var text = Substring(key)
+        if text.count >= 2, text.first == "\"", text.last == "\"" { text = text.dropFirst().dropLast() }
+        guard (1...255).contains(text.utf8.count), text.utf8.allSatisfy({ (0x21...0x7e).contains($0) && $0 != UInt8(ascii: "\"") }) else {
+            throw Problem("invalid-header", title: "Invalid header", status: 400,
+                          detail: "'Idempotency-Key' must be 1 to 255 visible ASCII characters, such as a UUID.",
+                          errors: [Problem.FieldError(header: "Idempotency-Key", detail: "1 to 255 visible ASCII characters")])
+        }
+        return String(text)
     }
+}
 
-    /// Reads `{"url": ..., "secret"?: "whsec_..."}`, refusing what could never be delivered.
-    private func parseWebhook(_ spec: JSONValue) throws(Problem) -> WebhookRegistration {
-        guard let members = spec.objectValue else {
-            throw Problem.invalidField(pointer: "/webhook", "'webhook' must be an object: {\"url\": \"https://...\", \"secret\"?: \"whsec_...\"}.")
-        }
-        if let unknown = members.keys.sorted().first(where: { $0 != "url" && $0 != "secret" }) {
-            throw Problem.invalidField(pointer: "/webhook/\(unknown)", "Unknown field '\(unknown)'. A webhook has 'url' and an optional 'secret'.")
-        }
-        guard let url = members["url"]?.stringValue, url.utf8.count <= 2048, OutboundURL(url) != nil else {
-            throw Problem.invalidField(pointer: "/webhook/url",
-                                       "'webhook.url' must be an absolute http or https URL of at most 2048 bytes, such as https://example.com/hooks/jobpool.")
-        }
-        if let refusal = outbound.literalHostRefusal(url) {
-            throw Problem.invalidField(pointer: "/webhook/url",
-                                       "'webhook.url' points at \(refusal.address), a \(refusal.rangeName) address, which jobpool does not call by default. To allow it, \(AddressPolicy.advice(for: refusal)).")
-        }
-        switch members["secret"] {
-        case nil, .null?:
-            if let (_, key) = webhookDefaultSecret { return WebhookRegistration(target: WebhookTarget(url: url, key: key)) }
-            let generated = WebhookSecret.generate()
-            return WebhookRegistration(target: WebhookTarget(url: url, key: generated.key), generatedSecret: generated.text)
-        case .string(let text)?:
-            do throws(WebhookSecret.Invalid) {
-                return WebhookRegistration(target: WebhookTarget(url: url, key: try WebhookSecret.key(from: text)))
-            } catch {
-                throw Problem.invalidField(pointer: "/webhook/secret", error.message)
-            }
-        case let other?:
-            throw Problem.invalidField(pointer: "/webhook/secret", "'webhook.secret' must be a string, not \(other.typeName).")
-        }
-    }
-
-    static func problem(for error: SubmitError) -> Problem {
-        switch error {
-        case .unknownKind(let kind, let known):
-            return Problem.invalidField(
-                pointer: "/kind",
-                "Unknown kind '\(kind.prefix(80))'. Known kinds: \(known.joined(separator: ", ")).")
-        case .invalidInput(let inputError):
-            return Problem.invalidField(pointer: inputError.pointer, inputError.message)
-        case .queueFull(let limit):
-            return Problem.queueFull(limit: limit)
-        case .shuttingDown:
-            return Problem.shuttingDown
-        case .storeUnavailable(let message):
-            return Problem("store-unavailable", title: "Job store unavailable", status: 503,
-                           detail: "The job could not be stored, so it was not accepted: \(message). Nothing was created; retry after the Retry-After delay.",
-                           headers: [("Retry-After", "5")])
-        }
-    }
+/// An idempotency key as one client sees it: keys of different tenants never meet.
+struct IdempotencyScope: Hashable {
+    var owner: String?
+    var key: String
 }

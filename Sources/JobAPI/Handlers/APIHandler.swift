@@ -19,6 +19,9 @@ final class APIHandler {
     let webhookDefaultSecret: (text: String, key: [UInt8])?
     let logger: Logger
     let waiters: WaiterTable
+    let eventStreams: EventStreams
+    /// Idempotency keys whose first request has not been answered yet (those get 409).
+    var idempotencyInFlight = Set<IdempotencyScope>()
     let metricsRegistry: PrometheusCollectorRegistry
     let access: AccessControl
     /// Request counters and timers, looked up here on the loop thread without a lock.
@@ -42,18 +45,20 @@ final class APIHandler {
         self.configuration = configuration
         self.logger = logger
         self.waiters = WaiterTable(loop: loop, limit: configuration.maxWaiters, gauge: waiterGauge)
+        self.eventStreams = EventStreams(loop: loop, limit: configuration.maxWaiters)
     }
 
     func handle(_ request: HTTPRequest) {
         let requestID = RequestID.accept(request.header("X-Request-Id"))
         request.responseHeaders.append(("X-Request-Id", requestID))
-        let route = Result { () throws(Problem) in try Router.route(method: request.method, path: request.path) }
-        observe(request, route: (try? route.get())?.name ?? "unmatched", requestID: requestID)
+        let matched = Result { () throws(Problem) in try Router.route(method: request.method, path: request.path) }
+        observe(request, route: (try? matched.get())?.template ?? "unmatched", requestID: requestID)
         do throws(Problem) {
-            let route = try route.get()
+            let route = try matched.get().route
             switch route {
             case .health: respond(request, status: 200) { $0.object { $0.member("status") { $0.string("ok") } } }
             case .ready: try ready(request)
+            case .openAPI: serveOpenAPI(request)
             case .metrics:
                 guard access.allowsMetrics(request.header("Authorization")) else { throw Self.unauthorized(missing: true) }
                 serveMetrics(request)
@@ -61,12 +66,15 @@ final class APIHandler {
                 let owner = try authorize(request)
                 switch route {
                 case .submitJob: try submitJob(request, owner: owner)
+                case .submitBatch: try submitBatch(request, owner: owner)
                 case .listJobs: try listJobs(request, owner: owner)
+                case .stats: stats(request, owner: owner)
                 case .getJob(let id): try getJob(request, id: id, owner: owner)
+                case .jobEvents(let id): try streamEvents(request, id: id, owner: owner)
                 case .cancelJob(let id): try cancelJob(request, id: id, owner: owner)
                 case .listDeliveries(let id): try listDeliveries(request, id: id, owner: owner)
                 case .redeliver(let id): try redeliver(request, id: id, owner: owner)
-                case .health, .ready, .metrics: break
+                case .health, .ready, .metrics, .openAPI: break
                 }
             }
         } catch {
@@ -119,6 +127,7 @@ final class APIHandler {
     func beginDrain() {
         isDraining = true
         waiters.completeAll()
+        eventStreams.closeAll()
     }
 
     // MARK: - Replies

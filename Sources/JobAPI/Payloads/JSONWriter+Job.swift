@@ -15,11 +15,17 @@ extension JSONWriter {
                 if let result = job.result { writer.value(result) } else { writer.null() }
             }
             members.member("error") { $0.failure(job.error) }
+            members.member("last_error") { $0.failure(job.lastError) }
             members.member("created_at") { $0.timestamp(job.createdAt) }
             members.member("started_at") { $0.optionalTimestamp(job.startedAt) }
             members.member("finished_at") { $0.optionalTimestamp(job.finishedAt) }
+            members.member("next_attempt_at") { $0.optionalTimestamp(job.nextAttemptAt) }
             members.member("attempt") { $0.integer(job.attempt) }
             members.member("max_attempts") { $0.integer(job.maxAttempts) }
+            members.member("priority") { $0.integer(job.priority) }
+            members.member("time_limit_seconds") { writer in
+                if let limit = job.timeLimitSeconds { writer.number(limit) } else { writer.null() }
+            }
             members.member("webhook") { writer in
                 guard let webhook = job.webhook else { return writer.null() }
                 writer.object { fields in
@@ -39,6 +45,7 @@ extension JSONWriter {
         object { fields in
             fields.member("code") { $0.string(failure.code) }
             fields.member("message") { $0.string(failure.message) }
+            if let status = failure.status { fields.member("status") { $0.integer(status) } }
         }
     }
 
@@ -99,6 +106,8 @@ extension JSONWriter {
                         writer.object { fields in
                             if let pointer = error.pointer { fields.member("pointer") { $0.string(pointer) } }
                             if let parameter = error.parameter { fields.member("parameter") { $0.string(parameter) } }
+                            if let header = error.header { fields.member("header") { $0.string(header) } }
+                            if let index = error.index { fields.member("index") { $0.integer(index) } }
                             fields.member("detail") { $0.string(error.detail) }
                         }
                     }

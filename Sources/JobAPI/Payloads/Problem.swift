@@ -9,6 +9,10 @@ struct Problem: Error {
         var pointer: String?
         /// The query parameter's name, for query parameters.
         var parameter: String?
+        /// The header's name, for request headers.
+        var header: String?
+        /// The item's index in a batch.
+        var index: Int?
         var detail: String
     }
 
@@ -33,6 +37,25 @@ struct Problem: Error {
 }
 
 extension Problem {
+    /// Moves body pointers under `prefix` (a batch item's `/jobs/3`).
+    mutating func prefixPointers(with prefix: String) {
+        guard !prefix.isEmpty, let fields = errors else { return }
+        errors = fields.map { field in
+            var field = field
+            field.pointer = field.pointer.map { prefix + $0 }
+            return field
+        }
+    }
+
+    static let idempotencyKeyInFlight = Problem(
+        "idempotency-key-in-flight", title: "Request with this Idempotency-Key in progress", status: 409,
+        detail: "A request with this Idempotency-Key is still being processed. Retry after the Retry-After delay to get its job.",
+        headers: [("Retry-After", "1")])
+
+    static let idempotencyKeyReused = Problem(
+        "idempotency-key-reused", title: "Idempotency-Key reused with a different request", status: 422,
+        detail: "This Idempotency-Key was already used with a different request body. Use a new key for a new job, or resend the original body unchanged.")
+
     static func malformedJSON(_ reason: String) -> Problem {
         Problem("malformed-json", title: "Request body is not valid JSON", status: 400,
                 detail: "The request body could not be parsed as JSON: \(reason). Send a JSON object such as {\"kind\": \"write_code\", \"input\": {\"name\": \"alex\"}}.")

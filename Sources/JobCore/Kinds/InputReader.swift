@@ -63,6 +63,23 @@ public struct InputReader {
         return Int(number)
     }
 
+    /// An optional array of up to `maxCount` whole numbers, each within `range`, or `nil` when absent.
+    public func integers(_ key: String, in range: ClosedRange<Int>, maxCount: Int) throws(InputError) -> [Int]? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case .array(let items) = value, items.count <= maxCount else {
+            throw InputError(pointer: pointer(key), message: "'\(key)' must be an array of at most \(maxCount) whole numbers from \(range.lowerBound) to \(range.upperBound), such as [502, 503].")
+        }
+        var numbers: [Int] = []
+        for (index, item) in items.enumerated() {
+            guard case .integer(let number) = item, range.contains(number) else {
+                throw InputError(pointer: pointer(key) + "/\(index)",
+                                 message: "Each of '\(key)' must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+            }
+            numbers.append(number)
+        }
+        return numbers
+    }
+
     /// An optional boolean, or `nil` when absent.
     public func bool(_ key: String) throws(InputError) -> Bool? {
         guard let value = members[key], value != .null else { return nil }

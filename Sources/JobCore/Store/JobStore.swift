@@ -48,19 +48,25 @@ public struct JobRecord: Sendable, Equatable {
     public var input: JSONValue
     public var status: JobState
     public var result: JSONValue?
+    /// The final error, or while `scheduled` for a retry, the last attempt's.
     public var error: JobFailure?
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// When a scheduled job falls due.
+    public var nextAttemptAt: Date?
     /// The current attempt, from 1.
     public var attempt: Int
-    public var maxAttempts: Int
+    public var options: JobOptions
     public var webhook: WebhookTarget?
     public var owner: String?
 
+    public var maxAttempts: Int { options.maxAttempts }
+
     public init(id: JobID, kind: String, input: JSONValue, status: JobState, result: JSONValue? = nil,
                 error: JobFailure? = nil, createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
-                attempt: Int = 1, maxAttempts: Int = 3, webhook: WebhookTarget? = nil, owner: String? = nil) {
+                nextAttemptAt: Date? = nil, attempt: Int = 1, options: JobOptions = JobOptions(),
+                webhook: WebhookTarget? = nil, owner: String? = nil) {
         self.owner = owner
         self.id = id
         self.kind = kind
@@ -71,8 +77,9 @@ public struct JobRecord: Sendable, Equatable {
         self.createdAt = createdAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+        self.nextAttemptAt = nextAttemptAt
         self.attempt = attempt
-        self.maxAttempts = maxAttempts
+        self.options = options
         self.webhook = webhook
     }
 }
@@ -91,8 +98,8 @@ public struct JobKey: Sendable, Hashable {
 
 /// A change to what is stored.
 public enum StoreChange: Sendable {
-    /// A new, queued job. Acknowledged to the client only once durable.
-    case submitted(JobRecord)
+    /// New jobs (queued or scheduled), all or none. Acknowledged to the client only once durable.
+    case submitted([JobRecord])
     /// A worker started `attempt` of the job.
     case started(JobKey, attempt: Int, at: Date)
     /// The job reached a final state in `attempt` (started at `startedAt`, if it ran); `event` is
@@ -100,6 +107,9 @@ public enum StoreChange: Sendable {
     /// attempt is newer (a stale attempt).
     case finished(JobKey, attempt: Int, startedAt: Date?, status: JobState, result: JSONValue?, error: JobFailure?,
                   at: Date, event: WebhookEventRecord?)
+    /// `attempt` failed in a way worth retrying (`error`); the job waits, `scheduled`, until
+    /// `nextAttemptAt` to run as `attempt + 1`.
+    case retrying(JobKey, attempt: Int, startedAt: Date, error: JobFailure, at: Date, nextAttemptAt: Date)
     /// The job goes back to the queue as `attempt`. After a crash, `interrupted` is the attempt
     /// that was running, recorded as such; after a drain it is nil (that run does not count).
     case requeued(JobKey, attempt: Int, interrupted: (attempt: Int, startedAt: Date)?)

@@ -1,0 +1,55 @@
+import EventHTTP
+import Foundation
+import JobCore
+
+extension APIHandler {
+    /// `GET /v1/stats`: jobs by state and by kind, queue depth, busy workers and the age of
+    /// the oldest queued job. With API keys, a tenant sees only its own jobs (and its share of
+    /// the busy workers); the pool's size is the same for everyone.
+    func stats(_ request: HTTPRequest, owner: String?) {
+        let counts = executor.counts.snapshot(owner: access.isEnabled ? .some(owner) : .none)
+        var byState = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
+        var byKind: [String: [JobState: Int]] = [:]
+        for kind in executor.kindNames { byKind[kind] = byState }
+        for (key, count) in counts {
+            byState[key.state, default: 0] += count
+            byKind[key.kind, default: Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })][key.state, default: 0] += count
+        }
+        let pool = executor.statistics
+        let (busy, oldestQueuedAt) = access.isEnabled
+            ? executor.statistics(owner: owner)
+            : (pool.running, pool.oldestQueuedAt)
+        let now = Date()
+        respond(request, status: 200) { writer in
+            writer.object { members in
+                members.member("by_state") { $0.stateCounts(byState) }
+                members.member("by_kind") { writer in
+                    writer.object { kinds in
+                        for kind in byKind.keys.sorted() { kinds.member(kind) { $0.stateCounts(byKind[kind] ?? [:]) } }
+                    }
+                }
+                members.member("queue_depth") { $0.integer(byState[.queued] ?? 0) }
+                members.member("workers") { $0.integer(pool.workers) }
+                members.member("workers_busy") { $0.integer(busy) }
+                members.member("oldest_queued_age_seconds") { writer in
+                    guard let oldestQueuedAt else { return writer.null() }
+                    writer.number((max(0, now.timeIntervalSince(oldestQueuedAt)) * 1000).rounded() / 1000)
+                }
+            }
+        }
+    }
+
+    /// `GET /openapi.yaml`: the contract this server implements.
+    func serveOpenAPI(_ request: HTTPRequest) {
+        request.respond(status: 200, headers: [("Content-Type", "application/yaml")], body: PackageResources.openapi_yaml)
+    }
+}
+
+extension JSONWriter {
+    /// `{"scheduled": n, "queued": n, ...}` with every state, in lifecycle order.
+    mutating func stateCounts(_ counts: [JobState: Int]) {
+        object { members in
+            for state in JobState.allCases { members.member(state.rawValue) { $0.integer(counts[state] ?? 0) } }
+        }
+    }
+}
