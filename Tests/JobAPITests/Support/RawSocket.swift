@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 
 /// A plain TCP client socket to 127.0.0.1, for tests that need bytes HTTP clients won't send.
-final class RawSocket {
+final class RawSocket: Sendable {
     let fd: Int32
 
     init(port: Int) throws {
