@@ -78,6 +78,11 @@ public final class HTTPRequest {
 
     private func addHeaders(_ headers: [(name: String, value: String)]) {
         let outputHeaders = evhttp_request_get_output_headers(raw)
+        if method == nil {
+            // libevent reads no body for a method it does not know, so any body the client sent
+            // is still on the connection and would be parsed as the next request: close it.
+            evhttp_add_header(outputHeaders, "Connection", "close")
+        }
         for (name, value) in responseHeaders + headers {
             // evhttp_add_header refuses values with CR or LF, so a bad value cannot split the reply.
             evhttp_add_header(outputHeaders, name, value)

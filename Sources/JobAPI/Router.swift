@@ -52,24 +52,31 @@ enum Router {
     }
 
     /// The route and its template (a stable name for logs and metrics, without IDs in it).
+    /// Where a literal path and a templated one both match (`/v1/jobs/batch`), only the literal
+    /// counts, for routing and for `Allow` alike.
     static func route(method: HTTPMethod?, path: String) throws(Problem) -> (route: Route, template: String) {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        var allowed: [HTTPMethod] = []
+        var candidates: [(entry: Entry, id: Substring)] = []
+        var mostLiteral = -1
         for (entry, pattern) in templates where pattern.count == segments.count {
             var id: Substring = ""
+            var literals = 0
             let matches = zip(pattern, segments).allSatisfy { expected, actual in
                 if expected == "{id}" { id = actual; return true }
+                literals += 1
                 return expected == actual
             }
-            guard matches else { continue }
-            // HEAD is served wherever GET is; evhttp drops the body.
-            if method == entry.method || (method == .head && entry.method == .get) {
-                return (entry.make(String(id)), entry.template)
-            }
-            if !allowed.contains(entry.method) { allowed.append(entry.method) }
+            guard matches, literals >= mostLiteral else { continue }
+            if literals > mostLiteral { candidates = []; mostLiteral = literals }
+            candidates.append((entry, id))
         }
-        guard allowed.isEmpty else {
-            throw Problem.methodNotAllowed(method?.rawValue ?? "this method", path: String(path.prefix(200)), allowed: allowed.map(\.rawValue))
+        // HEAD is served wherever GET is; evhttp drops the body.
+        if let found = candidates.first(where: { method == $0.entry.method || (method == .head && $0.entry.method == .get) }) {
+            return (found.entry.make(String(found.id)), found.entry.template)
+        }
+        guard candidates.isEmpty else {
+            throw Problem.methodNotAllowed(method?.rawValue ?? "this method", path: String(path.prefix(200)),
+                                           allowed: candidates.map(\.entry.method.rawValue))
         }
         throw Problem.notFound(path: String(path.prefix(200)))
     }

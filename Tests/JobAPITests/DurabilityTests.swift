@@ -1,5 +1,6 @@
 import Foundation
 import JobAPI
+import JobCore
 import OutboundHTTP
 import Testing
 import Webhooks
@@ -18,6 +19,40 @@ struct DurabilityTests {
             $0.webhooks.retrySchedule = RetrySchedule("100ms")!
             configure(&$0)
         }
+    }
+
+    @Test("a restart keeps scheduled jobs, retries waiting on backoff, options and idempotency keys")
+    func restartKeepsScheduleAndKeys() async throws {
+        let path = storePath()
+        let target = try FetchTargetServer { _ in (.zero, .page(status: 503, body: [])) }
+        defer { target.stop() }
+        let scheduledBody = #"{"kind":"write_code","delay_seconds":1.5,"priority":4,"time_limit_seconds":30,"input":{"name":"later","max_seconds":0}}"#
+        let scheduled: String, retrying: String
+        do {
+            let server = try makeServer(path: path) {
+                $0.executor.retryBackoff = RetryBackoff(base: .seconds(2), cap: .seconds(2))
+            }
+            defer { server.stop() }
+            scheduled = try #require(try await server.client.post("/v1/jobs", scheduledBody, headers: ["Idempotency-Key": "keep-me"]).json["id"] as? String)
+            retrying = try #require(try await server.client.post(
+                "/v1/jobs", #"{"kind":"fetch_url","max_attempts":2,"input":{"url":"\#(target.url)/x","retry_on_status":[503]}}"#).json["id"] as? String)
+            #expect(try await eventually { try await server.client.get("/v1/jobs/\(retrying)").json["status"] as? String == "scheduled" })
+        }
+        let server = try makeServer(path: path)
+        defer { server.stop() }
+        let replay = try await server.client.post("/v1/jobs", scheduledBody, headers: ["Idempotency-Key": "keep-me"])
+        #expect(replay.json["id"] as? String == scheduled)
+        #expect(replay.header("Idempotent-Replayed") == "true")
+        let done = try await server.client.get("/v1/jobs/\(scheduled)?wait=20").json
+        #expect(done["status"] as? String == "succeeded")
+        #expect(done["priority"] as? Int == 4)
+        #expect(done["time_limit_seconds"] as? Double == 30)
+        let failed = try await server.client.get("/v1/jobs/\(retrying)?wait=20")
+        #expect(failed.json["status"] as? String == "failed")
+        #expect(failed.json["attempt"] as? Int == 2)
+        #expect(failed.errorMember("code") as? String == "http_status")
+        #expect(failed.errorMember("status") as? Int == 503)
+        #expect(target.requestCount == 2)
     }
 
     @Test("a restart keeps jobs, results, list order, attempts and webhook deliveries")

@@ -115,3 +115,22 @@ struct ErrorTests {
         _ = try await client.post("/v1/jobs/\(id)/cancel")
     }
 }
+
+@Suite("Undeclared methods")
+struct UndeclaredMethodTests {
+    @Test("methods a path does not declare, even ones libevent does not know, get 405 problem+json with Allow")
+    func undeclaredMethods() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        for (method, path, allow) in [("PUT", "/v1/jobs", "GET, POST"), ("DELETE", "/v1/stats", "GET"),
+                                      ("QUERY", "/v1/jobs/batch", "POST"), ("PATCH", "/openapi.yaml", "GET")] {
+            let response = try await server.client.send(method, path)
+            #expect(response.status == 405, "\(method) \(path)")
+            #expect(response.header("Allow") == allow, "\(method) \(path)")
+            #expect(response.header("Content-Type") == "application/problem+json")
+        }
+        #expect(try await server.client.send("QUERY", "/nowhere").status == 404)
+        // GET /v1/jobs/batch is not a job: the literal path wins, so GET is not allowed there.
+        #expect(try await server.client.get("/v1/jobs/batch").status == 405)
+    }
+}

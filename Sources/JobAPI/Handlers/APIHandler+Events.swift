@@ -10,7 +10,7 @@ extension APIHandler {
         let job = try existingJob(id, owner: owner)
         var lastEventID = 0
         if let header = request.header("Last-Event-ID") {
-            guard let number = Int(header.trimmingCharacters(in: .whitespaces)), number >= 0 else {
+            guard header.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let number = Int(header) else {
                 throw Problem("invalid-header", title: "Invalid header", status: 400,
                               detail: "'Last-Event-ID' must be the id of an event this stream sent (a whole number).",
                               errors: [Problem.FieldError(header: "Last-Event-ID", detail: "a whole number")])

@@ -58,7 +58,7 @@ struct BatchAndStatsTests {
     func stats() async throws {
         let server = try TestServer { $0.executor.workers = 1 }
         defer { server.stop() }
-        let blocker = try await server.client.submitWriteCode(name: "blocker", min: 2, max: 2)
+        let blocker = try await server.client.submitWriteCode(name: "blocker", min: 30, max: 30)
         #expect(try await eventually { try await server.client.get("/v1/stats").json["workers_busy"] as? Int == 1 })
         _ = try await server.client.submitWriteCode(name: "waiting")
         _ = try await server.client.post("/v1/jobs", #"{"kind":"write_code","delay_seconds":3600,"input":{"name":"later"}}"#)
