@@ -47,9 +47,12 @@ enum Router {
         Entry(template: "/v1/jobs/{id}/deliveries/redeliver", method: .post) { .redeliver(id: $0) },
     ]
 
-    private static let templates: [(entry: Entry, segments: [Substring])] = table.map {
-        ($0, $0.template.split(separator: "/"))
-    }
+    /// The table by segment count, so that a request is compared with a handful of templates.
+    private static let templatesBySegmentCount: [[(entry: Entry, segments: [Substring])]] = {
+        let split = table.map { (entry: $0, segments: $0.template.split(separator: "/")) }
+        let longest = split.map(\.segments.count).max() ?? 0
+        return (0...longest).map { count in split.filter { $0.segments.count == count } }
+    }()
 
     /// The route and its template (a stable name for logs and metrics, without IDs in it).
     /// Where a literal path and a templated one both match (`/v1/jobs/batch`), only the literal
@@ -58,7 +61,8 @@ enum Router {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         var candidates: [(entry: Entry, id: Substring)] = []
         var mostLiteral = -1
-        for (entry, pattern) in templates where pattern.count == segments.count {
+        let templates = segments.count < templatesBySegmentCount.count ? templatesBySegmentCount[segments.count] : []
+        for (entry, pattern) in templates {
             var id: Substring = ""
             var literals = 0
             let matches = zip(pattern, segments).allSatisfy { expected, actual in

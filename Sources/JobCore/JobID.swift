@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// A job's identifier: a random UUIDv4 (122 random bits), so IDs cannot be guessed or
 /// enumerated. Lists are ordered by creation time, never by ID.
@@ -9,17 +10,15 @@ public struct JobID: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// A new random ID: 122 bits from the system's CSPRNG, with the version 4 and RFC 4122
     /// variant bits set. (Foundation's `UUID()` opened /dev/urandom per call here.)
     public init() {
-        var random = (UInt64(0), UInt64(0))
-        // glibc's arc4random: a ChaCha20 CSPRNG seeded from the kernel, with no system call
-        // per ID (SystemRandomNumberGenerator makes a getrandom(2) call per 8 bytes).
-        withUnsafeMutableBytes(of: &random) { arc4random_buf($0.baseAddress!, 16) }
-        var high = random.0
-        var low = random.1
+        var (high, low) = RandomBlocks.shared.next()
         high = (high & ~0xF000) | 0x4000                      // version 4
         low = (low & ~(0xC0 << 56)) | (0x80 << 56)            // variant 10xx
-        let bytes = withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { Array($0) }
-        uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        var uuid = UUID().uuid
+        withUnsafeMutableBytes(of: &uuid) { bytes in
+            bytes.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            bytes.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        self.uuid = UUID(uuid: uuid)
     }
 
     public init(uuid: UUID) { self.uuid = uuid }
@@ -86,5 +85,34 @@ public struct JobID: Sendable, Hashable, Comparable, CustomStringConvertible {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return character - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+}
+
+/// Random 128-bit blocks for IDs, taken from the kernel's CSPRNG 4 KiB at a time.
+///
+/// glibc 2.36's `arc4random_buf` makes a getrandom(2) system call on every call; one per
+/// submitted job showed up in profiles. Drawing 256 IDs' worth per call gives the same bytes
+/// from the same generator for a 256th of the system calls.
+final class RandomBlocks: Sendable {
+    static let shared = RandomBlocks()
+    private static let blocksPerRefill = 256
+    private let state = Mutex((blocks: [(UInt64, UInt64)](repeating: (0, 0), count: blocksPerRefill), next: blocksPerRefill))
+
+    func next() -> (UInt64, UInt64) {
+        state.withLock { state in
+            if state.next == Self.blocksPerRefill {
+                state.blocks.withUnsafeMutableBytes { getRandom($0) }
+                state.next = 0
+            }
+            defer {
+                state.blocks[state.next] = (0, 0) // handed-out bytes do not linger
+                state.next += 1
+            }
+            return state.blocks[state.next]
+        }
+    }
+
+    private func getRandom(_ buffer: UnsafeMutableRawBufferPointer) {
+        arc4random_buf(buffer.baseAddress!, buffer.count)
     }
 }
