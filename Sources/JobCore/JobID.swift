@@ -13,7 +13,8 @@ public struct JobID: Sendable, Hashable, Comparable, CustomStringConvertible {
         var (high, low) = RandomBlocks.shared.next()
         high = (high & ~0xF000) | 0x4000                      // version 4
         low = (low & ~(0xC0 << 56)) | (0x80 << 56)            // variant 10xx
-        var uuid = UUID().uuid
+        // Not UUID().uuid as a starting value: Foundation's UUID() reads /dev/urandom each time.
+        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         withUnsafeMutableBytes(of: &uuid) { bytes in
             bytes.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
             bytes.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)

@@ -10,6 +10,7 @@ import OutboundHTTP
 /// the codes of ``OutboundFailure/code``; timeouts and connection errors are retryable.
 public struct FetchURL: JobKind {
     public let name = "fetch_url"
+    private static let fields: Set<String> = ["url", "timeout_seconds", "max_bytes", "follow_redirects", "retry_on_status"]
     private let client: OutboundHTTPClient
     private let metrics: JobMetrics
 
@@ -23,7 +24,7 @@ public struct FetchURL: JobKind {
 
     public func makeWork(input: JSONValue) throws(InputError) -> JobWork {
         let reader = try InputReader(input)
-        try reader.rejectUnknown(["url", "timeout_seconds", "max_bytes", "follow_redirects", "retry_on_status"])
+        try reader.rejectUnknown(Self.fields)
         let url = try reader.requiredString("url", maxLength: 8192)
         guard OutboundURL(url) != nil else {
             throw InputError(pointer: reader.pointer("url"),

@@ -26,7 +26,7 @@ extension APIHandler {
         guard let members = document.objectValue else {
             throw Problem.invalidField(pointer: prefix, "A job must be a JSON object, not \(document.typeName).")
         }
-        if let unknown = members.keys.sorted().first(where: { !Self.submitFields.contains($0) }) {
+        if let unknown = members.firstUnknownMember(Self.submitFields.contains) {
             throw Problem.invalidField(pointer: "\(prefix)/\(unknown)",
                                        "Unknown field '\(unknown.prefix(80))'. A job is {\"kind\": string, \"input\": object, \"webhook\"?: {\"url\", \"secret\"?}, \"max_attempts\"?: 1-10, \"priority\"?: -10..10, \"time_limit_seconds\"?, \"run_at\"? or \"delay_seconds\"?}.")
         }
@@ -125,7 +125,7 @@ extension APIHandler {
         guard let members = spec.objectValue else {
             throw Problem.invalidField(pointer: pointer, "'webhook' must be an object: {\"url\": \"https://...\", \"secret\"?: \"whsec_...\"}.")
         }
-        if let unknown = members.keys.sorted().first(where: { $0 != "url" && $0 != "secret" }) {
+        if let unknown = members.firstUnknownMember({ $0 == "url" || $0 == "secret" }) {
             throw Problem.invalidField(pointer: "\(pointer)/\(unknown)", "Unknown field '\(unknown.prefix(80))'. A webhook has 'url' and an optional 'secret'.")
         }
         guard let url = members["url"]?.stringValue, url.utf8.count <= 2048, OutboundURL(url) != nil else {

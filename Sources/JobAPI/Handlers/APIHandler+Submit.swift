@@ -61,7 +61,7 @@ extension APIHandler {
         guard let members = document.objectValue, case .array(let specs)? = members["jobs"] else {
             throw Problem.invalidField(pointer: "/jobs", "The body must be {\"jobs\": [job, ...]}: an array of 1 to \(Self.maxBatch) jobs, each as POST /v1/jobs takes.")
         }
-        if let unknown = members.keys.sorted().first(where: { $0 != "jobs" }) {
+        if let unknown = members.firstUnknownMember({ $0 == "jobs" }) {
             throw Problem.invalidField(pointer: "/\(unknown)", "Unknown field '\(unknown.prefix(80))'. A batch is {\"jobs\": [...]}.")
         }
         guard (1...Self.maxBatch).contains(specs.count) else {
@@ -123,20 +123,21 @@ extension APIHandler {
         var headers = [("Location", "/v1/jobs/\(job.id)")]
         if replayed { headers.append(("Idempotent-Replayed", "true")) }
         // A secret the server generated is shown in this reply only (and in replays of it).
-        guard let wait, wait > 0, !isDraining, !job.isFinished || replayed else {
-            let finished = job.snapshot()
-            let status = wait.map { $0 > 0 } == true && finished.status.isFinished ? 200 : 202
-            respond(request, status: status, headers: headers) { $0.job(finished, revealingSecret: secret) }
-            return
-        }
-        guard !job.isFinished, !waiters.isFull else {
-            respond(request, status: job.isFinished ? 200 : 202, headers: headers) { $0.job(job.snapshot(), revealingSecret: secret) }
+        guard let wait, wait > 0, !isDraining else {
+            respond(request, status: 202, headers: headers) { $0.job(job.snapshot(), revealingSecret: secret) }
             return
         }
         let applied = ("Preference-Applied", "wait=\(wait)")
-        waiters.park(request, on: job, timeout: .seconds(wait)) { [unowned self] request, snapshot, finished in
-            let (status, extra) = finished ? (200, [applied]) : (202, [("Retry-After", "1")])
-            respond(request, status: status, headers: headers + extra) { $0.job(snapshot, revealingSecret: secret) }
+        let snapshot = job.snapshot()
+        if snapshot.status.isFinished {
+            respond(request, status: 200, headers: headers + [applied]) { $0.job(snapshot, revealingSecret: secret) }
+        } else if waiters.isFull {
+            respond(request, status: 202, headers: headers + [("Retry-After", "1")]) { $0.job(snapshot, revealingSecret: secret) }
+        } else {
+            waiters.park(request, on: job, timeout: .seconds(wait)) { [unowned self] request, snapshot, finished in
+                let (status, extra) = finished ? (200, [applied]) : (202, [("Retry-After", "1")])
+                respond(request, status: status, headers: headers + extra) { $0.job(snapshot, revealingSecret: secret) }
+            }
         }
     }
 

@@ -42,3 +42,11 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 }
+
+extension [String: JSONValue] {
+    /// The alphabetically first member name that `isKnown` refuses, for a stable error message;
+    /// nil, without sorting or allocating, when every member is known (the usual case).
+    public func firstUnknownMember(_ isKnown: (String) -> Bool) -> String? {
+        keys.filter { !isKnown($0) }.min()
+    }
+}

@@ -7,7 +7,8 @@
 public struct JSONWriter {
     public private(set) var bytes: [UInt8] = []
 
-    public init(capacity: Int = 512) { bytes.reserveCapacity(capacity) }
+    // A job renders to about 600 bytes: one allocation, no regrowth.
+    public init(capacity: Int = 1024) { bytes.reserveCapacity(capacity) }
 
     public mutating func raw(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }

@@ -15,7 +15,7 @@ public struct InputReader {
 
     /// Refuses members other than `known`, so that a misspelt option is not silently ignored.
     public func rejectUnknown(_ known: Set<String>) throws(InputError) {
-        if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
+        if let unknown = members.firstUnknownMember(known.contains) {
             throw InputError(
                 pointer: pointer(unknown),
                 message: "Unknown field '\(unknown)'. Known fields: \(known.sorted().joined(separator: ", ")).")

@@ -7,12 +7,13 @@ import Glibc
 /// interruptible, so a cancel stops a running job at once.
 public struct WriteCode: JobKind {
     public let name = "write_code"
+    private static let fields: Set<String> = ["name", "min_seconds", "max_seconds"]
 
     public init() {}
 
     public func makeWork(input: JSONValue) throws(InputError) -> JobWork {
         let reader = try InputReader(input)
-        try reader.rejectUnknown(["name", "min_seconds", "max_seconds"])
+        try reader.rejectUnknown(Self.fields)
         let author = try reader.requiredString("name", maxLength: 200)
         let givenMin = try reader.number("min_seconds", in: 0...3600)
         let givenMax = try reader.number("max_seconds", in: 0...3600)
