@@ -41,6 +41,49 @@ struct SQLiteJobStoreTests {
         #expect(permissions == 0o600)
     }
 
+    @Test("options, schedules, idempotency keys and retry waits round-trip; a batch is stored whole")
+    func optionsAndRetries() throws {
+        let path = temporaryPath()
+        let created = Date(timeIntervalSince1970: 1_795_000_000.5)
+        let due = Date(timeIntervalSince1970: 1_795_000_100.25)
+        let key = IdempotencyRecord(key: "order-42", fingerprint: "ab12", expiresAt: Date(timeIntervalSince1970: 1_795_086_400),
+                                    webhookSecretGenerated: true)
+        let options = JobOptions(maxAttempts: 4, priority: -3, timeLimitSeconds: 2.5, idempotency: key)
+        let scheduled = JobRecord(id: JobID(), kind: "write_code", input: .object(["name": .string("a")]), status: .scheduled,
+                                  createdAt: created, nextAttemptAt: due, options: options)
+        let retried = JobRecord(id: JobID(), kind: "fetch_url", input: .object(["url": .string("http://x/")]), status: .queued,
+                                createdAt: created.addingTimeInterval(1))
+        let retryKey = JobKey(id: retried.id, createdAt: retried.createdAt)
+        let failure = JobFailure(code: "http_status", message: "503", status: 503, isRetryable: true)
+        do {
+            let store = try SQLiteJobStore(path: path, logger: logger)
+            defer { store.close() }
+            try write(store, .submitted([scheduled, retried]))
+            try write(store, .started(retryKey, attempt: 1, at: created))
+            try write(store, .retrying(retryKey, attempt: 1, startedAt: created, error: failure, at: created, nextAttemptAt: due))
+            // A stale retry of an attempt that is no longer current changes nothing.
+            try write(store, .retrying(retryKey, attempt: 1, startedAt: created, error: failure, at: created, nextAttemptAt: created))
+        }
+        let store = try SQLiteJobStore(path: path, logger: logger)
+        defer { store.close() }
+        let jobs = try store.load().jobs
+        #expect(jobs.count == 2)
+        let first = try #require(jobs.first { $0.id == scheduled.id })
+        #expect(first.status == .scheduled)
+        #expect(first.nextAttemptAt == due)
+        #expect(first.options == options)
+        let second = try #require(jobs.first { $0.id == retried.id })
+        #expect(second.status == .scheduled)
+        #expect(second.attempt == 2)
+        #expect(second.nextAttemptAt == due)
+        #expect(second.error?.code == "http_status")
+        #expect(second.error?.status == 503)
+        let outcomes = try store.database.read { db in
+            try String.fetchAll(db, sql: "SELECT outcome || ':' || error_code FROM job_attempts WHERE job_id = ?", arguments: [retried.id.description])
+        }
+        #expect(outcomes == ["failed:http_status"])
+    }
+
     @Test("jobs, attempts and webhook events round-trip; a stale attempt cannot overwrite a newer one")
     func roundTrip() throws {
         let path = temporaryPath()

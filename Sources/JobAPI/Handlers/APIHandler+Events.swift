@@ -18,6 +18,11 @@ extension APIHandler {
             lastEventID = number
         }
         guard !isDraining else { throw Problem.shuttingDown }
+        guard request.method != .head else {
+            // HEAD sends no body, so there is no stream to hold open.
+            request.respond(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store")])
+            return
+        }
         guard !eventStreams.isFull else { throw Problem.tooManyWaiters(limit: eventStreams.limit) }
         eventStreams.open(request, job: job, after: lastEventID, heartbeat: configuration.eventStreamHeartbeat)
     }

@@ -67,5 +67,10 @@ struct EventStreamTests {
         #expect(events(in: none).isEmpty)
         #expect(try await server.client.get("/v1/jobs/00000000-0000-4000-8000-000000000000/events").status == 404)
         #expect(try await server.client.get(path, headers: ["Last-Event-ID": "abc"]).status == 400)
+        // HEAD answers at once even for a job that will not change for an hour.
+        let waiting = try await server.client.post("/v1/jobs", #"{"kind":"write_code","delay_seconds":3600,"input":{"name":"later"}}"#)
+        let head = try await server.client.send("HEAD", try #require(waiting.header("Location")) + "/events")
+        #expect(head.status == 200)
+        #expect(head.header("Content-Type") == "text/event-stream")
     }
 }
