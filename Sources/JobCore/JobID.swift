@@ -27,29 +27,31 @@ public struct JobID: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Parses the canonical 8-4-4-4-12 hex form (either case); `nil` for anything else.
     /// Hand-parsed because Foundation's parser goes through `sscanf` on every `GET`.
     public init?(_ text: some StringProtocol) {
-        var utf8 = text.utf8.makeIterator()
-        var bytes = [UInt8](repeating: 0, count: 16)
+        // Into two 64-bit halves, without an intermediate array: this runs on every GET.
+        var halves: (UInt64, UInt64) = (0, 0)
         var position = 0
-        var byteIndex = 0
-        var high: UInt8?
-        while let character = utf8.next() {
+        var nibbles = 0
+        for character in text.utf8 {
             defer { position += 1 }
             if position == 8 || position == 13 || position == 18 || position == 23 {
                 guard character == UInt8(ascii: "-") else { return nil }
                 continue
             }
             guard position < 36, let nibble = Self.nibble(character) else { return nil }
-            if let first = high {
-                bytes[byteIndex] = first << 4 | nibble
-                byteIndex += 1
-                high = nil
+            if nibbles < 16 {
+                halves.0 = halves.0 << 4 | UInt64(nibble)
             } else {
-                high = nibble
+                halves.1 = halves.1 << 4 | UInt64(nibble)
             }
+            nibbles += 1
         }
         guard position == 36 else { return nil }
-        uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &uuid) { bytes in
+            bytes.storeBytes(of: halves.0.bigEndian, toByteOffset: 0, as: UInt64.self)
+            bytes.storeBytes(of: halves.1.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        self.uuid = UUID(uuid: uuid)
     }
 
     /// Lower-case canonical form, as clients see it.
