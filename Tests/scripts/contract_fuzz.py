@@ -46,7 +46,7 @@ def main():
             # Prefer: wait and ?wait= may hold a reply for up to 60 s, as documented.
             "--request-timeout", "75",
             "--max-response-time", "75",
-            "--phases", "examples,coverage,fuzzing",
+            "--phases", "examples,coverage,fuzzing,stateful",
             "--workers", "2",
             "--no-color",
         ]
