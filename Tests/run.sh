@@ -12,7 +12,7 @@
 # 4. With CI=true (or JOBPOOL_SLOW_TESTS=1): schemathesis against the live server and
 #    openapi/openapi.yaml, in the loopback-only namespace (fuzzed bodies hold URLs the server
 #    would fetch). It needs schemathesis: JOBPOOL_SCHEMATHESIS names the executable, or it is
-#    installed into a virtual environment under .build-venv. About five minutes.
+#    installed into a virtual environment under .build-venv. About six minutes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -170,7 +170,7 @@ struct FetchURLTests {
         #expect(proxy.requestCount == 0)
     }
 
-    @Test("cancelling a running fetch stops it within a second")
+    @Test("cancelling a running fetch aborts the transfer at once, not at its timeout")
     func cancelRunningFetch() async throws {
         let server = try makeServer()
         defer { server.stop() }
@@ -183,7 +183,9 @@ struct FetchURLTests {
         let cancelled = try await server.client.post("/v1/jobs/\(id)/cancel")
         #expect(cancelled.status == 200)
         #expect(cancelled.json["status"] as? String == "cancelled")
-        #expect(ContinuousClock.now - started < .seconds(1))
+        // The abort itself takes milliseconds (the fetch's own timeout is 60 s); the bound leaves
+        // room for the HTTP round trip on a loaded two-core CI machine running tests in parallel.
+        #expect(ContinuousClock.now - started < .seconds(2))
     }
 
     @Test("bad fetch input is a 422 naming the field", arguments: [
