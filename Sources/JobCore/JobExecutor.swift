@@ -155,7 +155,8 @@ public final class JobExecutor: Sendable {
     private func accept(_ job: Job) {
         metrics.submitted(kind: job.kind)
         registry.insert(job)
-        if let due = job.snapshot().nextAttemptAt {
+        // A job created scheduled keeps its run_at as the due time (see submit).
+        if let due = job.options.runAt {
             schedule(job, at: due)
         } else {
             pool.enqueue(reserved: job)
@@ -309,6 +310,11 @@ public final class JobExecutor: Sendable {
     @discardableResult
     public func drain(grace: Duration) -> Int {
         let neverRan = pool.drain(grace: grace)
+        let scheduled = counts.snapshot().filter { $0.key.state == .scheduled }.values.reduce(0, +)
+        if scheduled > 0, !store.isDurable {
+            logger.warning("Scheduled jobs were not run before shutdown; the in-memory store does not keep them",
+                           metadata: ["count": "\(scheduled)"])
+        }
         if !neverRan.isEmpty {
             if store.isDurable {
                 logger.info("Queued jobs stay queued in the store for the next start", metadata: ["count": "\(neverRan.count)"])
