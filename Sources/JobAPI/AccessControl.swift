@@ -17,7 +17,7 @@ struct AccessControl: Sendable {
 
     init(apiKeys: [String], metricsKey: String?) {
         tenants = apiKeys.map { key in
-            let owner = SHA256.hash(data: Data(("jobpool-tenant:" + key).utf8)).prefix(12).map { String(format: "%02x", $0) }.joined()
+            let owner = SHA256.hash(data: Data(("jobpool-tenant:" + key).utf8)).prefix(12).hexString
             return Tenant(digest: Self.digest(key), owner: owner)
         }
         metricsDigest = metricsKey.map(Self.digest)

@@ -268,7 +268,7 @@ public final class Job: Sendable {
     /// for a retryable failure with attempts left, `scheduled` for the next attempt.
     func execute(backoff: RetryBackoff) -> RunOutcome {
         let (signal, attempt, startedAt) = state.withLock { ($0.signal, $0.attempt, $0.startedAt ?? Date()) }
-        let context = JobContext(signal: signal, jobID: id, attempt: attempt)
+        let context = JobContext(signal: signal, jobID: id)
         let outcome: Result<JSONValue, JobFailure>
         do throws(JobFailure) {
             outcome = .success(try work(context))

@@ -4,8 +4,6 @@ public struct JobContext: Sendable {
 
     /// The job's ID, for logs.
     public let jobID: JobID
-    /// Which attempt this run is, from 1.
-    public let attempt: Int
 
     /// Why the job should stop, once a cancel or a shutdown asked it to.
     public var stopReason: StopReason? { signal.reason }

@@ -95,15 +95,11 @@ public final class JobExecutor: Sendable {
         }
     }
 
-    /// Checks a job and queues (or schedules) it once it is durable; see ``submit(_:whenDurable:)``.
-    public func submit(_ spec: JobSpec, whenDurable: @escaping @Sendable (Result<Job, SubmitError>) -> Void) throws(SubmitError) -> Job? {
-        try submit([prepare(spec)]) { result in whenDurable(result.map { $0[0] }) }?.first
-    }
-
-    /// Shorthand for a job with default options.
+    /// Checks one job and queues (or schedules) it once it is durable; see ``submit(_:whenDurable:)``.
     public func submit(kind: String, input: JSONValue, webhook: WebhookTarget? = nil, options: JobOptions = JobOptions(),
                        owner: String? = nil, whenDurable: @escaping @Sendable (Result<Job, SubmitError>) -> Void) throws(SubmitError) -> Job? {
-        try submit(JobSpec(kind: kind, input: input, webhook: webhook, owner: owner, options: options), whenDurable: whenDurable)
+        let spec = JobSpec(kind: kind, input: input, webhook: webhook, owner: owner, options: options)
+        return try submit([prepare(spec)]) { result in whenDurable(result.map { $0[0] }) }?.first
     }
 
     /// Creates prepared jobs, all or none, and queues (or schedules) them once durable.

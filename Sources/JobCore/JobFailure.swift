@@ -26,7 +26,7 @@ public struct JobFailure: Error, Sendable, Hashable {
     /// The job ran past its `time_limit_seconds`. Never retried.
     public static func timeLimit(seconds: Double) -> JobFailure {
         JobFailure(code: "time_limit",
-                   message: "The job ran longer than its time_limit_seconds (\(JobOptions.format(seconds)) s) and was stopped. Raise time_limit_seconds if the work needs longer.")
+                   message: "The job ran longer than its time_limit_seconds (\(seconds.plainText) s) and was stopped. Raise time_limit_seconds if the work needs longer.")
     }
 
     /// Every `error.code` a job can end with, for the API's contract.

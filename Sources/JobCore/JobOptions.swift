@@ -25,10 +25,6 @@ public struct JobOptions: Sendable, Hashable {
         self.runAt = runAt
         self.idempotency = idempotency
     }
-
-    static func format(_ seconds: Double) -> String {
-        seconds == seconds.rounded() && abs(seconds) < 1e15 ? String(Int(seconds)) : String(seconds)
-    }
 }
 
 /// An `Idempotency-Key` stored with the job it created.
@@ -47,5 +43,12 @@ public struct IdempotencyRecord: Sendable, Hashable {
         self.fingerprint = fingerprint
         self.expiresAt = expiresAt
         self.webhookSecretGenerated = webhookSecretGenerated
+    }
+}
+
+extension Double {
+    /// The number as a person writes it in a message: `30`, not `30.0`; `0.25` as is.
+    var plainText: String {
+        self == rounded() && abs(self) < 1e15 ? String(Int(self)) : String(self)
     }
 }

@@ -6,8 +6,8 @@ import Synchronization
 /// A fixed pool of OS threads that run queued jobs, like `ThreadPoolExecutor`.
 ///
 /// A job blocks its own worker thread while it runs; never more than `workerCount` jobs run
-/// at once. Jobs run by priority (see ``PriorityQueue``). The queue is bounded: ``submit(_:whenAccepted:)`` throws ``PoolError/queueFull``
-/// rather than grow without limit.
+/// at once. Jobs run by priority (see ``PriorityQueue``). The queue is bounded:
+/// ``submit(_:whenAccepted:)`` throws ``PoolError/queueFull`` rather than grow without limit.
 public final class WorkerPool: Sendable {
     /// The pool's lifecycle. Changed only inside `state.withLock`.
     private enum Phase {

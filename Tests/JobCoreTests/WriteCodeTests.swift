@@ -3,7 +3,7 @@ import Testing
 
 @Suite("write_code")
 struct WriteCodeTests {
-    private func context() -> JobContext { JobContext(signal: CancellationSignal(), jobID: JobID(), attempt: 1) }
+    private func context() -> JobContext { JobContext(signal: CancellationSignal(), jobID: JobID()) }
 
     @Test("returns the name and 5 to 10 lines")
     func result() throws {

@@ -8,12 +8,12 @@ extension APIHandler {
     /// the busy workers); the pool's size is the same for everyone.
     func stats(_ request: HTTPRequest, owner: String?) {
         let counts = executor.counts.snapshot(owner: access.isEnabled ? .some(owner) : .none)
-        var byState = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
-        var byKind: [String: [JobState: Int]] = [:]
-        for kind in executor.kindNames { byKind[kind] = byState }
+        // Every kind appears, with zeros, even before its first job.
+        var byState: [JobState: Int] = [:]
+        var byKind = Dictionary(uniqueKeysWithValues: executor.kindNames.map { ($0, [JobState: Int]()) })
         for (key, count) in counts {
             byState[key.state, default: 0] += count
-            byKind[key.kind, default: Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })][key.state, default: 0] += count
+            byKind[key.kind, default: [:]][key.state, default: 0] += count
         }
         let pool = executor.statistics
         let (busy, oldestQueuedAt) = access.isEnabled

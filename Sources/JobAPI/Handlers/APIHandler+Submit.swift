@@ -17,7 +17,7 @@ extension APIHandler {
         let wait = PreferHeader.wait(in: request.header("Prefer"), limit: configuration.maxWaitSeconds)
         var idempotency: IdempotencyRecord?
         if let key = try Self.idempotencyKey(request) {
-            let fingerprint = SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
+            let fingerprint = SHA256.hash(data: body).hexString
             let scope = IdempotencyScope(owner: owner, key: key)
             guard !idempotencyInFlight.contains(scope) else { throw Problem.idempotencyKeyInFlight }
             if let original = executor.job(forIdempotencyKey: key, owner: owner) {

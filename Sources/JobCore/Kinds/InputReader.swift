@@ -45,7 +45,7 @@ public struct InputReader {
         }
         guard range.contains(number) else {
             throw InputError(pointer: pointer(key),
-                             message: "'\(key)' must be between \(format(range.lowerBound)) and \(format(range.upperBound)); got \(format(number)).")
+                             message: "'\(key)' must be between \(range.lowerBound.plainText) and \(range.upperBound.plainText); got \(number.plainText).")
         }
         return number
     }
@@ -92,9 +92,5 @@ public struct InputReader {
     /// The JSON pointer of a member, escaped as RFC 6901 requires.
     public func pointer(_ key: String) -> String {
         pointerPrefix + "/" + key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
-    }
-
-    private func format(_ number: Double) -> String {
-        number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(number)
     }
 }
