@@ -1,23 +1,30 @@
 import CLibevent
 
-/// Counts evhttp's open connections and pauses accepting at the limit.
+/// Counts evhttp's open connections, pauses accepting at the limit, and tells streams when
+/// their client goes away.
 ///
-/// libevent 2.1 has no `evhttp_set_max_connections` and does not tell the application when a
-/// connection closes. What it does offer is `evhttp_set_bevcb`, called once per accepted
-/// connection to make its bufferevent. The gate makes that bufferevent, keeps one extra
-/// reference to it, and later spots the ones evhttp has freed: `bufferevent_free` clears their
-/// callbacks, which a live evhttp connection never has cleared. (evhttp closes the socket
-/// itself, so the extra reference never keeps a file descriptor open.)
+/// libevent 2.1 has no `evhttp_set_max_connections`, and the one close notification it offers,
+/// `evhttp_connection_set_closecb`, needs the `evhttp_connection`, which does not exist yet
+/// when `evhttp_set_bevcb` asks for a connection's bufferevent. So the gate makes that
+/// bufferevent, holds one extra reference to it for a moment, and on the next loop turn (or
+/// the next accept, whichever is first) finds the connection evhttp built around it (the
+/// bufferevent's callback argument, checked with `evhttp_connection_get_bufferevent`), sets
+/// the close callback, and lets go of the reference.
 ///
-/// A sweep drops freed ones. It runs when the count reaches the limit and every 250 ms while
-/// any are tracked, so its O(n) cost is amortised over the connections that closed. At the
-/// limit the listeners are disabled, and further clients wait in the kernel's backlog until a
-/// sweep finds room. Loop thread only.
+/// The reference must not be kept longer: a bufferevent that evhttp frees while someone
+/// still holds it keeps its read event registered for the closed descriptor, and when the
+/// kernel hands that descriptor number to the next client, the zombie wins the race for the
+/// new client's bytes and swallows its request (a client then waited for ever; the fault
+/// test caught it). Loop thread only.
 final class ConnectionGate {
     private let loop: EventLoop
     private let maxConnections: Int
-    private var tracked: [OpaquePointer] = []
-    private var sweepTimer: LoopTimer?
+    private var openConnections = 0
+    /// Bufferevents made for connections whose close callback is not set yet (+1 each).
+    private var unadopted: [OpaquePointer] = []
+    private var adoptionTimer: LoopTimer?
+    /// What to run when a connection closes (a streamed reply's client went away).
+    private var closeObservers: [OpaquePointer: () -> Void] = [:]
     private var isPaused = false
     var listeners: [OpaquePointer] = []
 
@@ -27,55 +34,76 @@ final class ConnectionGate {
     }
 
     func makeBufferEvent(base: OpaquePointer) -> OpaquePointer? {
-        if tracked.count >= maxConnections { sweep() }
+        // The connections accepted before this one are complete now; adopting them first
+        // also drops any that evhttp already freed before this client's events are added.
+        adoptConnections()
         // No BEV_OPT_CLOSE_ON_FREE: evhttp closes an incoming connection's socket itself.
         guard let bufferEvent = bufferevent_socket_new(base, -1, 0) else { return nil }
         bufferevent_incref(bufferEvent)
-        tracked.append(bufferEvent)
-        if tracked.count >= maxConnections { setPaused(true) }
-        scheduleSweep()
+        unadopted.append(bufferEvent)
+        openConnections += 1
+        if openConnections >= maxConnections { setPaused(true) }
+        if adoptionTimer == nil {
+            adoptionTimer = loop.schedule(after: .zero) { [unowned self] in
+                adoptionTimer = nil
+                adoptConnections()
+            }
+        }
         return bufferEvent
     }
 
-    /// Drops the references to every bufferevent evhttp has freed.
-    private func sweep() {
-        var index = 0
-        while index < tracked.count {
-            if isFreedByEvhttp(tracked[index]) {
-                bufferevent_decref(tracked[index])
-                tracked.swapAt(index, tracked.count - 1)
-                tracked.removeLast()
-            } else {
-                index += 1
-            }
-        }
-        if tracked.count < maxConnections { setPaused(false) }
+    /// Runs `observer` once when `connection` closes, unless ``stopObserving(_:)`` comes first.
+    func observeClose(of connection: OpaquePointer, _ observer: @escaping () -> Void) {
+        adoptConnections()
+        closeObservers[connection] = observer
     }
 
-    private func isFreedByEvhttp(_ bufferEvent: OpaquePointer) -> Bool {
+    func stopObserving(_ connection: OpaquePointer) {
+        closeObservers[connection] = nil
+    }
+
+    /// Sets the close callback on the connection around each new bufferevent.
+    private func adoptConnections() {
+        guard !unadopted.isEmpty else { return }
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        for bufferEvent in unadopted {
+            if let connection = connection(around: bufferEvent) {
+                evhttp_connection_set_closecb(connection, connectionGateClosedCallback, context)
+            } else {
+                openConnections -= 1 // evhttp already gave up on it (it could not set it up)
+            }
+            bufferevent_decref(bufferEvent)
+        }
+        unadopted.removeAll(keepingCapacity: true)
+        if openConnections < maxConnections { setPaused(false) }
+    }
+
+    /// The live evhttp connection using `bufferEvent`, or nil if evhttp has freed it (freeing
+    /// clears a bufferevent's callbacks, which a live connection never has cleared).
+    private func connection(around bufferEvent: OpaquePointer) -> OpaquePointer? {
         var read: bufferevent_data_cb?
         var write: bufferevent_data_cb?
         var event: bufferevent_event_cb?
-        var context: UnsafeMutableRawPointer?
-        bufferevent_getcb(bufferEvent, &read, &write, &event, &context)
-        return read == nil && write == nil && event == nil
+        var argument: UnsafeMutableRawPointer?
+        bufferevent_getcb(bufferEvent, &read, &write, &event, &argument)
+        guard read != nil || write != nil || event != nil, let argument else { return nil }
+        let connection = OpaquePointer(argument)
+        return evhttp_connection_get_bufferevent(connection) == bufferEvent ? connection : nil
     }
 
-    private func scheduleSweep() {
-        guard sweepTimer == nil else { return }
-        sweepTimer = loop.schedule(after: .milliseconds(250)) { [unowned self] in
-            sweepTimer = nil
-            sweep()
-            if !tracked.isEmpty { scheduleSweep() }
-        }
+    fileprivate func connectionClosed(_ connection: OpaquePointer) {
+        openConnections -= 1
+        if openConnections < maxConnections { setPaused(false) }
+        closeObservers.removeValue(forKey: connection)?()
     }
 
-    /// Called when the server goes away: drop every extra reference.
+    /// Called when the server goes away, after evhttp has freed its connections.
     func releaseAll() {
-        sweepTimer?.cancel()
-        sweepTimer = nil
-        for bufferEvent in tracked { bufferevent_decref(bufferEvent) }
-        tracked = []
+        adoptionTimer?.cancel()
+        adoptionTimer = nil
+        for bufferEvent in unadopted { bufferevent_decref(bufferEvent) }
+        unadopted = []
+        closeObservers = [:]
     }
 
     private func setPaused(_ paused: Bool) {
@@ -85,4 +113,9 @@ final class ConnectionGate {
             if paused { evconnlistener_disable(listener) } else { evconnlistener_enable(listener) }
         }
     }
+}
+
+private func connectionGateClosedCallback(_ connection: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
+    guard let connection, let context else { return }
+    Unmanaged<ConnectionGate>.fromOpaque(context).takeUnretainedValue().connectionClosed(connection)
 }

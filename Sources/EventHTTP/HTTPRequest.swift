@@ -7,6 +7,7 @@ import CLibevent
 /// whose client has gone away may still be answered: libevent then just frees it.
 public final class HTTPRequest {
     private let raw: OpaquePointer
+    private let connections: ConnectionGate
     /// The method, or `nil` for one evhttp knows but this type does not name.
     public let method: HTTPMethod?
     /// The path as sent, without the query, not percent-decoded.
@@ -24,8 +25,9 @@ public final class HTTPRequest {
     /// True between ``startStream(status:headers:onClosed:)`` and the stream's end or close.
     public private(set) var isStreaming = false
 
-    init(raw: OpaquePointer) {
+    init(raw: OpaquePointer, connections: ConnectionGate) {
         self.raw = raw
+        self.connections = connections
         self.method = HTTPMethod(libevent: evhttp_request_get_command(raw))
         if let uri = evhttp_request_get_evhttp_uri(raw) {
             let rawPath = evhttp_uri_get_path(uri).map { String(cString: $0) } ?? "/"
@@ -105,8 +107,8 @@ public final class HTTPRequest {
         isStreaming = true
         onStreamClosed = onClosed
         if let connection = evhttp_request_get_connection(raw) {
-            // The connection holds a +1 reference to this object until the stream ends or closes.
-            evhttp_connection_set_closecb(connection, httpStreamClosedCallback, Unmanaged.passRetained(self).toOpaque())
+            // The gate holds this request until the stream ends or closes.
+            connections.observeClose(of: connection) { [self] in streamConnectionClosed() }
         }
         onResponse?(status)
     }
@@ -124,24 +126,15 @@ public final class HTTPRequest {
         guard isStreaming else { return }
         isStreaming = false
         onStreamClosed = nil
-        if let connection = evhttp_request_get_connection(raw) {
-            evhttp_connection_set_closecb(connection, nil, nil)
-            Unmanaged.passUnretained(self).release()
-        }
+        if let connection = evhttp_request_get_connection(raw) { connections.stopObserving(connection) }
         evhttp_send_reply_end(raw)
     }
 
-    fileprivate func streamConnectionClosed() {
+    private func streamConnectionClosed() {
         guard isStreaming else { return }
         isStreaming = false
         let closed = onStreamClosed
         onStreamClosed = nil
         closed?()
-        Unmanaged.passUnretained(self).release()
     }
-}
-
-private func httpStreamClosedCallback(_ connection: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
-    guard let context else { return }
-    Unmanaged<HTTPRequest>.fromOpaque(context).takeUnretainedValue().streamConnectionClosed()
 }

@@ -50,7 +50,7 @@ public final class HTTPServer {
     }
 
     fileprivate func handle(_ raw: OpaquePointer) {
-        handler(HTTPRequest(raw: raw))
+        handler(HTTPRequest(raw: raw, connections: gate))
     }
 
     private static func localPort(of fd: Int32) -> Int {

@@ -140,6 +140,48 @@ struct ServerLifecycleTests {
         #expect(answer.hasPrefix("HTTP/1.1 200"))
     }
 
+    @Test("with --max-connections 2, hundreds of clients one after another are all served, however each leaves")
+    func connectionsOneAfterAnother() throws {
+        // Every way a connection ends must give its slot back, or the server stops accepting.
+        // Each closed connection also frees its file descriptor for the next client: the gate
+        // once kept freed bufferevents alive, whose read events stayed registered for the old
+        // descriptor and could swallow the next client's request on the same number.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-\(UUID().uuidString)/jobs.sqlite").path
+        // The durable store answers a submission from another thread, later, as in production.
+        let server = try TestServer {
+            $0.store = .sqlite(path: path)
+            $0.http.maxConnections = 2
+        }
+        defer { server.stop() }
+        let submit = #"{"kind":"write_code","input":{"name":"reuse","max_seconds":0}}"#
+        let post = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(submit.utf8.count)\r\n"
+        for round in 0..<300 {
+            let socket = try RawSocket(port: server.port)
+            switch round % 4 {
+            case 0: // asks the server to close after the reply; reads it, then closes first
+                socket.write(post + "Connection: close\r\n\r\n" + submit)
+                let answer = socket.read(until: "\"webhook\"")
+                try #require(answer.hasPrefix("HTTP/1.1 202"), "connection \(round) was not answered: \(answer.prefix(80))")
+            case 1: // keep-alive: two requests, then the client closes
+                for _ in 0..<2 {
+                    socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    let answer = socket.read(until: "ok")
+                    try #require(answer.hasPrefix("HTTP/1.1 200"), "connection \(round) was not answered: \(answer.prefix(80))")
+                }
+            case 2: // a request libevent cannot parse: it answers 400 and closes
+                socket.write("\u{01} nonsense\r\n\r\n")
+                let answer = socket.read() // until the server closes
+                try #require(answer.hasPrefix("HTTP/1.1 400") && socket.isClosedByPeer(within: .seconds(1)),
+                             "connection \(round) was not refused and closed: \(answer.prefix(80))")
+            default: // connects and leaves without a word
+                break
+            }
+        }
+        let last = try RawSocket(port: server.port)
+        last.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(last.read(until: "ok").hasPrefix("HTTP/1.1 200"))
+    }
+
     @Test("a request line libevent cannot parse gets libevent's error and the server lives on")
     func malformedRequest() async throws {
         let server = try TestServer()

@@ -27,7 +27,8 @@ struct EventStreamTests {
     func streamAndReconnect() async throws {
         let server = try TestServer { $0.api.eventStreamHeartbeat = .milliseconds(100) }
         defer { server.stop() }
-        let submitted = try await server.client.submitWriteCode(name: "streamed", min: 3, max: 3)
+        // Long enough that the reconnect below comes while it still runs, even on a loaded machine.
+        let submitted = try await server.client.submitWriteCode(name: "streamed", min: 5, max: 5)
         let path = try #require(submitted.header("Location")) + "/events"
         let port = server.port
 
