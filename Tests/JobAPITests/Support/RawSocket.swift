@@ -35,12 +35,16 @@ final class RawSocket: Sendable {
     /// Half-closes the sending side (the peer sees EOF).
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
-    /// Reads until `terminator` has arrived, EOF, or the socket's 5 s timeout.
+    /// Reads until `terminator` has arrived, EOF, or `timeout` has passed.
     func read(until terminator: String? = nil, timeout: Duration = .seconds(5)) -> String {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
+            // Wait no longer than what is left of `timeout` for the next bytes.
+            let left = (deadline - ContinuousClock.now).components
+            var wait = timeval(tv_sec: Int(left.seconds), tv_usec: max(1000, Int(left.attoseconds / 1_000_000_000_000)))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
             let count = recv(fd, &buffer, buffer.count, 0)
             if count <= 0 { break }
             received += buffer[0..<count]
