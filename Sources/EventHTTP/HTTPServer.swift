@@ -35,6 +35,9 @@ public final class HTTPServer {
     }
 
     deinit {
+        // evhttp_free frees the listeners before the connections, whose close callbacks would
+        // otherwise re-enable a freed listener.
+        gate.listeners = []
         evhttp_free(http)
         gate.releaseAll()
     }

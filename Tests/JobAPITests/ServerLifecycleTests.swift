@@ -182,6 +182,20 @@ struct ServerLifecycleTests {
         #expect(last.read(until: "ok").hasPrefix("HTTP/1.1 200"))
     }
 
+    @Test("a server holding its --max-connections shuts down cleanly and closes those clients")
+    func shutdownAtConnectionLimit() throws {
+        let server = try TestServer { $0.http.maxConnections = 2 }
+        let clients = [try RawSocket(port: server.port), try RawSocket(port: server.port)]
+        for client in clients { // answered, so both are accepted and the gate has paused accepting
+            client.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            try #require(client.read(until: "ok").hasPrefix("HTTP/1.1 200"))
+        }
+        // Freeing the server closes the connections after their listeners are gone; their
+        // close callbacks must not resume a freed listener.
+        server.stop()
+        for client in clients { #expect(client.isClosedByPeer(within: .seconds(5))) }
+    }
+
     @Test("a request line libevent cannot parse gets libevent's error and the server lives on")
     func malformedRequest() async throws {
         let server = try TestServer()
