@@ -39,7 +39,7 @@ struct EventStreamTests {
         let seen = events(in: beforeDrop)
         #expect(seen.last?.event == "running")
         let lastID = try #require(seen.last?.id)
-        close(first.fd) // the client drops the connection mid-stream
+        first.disconnect() // the client drops the connection mid-stream
 
         let second = try openStream(port: port, path: path, lastEventID: lastID)
         let rest = await onThread { second.read(until: "\r\n0\r\n\r\n", timeout: .seconds(10)) }

@@ -83,13 +83,16 @@ final class FetchTargetServer: Sendable {
         Thread { [self] in acceptLoop() }.start()
     }
 
+    /// Stops accepting. The accept thread closes the listener itself once it has left `poll`
+    /// and `accept`: closing it here could let those calls reach whatever socket (another
+    /// test's, or a server's) reuses the descriptor number in this process.
     func stop() {
         state.withLock { $0.stopped = true }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        shutdown(listener, Int32(SHUT_RDWR)) // wakes the accept thread
     }
 
     private func acceptLoop() {
+        defer { close(listener) }
         while !isStopped {
             var descriptor = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
             guard poll(&descriptor, 1, 100) == 1 else { continue }

@@ -35,6 +35,11 @@ final class RawSocket: Sendable {
     /// Half-closes the sending side (the peer sees EOF).
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
+    /// Drops the connection both ways, as a client that goes away does. The descriptor stays
+    /// this object's until `deinit` closes it once: closing it here too would close whatever
+    /// socket reuses the number by then (tests share one process).
+    func disconnect() { shutdown(fd, Int32(SHUT_RDWR)) }
+
     /// Reads until `terminator` has arrived, EOF, or `timeout` has passed.
     func read(until terminator: String? = nil, timeout: Duration = .seconds(5)) -> String {
         var received: [UInt8] = []
