@@ -58,10 +58,11 @@ public final class OutboundHTTPClient: Sendable {
         return result
     }
 
-    /// Refuses a URL whose host is a literal blocked address, for use where curl will not
-    /// connect to the host itself (through a proxy), and for checks at submit time.
+    /// Refuses a URL whose host is a literal blocked address, in any spelling curl accepts, for
+    /// use where curl will not connect to the host itself (through a proxy), and for checks at
+    /// submit time.
     public func literalHostRefusal(_ url: String) -> AddressPolicy.Refusal? {
-        guard let host = OutboundURL(url)?.host, let address = IPAddress(host) else { return nil }
+        guard let address = OutboundURL(url)?.address else { return nil }
         return configuration.policy.check(address)
     }
 }

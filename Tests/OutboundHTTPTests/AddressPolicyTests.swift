@@ -1,35 +1,11 @@
 import Testing
 @testable import OutboundHTTP
 
-/// The SSRF address check as a unit: no sockets, no network.
+/// The SSRF address check as a unit: no sockets, no network. Which ranges are refused, and
+/// how they are named, is in SpecialRangeTests.
 @Suite("Address policy")
 struct AddressPolicyTests {
     private let defaultPolicy = AddressPolicy()
-
-    @Test("blocked by default", arguments: [
-        "127.0.0.1", "127.255.255.254", "10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255",
-        "192.168.1.1", "169.254.169.254", "169.254.0.1", "100.64.0.1", "100.127.255.255", "0.0.0.0",
-        "0.1.2.3", "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255", "192.0.2.1",
-        "198.51.100.7", "203.0.113.9", "198.18.0.1", "192.0.0.8",
-        "::1", "::", "fd00::1", "fc00::1", "fe80::1", "febf::1", "fec0::1", "ff02::1", "2001:db8::1",
-        "3fff::1", "100::1", "64:ff9b:1::1",
-        "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::ffff:7f00:1",
-        "::127.0.0.1", "64:ff9b::127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2002:c0a8:101::1",
-    ])
-    func blocked(text: String) throws {
-        let address = try #require(IPAddress(text))
-        #expect(defaultPolicy.check(address) != nil, "\(text) must be refused")
-    }
-
-    @Test("allowed by default", arguments: [
-        "93.184.216.34", "8.8.8.8", "1.1.1.1", "172.32.0.1", "172.15.255.255", "100.128.0.1", "100.63.255.255",
-        "169.253.255.255", "192.169.0.1", "2606:4700::1111", "2a00:1450:4001::200e",
-        "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",
-    ])
-    func allowed(text: String) throws {
-        let address = try #require(IPAddress(text))
-        #expect(defaultPolicy.check(address) == nil, "\(text) must be allowed")
-    }
 
     @Test("--allow-cidr opens exactly its range, in IPv4 and its IPv6 forms")
     func allowCIDR() throws {
