@@ -53,13 +53,19 @@ final class CurlSession: @unchecked Sendable {
         // Only http and https, for the first request and for every redirect.
         _ = ccurl_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
         _ = ccurl_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
-        _ = ccurl_setopt_long(easy, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
+        // Through a proxy, jobpool follows redirects itself and checks every hop's host
+        // (OutboundHTTPClient+Proxy.swift): the socket-open check sees only the proxy there.
+        let curlFollows = request.followRedirects && configuration.egressProxy == nil
+        _ = ccurl_setopt_long(easy, CURLOPT_FOLLOWLOCATION, curlFollows ? 1 : 0)
         _ = ccurl_setopt_long(easy, CURLOPT_MAXREDIRS, request.maxRedirects)
         _ = ccurl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Self.milliseconds(request.timeout))
         _ = ccurl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(min(request.connectTimeout, request.timeout)))
         _ = ccurl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        // An empty proxy string makes curl ignore http_proxy, ALL_PROXY and the like.
+        // An empty proxy string makes curl ignore http_proxy, ALL_PROXY and the like; an empty
+        // no-proxy list makes it ignore NO_PROXY/no_proxy, which would otherwise send a host
+        // such as localhost around the egress proxy, where the socket-open check is off.
         _ = ccurl_setopt_string(easy, CURLOPT_PROXY, configuration.egressProxy ?? "")
+        _ = ccurl_setopt_string(easy, CURLOPT_NOPROXY, "")
         // "" asks for every encoding curl can decode; the write callback counts decoded bytes,
         // so a compression bomb hits max_bytes like any other large body.
         _ = ccurl_setopt_string(easy, CURLOPT_ACCEPT_ENCODING, "")
@@ -107,14 +113,17 @@ final class CurlSession: @unchecked Sendable {
             var status = 0, redirects = 0
             var effectiveURL: UnsafeMutablePointer<CChar>?
             var contentType: UnsafeMutablePointer<CChar>?
+            var redirectURL: UnsafeMutablePointer<CChar>?
             _ = ccurl_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+            _ = ccurl_getinfo_string(easy, CURLINFO_REDIRECT_URL, &redirectURL)
             _ = ccurl_getinfo_long(easy, CURLINFO_REDIRECT_COUNT, &redirects)
             _ = ccurl_getinfo_string(easy, CURLINFO_EFFECTIVE_URL, &effectiveURL)
             _ = ccurl_getinfo_string(easy, CURLINFO_CONTENT_TYPE, &contentType)
             return .success(OutboundResponse(
                 status: status, finalURL: effectiveURL.map { String(cString: $0) } ?? request.url,
                 length: transfer.receivedBytes, contentType: contentType.map { String(cString: $0) },
-                redirects: redirects, elapsed: elapsed, retryAfter: transfer.retryAfter))
+                redirects: redirects, elapsed: elapsed, retryAfter: transfer.retryAfter,
+                redirectLocation: redirectURL.map { String(cString: $0) }))
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
             return .failure(.dns(detail))
         case CURLE_COULDNT_CONNECT:

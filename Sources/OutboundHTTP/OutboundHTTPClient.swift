@@ -16,9 +16,10 @@ public final class OutboundHTTPClient: Sendable {
     public struct Configuration: Sendable {
         /// Which addresses may be connected to.
         public var policy: AddressPolicy
-        /// An operator's egress proxy. Without one, proxy environment variables are ignored.
-        /// With one, the proxy is trusted to enforce egress rules, and the address policy is
-        /// applied to URLs with literal addresses only (curl connects to the proxy, not the host).
+        /// An operator's egress proxy. Proxy environment variables (`http_proxy`, `no_proxy`, ...)
+        /// are ignored either way. With a proxy, curl connects to the proxy, not the host, so the
+        /// proxy is trusted with host names; jobpool follows redirects itself and refuses any hop
+        /// whose host is a literal address the policy blocks (see `performThroughProxy`).
         public var egressProxy: String?
         public var userAgent: String
 
@@ -46,21 +47,20 @@ public final class OutboundHTTPClient: Sendable {
 
     /// Performs `request` on the calling thread. `abort` stops it from any other thread.
     public func perform(_ request: OutboundRequest, abort: AbortHandle = AbortHandle()) -> Result<OutboundResponse, OutboundFailure> {
-        if configuration.egressProxy != nil, let refusal = literalHostRefusal(request.url) {
-            return .failure(.blockedAddress(refusal))
-        }
         let session = idleSessions.withLock { $0.popLast() } ?? CurlSession()
         guard let session else { return .failure(.protocolError("curl could not create a handle")) }
-        let result = session.perform(request, configuration: configuration, abort: abort)
+        let result = configuration.egressProxy == nil
+            ? session.perform(request, configuration: configuration, abort: abort)
+            : performThroughProxy(request, session: session, abort: abort)
         idleSessions.withLock { sessions in
             if sessions.count < maxIdleSessions { sessions.append(session) }
         }
         return result
     }
 
-    /// Refuses a URL whose host is a literal blocked address, in any spelling curl accepts, for
-    /// use where curl will not connect to the host itself (through a proxy), and for checks at
-    /// submit time.
+    /// Refuses a URL whose host is a literal blocked address, in any spelling curl accepts: for
+    /// each hop through a proxy (where curl does not connect to the host itself), and for
+    /// checks at submit time.
     public func literalHostRefusal(_ url: String) -> AddressPolicy.Refusal? {
         guard let address = OutboundURL(url)?.address else { return nil }
         return configuration.policy.check(address)

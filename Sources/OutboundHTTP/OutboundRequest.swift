@@ -37,6 +37,9 @@ public struct OutboundResponse: Sendable, Equatable {
     public var elapsed: Duration
     /// The response's Retry-After header, as sent.
     public var retryAfter: String?
+    /// Where a redirect that was not followed points, resolved to an absolute URL by curl
+    /// (CURLINFO_REDIRECT_URL): jobpool follows it itself through a proxy.
+    var redirectLocation: String?
 }
 
 /// Why a transfer failed. `code` is the stable vocabulary jobs report.

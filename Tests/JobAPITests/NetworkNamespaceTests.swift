@@ -7,12 +7,15 @@ import Testing
 /// that do not exist, and fuzzed URLs with the guard opened. They run only inside a network
 /// namespace that has nothing but loopback (`Tests/run.sh` makes one and sets
 /// JOBPOOL_NETNS_TESTS=1), where a lookup fails at once and nothing can leave.
+///
+/// Serialized: the egress-proxy tests change the process environment (`no_proxy`), which curl
+/// reads during other tests' transfers.
 @Suite("Inside a loopback-only network namespace",
-       .enabled(if: ProcessInfo.processInfo.environment["JOBPOOL_NETNS_TESTS"] == "1"))
+       .enabled(if: ProcessInfo.processInfo.environment["JOBPOOL_NETNS_TESTS"] == "1"), .serialized)
 struct NetworkNamespaceTests {
     /// Refuses to go on unless loopback is the only interface, so that a misconfigured run
     /// fails instead of sending traffic out.
-    private func requireLoopbackOnly() throws {
+    func requireLoopbackOnly() throws {
         // /proc/self/net/dev lists the interfaces of this process's own network namespace.
         let table = try String(contentsOfFile: "/proc/self/net/dev", encoding: .utf8)
         let interfaces = table.split(separator: "\n").dropFirst(2)
