@@ -50,13 +50,20 @@ struct NetworkNamespaceTests {
                      "0", "0x7f000001", "%31%32%37.0.0.1", "exa mple.invalid", "", "@", "user:pass@127.0.0.1",
                      String(repeating: "a", count: 300) + ".invalid"]
         let tails = [":1/", ":65536/", ":0/", "/%00", "/../../etc/passwd", "/?q=\u{1F600}", "#frag", "/\\\\", ":80:80/", ""]
-        var accepted: [String] = []
-        for _ in 0..<150 {
-            let url = schemes.randomElement(using: &generator)! + "://" + hosts.randomElement(using: &generator)!
+        let urls = (0..<150).map { _ in
+            schemes.randomElement(using: &generator)! + "://" + hosts.randomElement(using: &generator)!
                 + tails.randomElement(using: &generator)!
-            let body = try JSONSerialization.data(withJSONObject: [
-                "kind": "fetch_url", "input": ["url": url, "timeout_seconds": 2],
-            ])
+        }
+        try await fetchAll(urls, on: server)
+        #expect(try await server.client.get("/healthz").status == 200)
+    }
+
+    /// Submits a fetch of each URL (2 s timeout), expecting `202` or `422`, and waits for every
+    /// accepted job to finish.
+    func fetchAll(_ urls: [String], on server: TestServer) async throws {
+        var accepted: [String] = []
+        for url in urls {
+            let body = try JSONSerialization.data(withJSONObject: ["kind": "fetch_url", "input": ["url": url, "timeout_seconds": 2]])
             let response = try await server.client.send("POST", "/v1/jobs", bodyData: body)
             #expect([202, 422].contains(response.status), "\(url) → \(response.status)")
             if response.status == 202, let id = response.json["id"] as? String { accepted.append(id) }
@@ -65,6 +72,5 @@ struct NetworkNamespaceTests {
             let job = try await server.client.get("/v1/jobs/\(id)?wait=30").json
             #expect(["succeeded", "failed"].contains(job["status"] as? String), "\(job)")
         }
-        #expect(try await server.client.get("/healthz").status == 200)
     }
 }
