@@ -36,6 +36,30 @@ struct NetworkNamespaceTests {
         #expect((response.json["error"] as? [String: Any])?["code"] as? String == "dns")
     }
 
+    /// Without a proxy the socket-open check refuses these before any packet. Outside the
+    /// namespace a mistake could send one towards a real route, so they run here.
+    @Test("without a proxy, IPv6 forms of loopback fail blocked_address, named as themselves", arguments: [
+        ("http://[::ffff:0:7f00:1]:PORT/", "IPv4-translated", "::ffff:0:7f00:1/128"),
+        ("http://[::1]:PORT/", "loopback", "::1/128"),
+        ("http://[::ffff:127.0.0.1]:PORT/", "loopback", "127.0.0.1/32"),
+        ("http://[::127.0.0.1]:PORT/", "deprecated IPv4-compatible", "::127.0.0.1/128"),
+    ])
+    func directIPv6Forms(template: String, name: String, hint: String) async throws {
+        try requireLoopbackOnly()
+        let internalService = try FetchTargetServer(host: "127.0.0.1")
+        defer { internalService.stop() }
+        let server = try TestServer()
+        defer { server.stop() }
+        let url = template.replacingOccurrences(of: "PORT", with: "\(internalService.port)")
+        let body = try JSONSerialization.data(withJSONObject: ["kind": "fetch_url", "input": ["url": url, "timeout_seconds": 5]])
+        let job = try await server.client.send("POST", "/v1/jobs", bodyData: body, headers: ["Prefer": "wait=20"]).json
+        let error = try #require(job["error"] as? [String: Any], "\(url): \(job)")
+        #expect(error["code"] as? String == "blocked_address", "\(url): \(error)")
+        let message = error["message"] as? String ?? ""
+        #expect(message.contains("a \(name) address") && message.contains("--allow-cidr \(hint) "), "\(message)")
+        #expect(internalService.requestCount == 0)
+    }
+
     @Test("fuzzed URLs, with every address allowed, never crash the server and every accepted job finishes")
     func fuzzedURLs() async throws {
         try requireLoopbackOnly()
