@@ -43,6 +43,9 @@ public final class JobpoolServer: Sendable {
     /// Requests waiting for jobs right now (`Prefer: wait`, `?wait=`, cancels of running jobs).
     public var parkedRequests: Int { waiterGauge.value }
 
+    /// Jobs whose webhook delivery records are held in memory; retention prunes them with their jobs.
+    public var webhookRecordCount: Int { webhooks.recordCount }
+
     private enum Phase { case created, running, stopping, stopped }
 
     /// The HTTP and echo servers and the API handler: loop-thread objects.
@@ -93,14 +96,42 @@ public final class JobpoolServer: Sendable {
                                           interval: configuration.retentionSweepInterval, logger: logger)
     }
 
-    /// Binds the listeners, starts the workers and the loop thread. Call once.
+    /// Binds the listeners, then recovers what the store kept, then starts the workers and the
+    /// loop thread. Call once. A start that fails (a port in use, say) leaves the store as it
+    /// found it and lets go of it.
     public func start() throws -> BoundPorts {
         try phase.withLock { phase in
             guard phase == .created else { throw EventError.libevent("server already started") }
             phase = .running
         }
         raiseOpenFileLimit(toFit: configuration.http.maxConnections + configuration.echo.maxConnections)
-        try recover()
+        let ports: BoundPorts
+        do {
+            ports = try bindListeners()
+            // Only now, with the store's lock held (since init) and the ports ours, may this
+            // process take over jobs that an earlier process left running.
+            try recover()
+        } catch {
+            frontEnd.withLock { $0 = nil }
+            store.close()
+            phase.withLock { $0 = .stopped }
+            throw error
+        }
+        webhooks.start()
+        executor.start()
+        retention.start()
+        let thread = Thread { [loop, loopExited] in
+            loop.run()
+            loopExited.signal()
+        }
+        thread.name = "jobpool-event-loop"
+        thread.start()
+        return ports
+    }
+
+    /// Builds the loop-owned front end and binds its listeners. Connections wait in the
+    /// kernel's backlog until the loop thread starts.
+    private func bindListeners() throws -> BoundPorts {
         // The loop is not running yet, so building loop-owned objects on this thread is safe.
         let handler = APIHandler(loop: loop, executor: executor, webhooks: webhooks, outbound: outbound,
                                  configuration: configuration.api, webhookDefaultSecret: configuration.webhookDefaultSecret,
@@ -117,16 +148,6 @@ public final class JobpoolServer: Sendable {
             echo = server
         }
         frontEnd.withLock { $0 = LoopBound(FrontEnd(handler: handler, http: http, echo: echo), on: loop) }
-
-        webhooks.start()
-        executor.start()
-        retention.start()
-        let thread = Thread { [loop, loopExited] in
-            loop.run()
-            loopExited.signal()
-        }
-        thread.name = "jobpool-event-loop"
-        thread.start()
         return BoundPorts(http: httpPort, echo: echoPort)
     }
 

@@ -5,14 +5,20 @@ import JobCore
 import Logging
 
 extension SQLiteJobStore {
-    /// Opens the file, checks it, and migrates it forward (after a backup copy).
-    static func open(path: String, logger: Logger) throws(StoreError) -> DatabaseQueue {
+    /// Makes the store's folder if needed, and checks that this process may write there.
+    static func prepareFolder(for path: String) throws(StoreError) {
         let url = URL(fileURLWithPath: path)
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         } catch {
             throw StoreError("cannot create the folder for \(path): \(error.localizedDescription)")
         }
+        try StoreFileAccess.checkWritable(path: path)
+    }
+
+    /// Opens the file, checks it, and migrates it forward (after a backup copy). The caller
+    /// holds the store's owner lock.
+    static func open(path: String, logger: Logger) throws(StoreError) -> DatabaseQueue {
         let isNew = !FileManager.default.fileExists(atPath: path)
         if isNew {
             // The file holds webhook secrets: only the server's user may read it. SQLite gives
@@ -38,6 +44,9 @@ extension SQLiteJobStore {
             return database
         } catch let error as StoreError {
             throw error
+        } catch let error as DatabaseError where [.SQLITE_READONLY, .SQLITE_PERM, .SQLITE_AUTH, .SQLITE_CANTOPEN].contains(error.resultCode) {
+            // Access, not damage: the file is fine, so no talk of backups.
+            throw StoreError("cannot open the job store: \(describe(error, path: path)). Check that the user jobpool runs as may read and write it and its folder.")
         } catch {
             throw StoreError("cannot open the job store: \(describe(error, path: path)). The file was left as it is; restore it from a backup, or start with another --store path.")
         }

@@ -36,6 +36,8 @@ public final class SQLiteJobStore: JobStore {
 
     public let path: String
     let database: DatabaseQueue
+    /// Held from before the file is opened until after it is closed: one process per store.
+    private let ownerLock: StoreOwnerLock
     let logger: Logger
     private let queue = Mutex(Queue())
     private let wake = DispatchSemaphore(value: 0)
@@ -45,13 +47,26 @@ public final class SQLiteJobStore: JobStore {
     public var isDurable: Bool { true }
     public var isWritable: Bool { writable.load(ordering: .relaxed) }
 
-    /// Opens (creating if needed, with mode 0600) and migrates the database at `path`.
-    /// Throws, with a message for the operator, if the file is not a jobpool database, is
-    /// damaged, or was written by a newer jobpool; it never replaces such a file.
+    /// Takes the store's owner lock, then opens (creating if needed, with mode 0600) and
+    /// migrates the database at `path`. Throws, with a message for the operator, if another
+    /// process owns the store, if this process may not write it, or if the file is not a
+    /// jobpool database, is damaged, or was written by a newer jobpool; it never replaces such
+    /// a file.
     public init(path: String, logger: Logger) throws(StoreError) {
+        // Absolute, so that every message names the file wherever jobpool was started.
+        let path = URL(fileURLWithPath: path).standardizedFileURL.path
         self.path = path
         self.logger = logger
-        database = try Self.open(path: path, logger: logger)
+        try Self.prepareFolder(for: path)
+        // Nothing reads or writes the file before the lock is held.
+        let lock = try StoreOwnerLock.acquire(storePath: path)
+        do {
+            database = try Self.open(path: path, logger: logger)
+        } catch {
+            lock.release()
+            throw error
+        }
+        ownerLock = lock
         Thread { [self] in
             writerLoop()
             writerExited.signal()
@@ -81,7 +96,10 @@ public final class SQLiteJobStore: JobStore {
         // Pending writes are flushed first; a store that cannot write gives up after a while.
         if writerExited.wait(timeout: .now() + .seconds(10)) == .success {
             try? database.close()
+            ownerLock.release()
         }
+        // A writer stuck on a broken disk keeps the lock until the process exits, so that no
+        // other process can start on the file while this one may still write to it.
     }
 
     // MARK: - The writer thread
