@@ -7,4 +7,7 @@ public protocol CompletionHandler: Sendable {
     func makeEvent(for job: Job, final: JobSnapshot) -> WebhookEventRecord
     /// The event and the job's final state are durable: deliver it.
     func eventCommitted(_ event: WebhookEventRecord, job: Job)
+    /// Retention removed these jobs: forget whatever is kept for them, so that memory does not
+    /// grow with history. Their events are no longer pending (retention spares those).
+    func jobsPurged(_ ids: Set<JobID>)
 }

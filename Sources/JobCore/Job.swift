@@ -41,6 +41,10 @@ public final class Job: Sendable {
         var finishedAt: Date?
         /// The running attempt's stop signal; each attempt gets a fresh one.
         var signal = CancellationSignal()
+        /// Why the running attempt was asked to stop, set under this lock by ``stop(_:attempt:)``
+        /// before the signal is raised. The decision to retry reads it under the same lock, so
+        /// a stop that lands while the work is returning can never be lost to a retry.
+        var stopRequest: StopReason?
         var callbacks: [@Sendable (JobSnapshot) -> Void] = []
         var observers: [Int: @Sendable (JobSnapshot) -> Void] = [:]
         var nextObserverID = 0
@@ -219,6 +223,7 @@ public final class Job: Sendable {
             switch state.status {
             case .scheduled, .queued: return (.cancelled, nil)
             case .running:
+                if state.stopRequest == nil { state.stopRequest = reason }
                 state.version += 1 // cancel_requested now shows
                 return (.stopping, state.signal)
             case .succeeded, .failed, .cancelled: return (.alreadyFinished(state.status), nil)
@@ -237,9 +242,15 @@ public final class Job: Sendable {
     }
 
     /// Gives the job its place in a queue: `release` runs if the job finishes (is cancelled)
-    /// while still queued, and is dropped when a worker takes it.
-    func holdQueueSlot(_ release: @escaping @Sendable () -> Void) {
-        state.withLock { $0.releaseQueueSlot = release }
+    /// while still queued, and is dropped when a worker takes it. Returns false, keeping
+    /// nothing, when the job is no longer queued: it was cancelled before it reached the
+    /// queue, and the caller gives the place back itself.
+    func holdQueueSlot(_ release: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            guard state.status == .queued else { return false }
+            state.releaseQueueSlot = release
+            return true
+        }
     }
 
     /// Moves a scheduled job that fell due to `queued`. False if it is no longer scheduled.
@@ -252,13 +263,18 @@ public final class Job: Sendable {
         }
     }
 
-    /// Moves a queued job to `running`. Returns false if it is no longer queued (cancelled).
-    func markRunning(at now: Date = Date()) -> Bool {
-        transition { state in
+    /// Moves a queued job to `running`. Returns nil if it is no longer queued (cancelled).
+    ///
+    /// The worker pool calls this under its own lock, so the observers are not told here: the
+    /// caller delivers the returned notice once it holds no lock (observers may call back into
+    /// the pool, for statistics, say).
+    func markRunning(at now: Date = Date()) -> StateChangeNotice? {
+        changeState { state in
             guard state.status == .queued else { return false }
             state.status = .running
             state.startedAt = now
             state.signal = CancellationSignal()
+            state.stopRequest = nil
             state.releaseQueueSlot = nil
             return true
         }
@@ -275,10 +291,11 @@ public final class Job: Sendable {
         } catch {
             outcome = .failure(error)
         }
-        if case .failure(let failure) = outcome, failure.isRetryable, signal.reason == nil, attempt < options.maxAttempts {
+        if case .failure(let failure) = outcome, failure.isRetryable, attempt < options.maxAttempts {
             let due = Date().addingTimeInterval(backoff.delay(beforeAttempt: attempt + 1).seconds)
             let retried = transition { state in
-                guard state.status == .running else { return false }
+                // A stop asked for during the run wins over the retry (see `stopRequest`).
+                guard state.status == .running, state.stopRequest == nil else { return false }
                 state.status = .scheduled
                 state.attempt += 1
                 state.lastError = failure
@@ -295,16 +312,22 @@ public final class Job: Sendable {
     /// Applies `change` under the lock; when it returns true, bumps the version and tells the
     /// observers and the state-change hook, outside the lock.
     private func transition(_ change: (inout State) -> Bool) -> Bool {
+        guard let notice = changeState(change) else { return false }
+        notice.deliver()
+        return true
+    }
+
+    /// Applies `change` under the lock; when it returns true, bumps the version and returns
+    /// the notice for the observers and the state-change hook, for the caller to deliver.
+    private func changeState(_ change: (inout State) -> Bool) -> StateChangeNotice? {
         let changed = state.withLock { state -> (JobState, JobSnapshot, [@Sendable (JobSnapshot) -> Void])? in
             let before = state.status
             guard change(&state) else { return nil }
             state.version += 1
             return (before, makeSnapshot(state), Array(state.observers.values))
         }
-        guard let (before, snapshot, observers) = changed else { return false }
-        onStateChange?(self, before, snapshot.status)
-        for observer in observers { observer(snapshot) }
-        return true
+        guard let (before, snapshot, observers) = changed else { return nil }
+        return StateChangeNotice(job: self, from: before, snapshot: snapshot, hook: onStateChange, observers: observers)
     }
 
     /// Records the final state and runs the done-callbacks, outside the lock.
@@ -312,6 +335,9 @@ public final class Job: Sendable {
         let finished = state.withLock { state -> (JobState, JobSnapshot, [@Sendable (JobSnapshot) -> Void], (@Sendable () -> Void)?)? in
             guard expected.contains(state.status) else { return nil }
             let before = state.status
+            var outcome = outcome
+            // A run that was asked to stop, and did not succeed anyway, ends for that reason.
+            if case .failure = outcome, before == .running, let stop = state.stopRequest { outcome = .failure(stop.failure) }
             switch outcome {
             case .success(let value):
                 state.status = .succeeded
@@ -343,7 +369,7 @@ public final class Job: Sendable {
             error: state.error, lastError: state.status == .scheduled ? state.lastError : nil,
             createdAt: createdAt, startedAt: state.startedAt,
             finishedAt: state.finishedAt, nextAttemptAt: state.nextAttemptAt,
-            cancelRequested: state.status == .running && state.signal.reason != nil,
+            cancelRequested: state.status == .running && state.stopRequest != nil,
             webhook: state.webhookStatus,
             attempt: state.attempt, maxAttempts: options.maxAttempts,
             priority: options.priority, timeLimitSeconds: options.timeLimitSeconds,
@@ -357,4 +383,19 @@ public struct RetryPlan: Sendable, Equatable {
     public var startedAt: Date
     public var failure: JobFailure
     public var due: Date
+}
+
+/// A state change that has been made but not yet told to the job's observers and state-change
+/// hook. Delivered once, by whoever made the change, when it holds no lock.
+struct StateChangeNotice {
+    let job: Job
+    let from: JobState
+    let snapshot: JobSnapshot
+    let hook: JobStateChangeHook?
+    let observers: [@Sendable (JobSnapshot) -> Void]
+
+    func deliver() {
+        hook?(job, from, snapshot.status)
+        for observer in observers { observer(snapshot) }
+    }
 }

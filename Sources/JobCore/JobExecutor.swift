@@ -281,7 +281,9 @@ public final class JobExecutor: Sendable {
         }
         done.wait()
         guard succeeded.withLock({ $0 }) else { return 0 }
-        for job in registry.remove(Set(ids.map(\.id))) { counts.removed(job, state: job.snapshot().status) }
+        let removed = Set(ids.map(\.id))
+        for job in registry.remove(removed) { counts.removed(job, state: job.snapshot().status) }
+        completionHandler?.jobsPurged(removed)
         return ids.count
     }
 

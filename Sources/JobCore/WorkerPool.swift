@@ -155,9 +155,14 @@ public final class WorkerPool: Sendable {
     }
 
     private func append(_ job: Job) {
-        // A job cancelled while still queued frees its queue slot at once.
-        job.holdQueueSlot { [weak self] in
+        // A job cancelled while still queued frees its queue slot at once; one cancelled
+        // before it got here (between its acceptance and now) gives the slot back right away.
+        let held = job.holdQueueSlot { [weak self] in
             self?.state.withLock { $0.queuedCount -= 1 }
+        }
+        guard held else {
+            state.withLock { $0.queuedCount -= 1 }
+            return
         }
         let deferred = deferWakeUp != nil
         let wake = state.withLock { state -> Bool in
@@ -229,7 +234,8 @@ public final class WorkerPool: Sendable {
 
     /// What a worker does next.
     private enum NextStep {
-        case run(Job, wakeAnother: Bool)
+        /// Run the job, after telling its observers it is running (outside the pool's lock).
+        case run(Job, StateChangeNotice, wakeAnother: Bool)
         case sleep
         case exit
     }
@@ -245,8 +251,9 @@ public final class WorkerPool: Sendable {
                     state.idleWorkers -= 1
                     state.wakePending = false
                 }
-            case .run(let job, let wakeAnother):
+            case .run(let job, let started, let wakeAnother):
                 if wakeAnother { workAvailable.signal() }
+                started.deliver()
                 onStart?(job)
                 if case .retry(let plan) = job.execute(backoff: backoff) { retryHandler.withLock { $0 }?(job, plan) }
                 state.withLock { _ = $0.running.removeValue(forKey: job.id) }
@@ -257,15 +264,20 @@ public final class WorkerPool: Sendable {
 
     /// Takes the next runnable job, skipping cancelled ones; or says to sleep (counted as idle
     /// under the same lock, so no wake-up can be missed) or, when draining, to exit.
+    ///
+    /// The rule for callbacks: no job observer, done-callback or state-change hook runs under
+    /// the pool's lock. Taking a job off the queue and marking it running must be one step
+    /// (so that a cancel cannot slip between them), so the "running" notice is returned and
+    /// delivered by the worker after the lock is released.
     private func nextStep() -> NextStep {
         state.withLock { state -> NextStep in
             guard state.phase == .accepting else { return .exit }
             while let job = state.queue.popFirst()?.job {
-                guard job.markRunning() else { continue } // cancelled while queued
+                guard let started = job.markRunning() else { continue } // cancelled while queued
                 state.queuedCount -= 1
                 state.running[job.id] = job
                 runningGroup.enter()
-                return .run(job, wakeAnother: state.claimWake())
+                return .run(job, started, wakeAnother: state.claimWake())
             }
             state.idleWorkers += 1
             return .sleep

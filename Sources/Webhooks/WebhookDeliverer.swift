@@ -206,6 +206,17 @@ public final class WebhookDeliverer: CompletionHandler {
         return outcome.0
     }
 
+    /// Forgets the delivery records of jobs that retention removed. A record whose event is
+    /// still queued (a redelivery) is kept until that round ends; the next purge takes it.
+    public func jobsPurged(_ ids: Set<JobID>) {
+        state.withLock { state in
+            for id in ids where state.records[id]?.isQueued == false { state.records[id] = nil }
+        }
+    }
+
+    /// How many jobs' delivery records are held in memory.
+    public var recordCount: Int { state.withLock { $0.records.count } }
+
     /// The webhook's attempts so far, or `nil` if the job has no event yet.
     public func report(jobID: JobID) -> DeliveryReport? {
         state.withLock { state in

@@ -37,6 +37,23 @@ struct WebhookTests {
             "/v1/jobs", #"{"kind":"\#(kind)","input":\#(input),"webhook":{"url":"\#(sink.url)/hook"\#(secretJSON)}}"#)
     }
 
+    @Test("retention forgets a purged job's delivery records along with the job")
+    func retentionPrunesDeliveryRecords() async throws {
+        let sink = try makeSink()
+        defer { sink.stop() }
+        let server = try makeServer {
+            $0.retention = .milliseconds(300)
+            $0.retentionSweepInterval = .milliseconds(100)
+        }
+        defer { server.stop() }
+        let id = try #require(try await submit(server, sink: sink).json["id"] as? String)
+        // Delivered, then purged 300 ms later: the job may be gone before a poll sees it
+        // delivered, so wait on the sink instead.
+        #expect(await eventually { sink.requestCount == 1 })
+        #expect(try await eventually { try await server.client.get("/v1/jobs/\(id)").status == 404 })
+        #expect(await eventually { server.server.webhookRecordCount == 0 }, "the purged job's delivery record is still held")
+    }
+
     /// Checks a Standard Webhooks signature independently, with Python's hmac module.
     private func verify(_ request: FetchTargetServer.Request, secret: String) throws -> Bool {
         let id = try #require(request.headers["webhook-id"])
