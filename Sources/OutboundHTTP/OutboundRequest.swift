@@ -86,7 +86,7 @@ public enum OutboundFailure: Error, Sendable, Equatable {
         case .tls(let detail): return "The TLS handshake or certificate check failed: \(detail)."
         case .tooLarge(let limit): return "The response body is larger than max_bytes (\(limit) bytes); the transfer was stopped. Raise max_bytes (up to 104857600) to fetch it."
         case .blockedAddress(let refusal):
-            return "Refused to connect to \(refusal.address), a \(refusal.rangeName) address: jobpool blocks internal addresses by default. To allow it, \(AddressPolicy.advice(for: refusal))."
+            return "Refused to connect to \(refusal.address), in the \(refusal.rangeName) range: jobpool blocks internal addresses by default. To allow it, \(AddressPolicy.advice(for: refusal))."
         case .tooManyRedirects(let limit): return "More than \(limit) redirects; the chain was not followed further."
         case .protocolError(let detail): return "The HTTP exchange failed: \(detail)."
         case .aborted: return "The transfer was stopped because the job was cancelled or the server is shutting down."

@@ -18,6 +18,45 @@ struct ErrorTests {
         }
     }
 
+    @Test("a member name sent twice is refused with 422 naming it (I-JSON), at any depth", arguments: [
+        (#"{"kind":"write_code","kind":"fetch_url","input":{"name":"a"}}"#, "/kind"),
+        (#"{"kind":"write_code","input":{"name":"a","name":"b"}}"#, "/input/name"),
+        (#"{"kind":"fetch_url","input":{"url":"http://x.test/","headers":[{"a":1,"a":2}]}}"#, "/input/headers/0/a"),
+        (#"{"kind":"write_code","input":{"name":"a"},"webhook":{"url":"https://x.test/","url":"http://127.0.0.1/"}}"#, "/webhook/url"),
+    ])
+    func duplicateMembers(body: String, pointer: String) async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let response = try await server.client.post("/v1/jobs", body)
+        expectProblem(response, status: 422, pointer: pointer)
+        #expect((response.json["detail"] as? String)?.contains("more than once") == true)
+        #expect((try await server.client.get("/v1/jobs").json["jobs"] as? [Any])?.isEmpty == true)
+    }
+
+    @Test("an unknown query parameter is a 400 naming it and listing the valid ones")
+    func unknownQueryParameters() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let misspelt = try await server.client.get("/v1/jobs?staus=failed")
+        expectProblem(misspelt, status: 400)
+        let errors = misspelt.json["errors"] as? [[String: Any]]
+        #expect(errors?.first?["parameter"] as? String == "staus")
+        #expect((misspelt.json["detail"] as? String)?.contains("'status'") == true)
+        expectProblem(try await server.client.get("/v1/jobs/00000000-0000-0000-0000-000000000000?wiat=5"), status: 400)
+        #expect(try await server.client.get("/v1/jobs?status=failed&limit=5").status == 200)
+    }
+
+    @Test("run_at must be a real RFC 3339 time", arguments: [
+        "-001-01-01T00:00:00Z", "2026-12-01T09:30:00+99:99", "2026-02-30T00:00:00Z", "2026-12-01T24:00:00Z",
+        "2026-12-01 09:30:00Z", "2026-12-01T09:30:00", "2026-12-01T09:30:00.Z", "20261201T093000Z", "2026-13-01T00:00:00Z",
+    ])
+    func impossibleRunAt(text: String) async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let response = try await server.client.post("/v1/jobs", #"{"kind":"write_code","input":{"name":"a"},"run_at":"\#(text)"}"#)
+        expectProblem(response, status: 422, pointer: "/run_at")
+    }
+
     @Test("bad bodies: 400 for non-JSON, 422 naming the field, 422 listing known kinds")
     func badBodies() async throws {
         let server = try TestServer()

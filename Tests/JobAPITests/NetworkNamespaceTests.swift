@@ -56,7 +56,7 @@ struct NetworkNamespaceTests {
         let error = try #require(job["error"] as? [String: Any], "\(url): \(job)")
         #expect(error["code"] as? String == "blocked_address", "\(url): \(error)")
         let message = error["message"] as? String ?? ""
-        #expect(message.contains("a \(name) address") && message.contains("--allow-cidr \(hint) "), "\(message)")
+        #expect(message.contains("in the \(name) range") && message.contains("--allow-cidr \(hint) "), "\(message)")
         #expect(internalService.requestCount == 0)
     }
 

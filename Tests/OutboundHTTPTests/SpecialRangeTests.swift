@@ -73,7 +73,7 @@ struct SpecialRangeTests {
         let refusal = try #require(policy.check(address), "\(text) must be refused")
         #expect(refusal.rangeName == name)
         let message = OutboundFailure.blockedAddress(refusal).message
-        #expect(message.contains("a \(name) address"), "\(message)")
+        #expect(message.contains("in the \(name) range"), "\(message)")
         #expect(message.contains("--allow-cidr \(hint) "), "\(message)")
         // The hint really opens the address, and only a range that holds it.
         let opened = AddressPolicy(allowed: [try #require(CIDR(hint))])

@@ -4,8 +4,10 @@ import JobCore
 extension APIHandler {
     /// `GET /v1/jobs/{id}`, with `?wait=N` to long-poll until the job finishes.
     func getJob(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
+        let query = QueryParameters(request.query)
+        try query.requireOnly(["wait"])
+        let wait = try query.integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
         let job = try existingJob(id, owner: owner)
-        let wait = try QueryParameters(request.query).integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
         guard wait > 0, !job.isFinished, !isDraining else {
             respond(request, status: 200, current: job, conditional: true)
             return
@@ -19,6 +21,7 @@ extension APIHandler {
     /// `GET /v1/jobs?status=&kind=&limit=&cursor=`: newest first, paged by an opaque cursor.
     func listJobs(_ request: HTTPRequest, owner: String?) throws(Problem) {
         let query = QueryParameters(request.query)
+        try query.requireOnly(["status", "kind", "limit", "cursor"])
         var filter = JobFilter(owner: owner)
         if let status = query["status"] {
             guard let state = JobState(rawValue: status) else {

@@ -94,7 +94,7 @@ extension APIHandler {
             return Date().addingTimeInterval(seconds)
         }
         guard let runAt else { return nil }
-        guard let text = runAt.stringValue, let date = Self.parseRFC3339(text) else {
+        guard let text = runAt.stringValue, let date = RFC3339.date(text) else {
             throw Problem.invalidField(pointer: "\(prefix)/run_at",
                                        "'run_at' must be an RFC 3339 date-time with a time zone, such as 2026-12-01T09:30:00Z.")
         }
@@ -102,16 +102,6 @@ extension APIHandler {
             throw Problem.invalidField(pointer: "\(prefix)/run_at", "'run_at' may be at most one year ahead.")
         }
         return date // a time in the past runs the job now
-    }
-
-    static func parseRFC3339(_ text: String) -> Date? {
-        guard text.utf8.count <= 64 else { return nil }
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        if let date = plain.date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
     }
 
     /// A webhook to register: its target, and the secret if the server generated it.
@@ -134,7 +124,7 @@ extension APIHandler {
         }
         if let refusal = outbound.literalHostRefusal(url) {
             throw Problem.invalidField(pointer: "\(pointer)/url",
-                                       "'webhook.url' points at \(refusal.address), a \(refusal.rangeName) address, which jobpool does not call by default. To allow it, \(AddressPolicy.advice(for: refusal)).")
+                                       "'webhook.url' points at \(refusal.address), in the \(refusal.rangeName) range, which jobpool does not call by default. To allow it, \(AddressPolicy.advice(for: refusal)).")
         }
         switch members["secret"] {
         case nil, .null?:

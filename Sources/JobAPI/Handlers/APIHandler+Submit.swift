@@ -155,6 +155,11 @@ extension APIHandler {
         do throws(JSONParser.Failure) {
             return try JSONParser.parse(body)
         } catch {
+            if let path = error.duplicateMemberPath {
+                let pointer = "/" + path.map { $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1") }
+                    .joined(separator: "/")
+                throw Problem.invalidField(pointer: pointer, "The member '\(pointer)' appears more than once in its object. Send each member once (RFC 7493).")
+            }
             throw Problem.malformedJSON(error.description)
         }
     }

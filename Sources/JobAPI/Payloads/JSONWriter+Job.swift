@@ -70,8 +70,7 @@ extension JSONWriter {
                         fields.member("attempt") { $0.integer(attempt.number) }
                         fields.member("started_at") { $0.timestamp(attempt.startedAt) }
                         fields.member("duration_ms") {
-                            $0.integer(Int(attempt.duration.components.seconds * 1000
-                                + attempt.duration.components.attoseconds / 1_000_000_000_000_000))
+                            $0.integer(Int(attempt.duration.clampedMilliseconds))
                         }
                         fields.member("status") { writer in
                             if let status = attempt.status { writer.integer(status) } else { writer.null() }

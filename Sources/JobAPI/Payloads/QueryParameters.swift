@@ -16,6 +16,14 @@ struct QueryParameters {
 
     subscript(name: String) -> String? { values[name] }
 
+    /// Refuses any parameter not in `known`: a misspelt filter (`?staus=failed`) would
+    /// otherwise be ignored, and the client would take the unfiltered answer for a filtered one.
+    func requireOnly(_ known: [String]) throws(Problem) {
+        guard let unknown = values.keys.sorted().first(where: { !known.contains($0) }) else { return }
+        throw Problem.invalidParameter(
+            unknown, "'\(unknown.prefix(40))' is not a parameter here; use \(known.map { "'\($0)'" }.joined(separator: ", ")).")
+    }
+
     /// An optional whole number in `range`; a present but bad value is a 400 naming it.
     func integer(_ name: String, in range: ClosedRange<Int>) throws(Problem) -> Int? {
         guard let text = values[name] else { return nil }

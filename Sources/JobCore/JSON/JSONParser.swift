@@ -9,6 +9,9 @@ public struct JSONParser {
     public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
         public var offset: Int
         public var reason: String
+        /// For a member name repeated within one object: the path to it, outermost first
+        /// (member names, and array indexes as text). Nil for any other failure.
+        public var duplicateMemberPath: [String]?
         public var description: String { "\(reason) at byte \(offset)" }
     }
 
@@ -84,7 +87,18 @@ public struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':' after an object key") }
             index += 1
             skipWhitespace()
-            members[key] = try parseValue(depth: depth)
+            let value: JSONValue
+            do throws(Failure) {
+                value = try parseValue(depth: depth)
+            } catch {
+                throw error.within(key)
+            }
+            // I-JSON (RFC 7493) forbids repeated names: parsers disagree on which one wins,
+            // a known way to smuggle a value past a check that read the other one.
+            if members.updateValue(value, forKey: key) != nil {
+                throw Failure(offset: index, reason: "the member name '\(key.prefix(64))' appears twice in one object",
+                              duplicateMemberPath: [key])
+            }
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input in an object") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -104,7 +118,11 @@ public struct JSONParser {
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue(depth: depth))
+            do throws(Failure) {
+                elements.append(try parseValue(depth: depth))
+            } catch {
+                throw error.within(String(elements.count))
+            }
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input in an array") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -236,5 +254,16 @@ public struct JSONParser {
 
     private func describe(_ byte: UInt8) -> String {
         (0x21...0x7E).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+    }
+}
+
+extension JSONParser.Failure {
+    /// The same failure, seen from the enclosing member or element `step`: a duplicate's path
+    /// grows by one step as the error leaves each level.
+    func within(_ step: String) -> Self {
+        guard let path = duplicateMemberPath else { return self }
+        var failure = self
+        failure.duplicateMemberPath = [step] + path
+        return failure
     }
 }
