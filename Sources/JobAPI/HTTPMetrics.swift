@@ -32,6 +32,6 @@ final class HTTPMetrics {
             timers[route] = made
             return made
         }()
-        timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        timer.recordNanoseconds(elapsed.clampedNanoseconds)
     }
 }

@@ -28,8 +28,7 @@ final class RetentionSweeper: Sendable {
         Thread { [self] in
             while !stopped.withLock({ $0 }) {
                 sweep()
-                _ = wake.wait(timeout: .now() + .milliseconds(Int(interval.components.seconds * 1000
-                    + interval.components.attoseconds / 1_000_000_000_000_000)))
+                _ = wake.wait(timeout: .now() + interval.dispatchInterval)
             }
             exited.signal()
         }.start()
@@ -46,8 +45,7 @@ final class RetentionSweeper: Sendable {
     }
 
     private func sweep() {
-        let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
-        let cutoff = Date().addingTimeInterval(-seconds)
+        let cutoff = Date().addingTimeInterval(-retention.seconds)
         var removed = 0
         while !stopped.withLock({ $0 }) {
             let count = executor.purgeFinished(before: cutoff, limit: Self.batchSize)

@@ -1,4 +1,5 @@
 import EventHTTP
+import Foundation
 import JobCore
 import OutboundHTTP
 import Webhooks
@@ -12,6 +13,14 @@ public struct ServerConfiguration: Sendable {
         case memory
         /// A SQLite file, created (with its folder) if missing.
         case sqlite(path: String)
+
+        /// How the store is named in logs: its kind and, for a file, its absolute path.
+        public var description: String {
+            switch self {
+            case .memory: return "memory"
+            case .sqlite(let path): return "sqlite:" + URL(fileURLWithPath: path).standardizedFileURL.path
+            }
+        }
 
         /// Parses `memory` or `sqlite:PATH`.
         public init?(_ text: String) {

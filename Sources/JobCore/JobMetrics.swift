@@ -93,6 +93,6 @@ public final class JobMetrics: Sendable {
     }
 
     static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        duration.clampedNanoseconds
     }
 }

@@ -22,9 +22,3 @@ public struct RetryBackoff: Sendable, Hashable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    public var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}

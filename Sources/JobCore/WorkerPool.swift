@@ -292,11 +292,3 @@ public enum PoolError: Error, Sendable, Equatable {
     /// The pool is draining or stopped.
     case shuttingDown
 }
-
-extension Duration {
-    var dispatchInterval: DispatchTimeInterval {
-        let (seconds, attoseconds) = components
-        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-        return .nanoseconds(Int(max(0, min(nanoseconds, Int64(Int.max)))))
-    }
-}

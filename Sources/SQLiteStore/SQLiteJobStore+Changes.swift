@@ -114,7 +114,7 @@ extension SQLiteJobStore {
     }
 
     static func micros(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        duration.clampedMicroseconds
     }
 
     static func date(_ micros: Int64) -> Date {

@@ -95,7 +95,9 @@ struct Serve: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env: JOBPOOL_LOG_LEVEL, default: info)")
     var logLevel: Logger.Level?
 
-    func run() throws {
+    /// Everything `run` needs, read from flags and environment and checked. Called by
+    /// `validate()` too, so that ArgumentParser reports a bad value with `jobpool serve`'s usage.
+    private func makeSettings() throws -> (configuration: ServerConfiguration, level: Logger.Level, format: LogFormat) {
         let environment = Environment()
         var configuration = ServerConfiguration()
         configuration.host = try environment.value(host, "JOBPOOL_HOST", default: configuration.host)
@@ -105,8 +107,8 @@ struct Serve: ParsableCommand {
         configuration.http.maxConnections = try environment.value(maxConnections, "JOBPOOL_MAX_CONNECTIONS", default: configuration.http.maxConnections)
         configuration.api.maxWaiters = try environment.value(maxWaiters, "JOBPOOL_MAX_WAITERS", default: configuration.api.maxWaiters)
         configuration.api.maxBodyBytes = try environment.value(maxBodyBytes, "JOBPOOL_MAX_BODY_BYTES", default: configuration.api.maxBodyBytes)
-        configuration.http.maxBodySize = max(configuration.http.maxBodySize, configuration.api.maxBodyBytes * 4)
         let grace = try environment.value(shutdownGrace, "JOBPOOL_SHUTDOWN_GRACE", default: 25)
+        guard (0...3600).contains(grace) else { throw ValidationError("--shutdown-grace must be 0 to 3600 seconds.") }
         configuration.shutdownGrace = .seconds(grace)
         configuration.echoPort = try environment.optional(echoPort, "JOBPOOL_ECHO_PORT")
         let level = try environment.value(logLevel, "JOBPOOL_LOG_LEVEL", default: .info)
@@ -121,48 +123,56 @@ struct Serve: ParsableCommand {
             configuration.store = parsed
         }
         if let text = try environment.optional(retention, "JOBPOOL_RETENTION") {
-            guard let duration = Self.parseDuration(text), duration > .zero else {
-                throw ValidationError("--retention: '\(text)' is not a duration like 7d, 12h, 30m or 90s.")
-            }
+            let duration = try Self.duration(text, flag: "--retention", in: .seconds(1) ... .seconds(3650 * 86_400))
             configuration.retention = duration
             configuration.retentionSweepInterval = min(.seconds(60), max(.milliseconds(100), duration / 10))
         }
         if let text = try environment.optional(idempotencyTtl, "JOBPOOL_IDEMPOTENCY_TTL") {
-            guard let duration = Self.parseDuration(text), duration > .zero else {
-                throw ValidationError("--idempotency-ttl: '\(text)' is not a duration like 24h, 30m or 90s.")
-            }
-            configuration.api.idempotencyKeyLifetime = duration
+            configuration.api.idempotencyKeyLifetime = try Self.duration(text, flag: "--idempotency-ttl",
+                                                                        in: .seconds(1) ... .seconds(365 * 86_400))
         }
         let aging = try environment.value(priorityAgingSeconds, "JOBPOOL_PRIORITY_AGING_SECONDS", default: 10)
-        guard aging >= 1 else { throw ValidationError("--priority-aging-seconds must be at least 1.") }
+        guard (1...86_400).contains(aging) else { throw ValidationError("--priority-aging-seconds must be 1 to 86400.") }
         configuration.executor.priorityAgingStep = .seconds(aging)
         configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
         try validate(configuration)
+        configuration.http.maxBodySize = max(configuration.http.maxBodySize, configuration.api.maxBodyBytes * 4)
+        let formatName = try environment.value(logFormat, "JOBPOOL_LOG_FORMAT", default: "text")
+        guard let format = LogFormat(rawValue: formatName) else { throw ValidationError("--log-format must be text or json.") }
+        return (configuration, level, format)
+    }
 
-        let format = try environment.value(logFormat, "JOBPOOL_LOG_FORMAT", default: "text")
-        guard format == "text" || format == "json" else { throw ValidationError("--log-format must be text or json.") }
+    func validate() throws {
+        _ = try makeSettings()
+    }
+
+    func run() throws {
+        let (configuration, level, format) = try makeSettings()
         LoggingSystem.bootstrap { label in
-            if format == "json" { return JSONLogHandler(label: label, level: level) }
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            LineLogHandler(label: label, level: level, format: format)
         }
+        // Whatever way this returns, the log lines written so far reach standard error.
+        defer { LogOutput.standardError.flush() }
         let logger = Logger(label: "jobpool")
         let server: JobpoolServer
         let ports: JobpoolServer.BoundPorts
         do {
+            logger.info("Opening the job store", metadata: ["store": "\(configuration.store.description)"])
             server = try JobpoolServer(configuration: configuration, logger: logger)
             ports = try server.start()
         } catch {
             logger.critical("Cannot start: \(error)")
             throw ExitCode(2)
         }
+        let droppedLines = server.executor.metrics.counter("jobpool_log_lines_dropped_total", [])
+        LogOutput.standardError.onDrop { droppedLines.increment(by: $0) }
         let shownHost = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
         if configuration.apiKeys.isEmpty, !["127.0.0.1", "::1", "localhost"].contains(configuration.host) {
             logger.warning("Listening on \(shownHost), reachable from other machines, with no API keys: anyone who can reach it can submit and read jobs. Set --api-key or JOBPOOL_API_KEYS.")
         }
         logger.info("listening on http://\(shownHost):\(ports.http)",
-                    metadata: ["workers": "\(configuration.executor.workers)", "max_queued": "\(configuration.executor.maxQueued)"])
+                    metadata: ["workers": .stringConvertible(configuration.executor.workers),
+                               "max_queued": .stringConvertible(configuration.executor.maxQueued)])
         if let echo = ports.echo { logger.info("echo service listening on tcp://\(shownHost):\(echo)") }
         let signal = server.waitForTerminationSignal()
         logger.info("Received signal \(signal); shutting down")
@@ -186,16 +196,36 @@ struct Serve: ParsableCommand {
         return keys
     }
 
-    /// `90s`, `30m`, `12h`, `7d`.
+    /// `90s`, `30m`, `12h`, `7d`, or nil if `text` is not such a duration.
     static func parseDuration(_ text: String) -> Duration? {
-        guard let unit = text.last, let value = Double(text.dropLast()), value >= 0 else { return nil }
+        guard let unit = text.last, let value = Double(text.dropLast()), value.isFinite, value >= 0 else { return nil }
+        let secondsPerUnit: Double
         switch unit {
-        case "s": return .milliseconds(Int64(value * 1000))
-        case "m": return .milliseconds(Int64(value * 60_000))
-        case "h": return .milliseconds(Int64(value * 3_600_000))
-        case "d": return .milliseconds(Int64(value * 86_400_000))
+        case "s": secondsPerUnit = 1
+        case "m": secondsPerUnit = 60
+        case "h": secondsPerUnit = 3600
+        case "d": secondsPerUnit = 86_400
         default: return nil
         }
+        // Checked before converting: Int64(Double) traps past Int64.max.
+        let milliseconds = value * secondsPerUnit * 1000
+        guard milliseconds < 9e15 else { return nil }
+        return .milliseconds(Int64(milliseconds))
+    }
+
+    /// A duration flag's value, refused with a message unless it lies in `range`.
+    static func duration(_ text: String, flag: String, in range: ClosedRange<Duration>) throws -> Duration {
+        guard let duration = parseDuration(text), range.contains(duration) else {
+            throw ValidationError("\(flag): '\(text.prefix(40))' is not a duration from \(describe(range.lowerBound)) to \(describe(range.upperBound)), written like 7d, 12h, 30m or 90s.")
+        }
+        return duration
+    }
+
+    private static func describe(_ duration: Duration) -> String {
+        let seconds = Int(duration.components.seconds)
+        if seconds % 86_400 == 0 { return "\(seconds / 86_400)d" }
+        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+        return "\(seconds)s"
     }
 
     private func configureWebhooks(_ configuration: inout ServerConfiguration, _ environment: Environment) throws {
@@ -209,7 +239,9 @@ struct Serve: ParsableCommand {
         }
         var webhooks = configuration.webhooks
         webhooks.workers = try environment.value(webhookWorkers, "JOBPOOL_WEBHOOK_WORKERS", default: webhooks.workers)
-        webhooks.timeout = .seconds(try environment.value(webhookTimeout, "JOBPOOL_WEBHOOK_TIMEOUT", default: 15))
+        let timeout = try environment.value(webhookTimeout, "JOBPOOL_WEBHOOK_TIMEOUT", default: 15)
+        guard (1...600).contains(timeout) else { throw ValidationError("--webhook-timeout must be 1 to 600 seconds.") }
+        webhooks.timeout = .seconds(timeout)
         webhooks.maxPerHost = try environment.value(webhookMaxPerHost, "JOBPOOL_WEBHOOK_MAX_PER_HOST", default: webhooks.maxPerHost)
         webhooks.maxBacklog = try environment.value(webhookBacklog, "JOBPOOL_WEBHOOK_BACKLOG", default: webhooks.maxBacklog)
         if let text = try environment.optional(webhookRetrySchedule, "JOBPOOL_WEBHOOK_RETRY_SCHEDULE") {
@@ -219,7 +251,6 @@ struct Serve: ParsableCommand {
             webhooks.retrySchedule = schedule
         }
         guard (1...256).contains(webhooks.workers) else { throw ValidationError("--webhook-workers must be 1 to 256.") }
-        guard (1...600).contains(webhooks.timeout.components.seconds) else { throw ValidationError("--webhook-timeout must be 1 to 600 seconds.") }
         guard webhooks.maxPerHost >= 1 else { throw ValidationError("--webhook-max-per-host must be at least 1.") }
         guard webhooks.maxBacklog >= 1 else { throw ValidationError("--webhook-backlog must be at least 1.") }
         configuration.webhooks = webhooks
@@ -239,12 +270,14 @@ struct Serve: ParsableCommand {
 
     private func validate(_ configuration: ServerConfiguration) throws {
         guard (0...65535).contains(configuration.port) else { throw ValidationError("--port must be 0 to 65535.") }
+        guard HostName.isValid(configuration.host) else {
+            throw ValidationError("--host: '\(configuration.host.prefix(80))' is not an IP address or a host name; use an address such as 127.0.0.1, 0.0.0.0 or ::, or a name such as localhost.")
+        }
         guard (1...1024).contains(configuration.executor.workers) else { throw ValidationError("--workers must be 1 to 1024.") }
-        guard configuration.executor.maxQueued >= 1 else { throw ValidationError("--max-queued must be at least 1.") }
-        guard configuration.http.maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1.") }
-        guard configuration.api.maxWaiters >= 0 else { throw ValidationError("--max-waiters must not be negative.") }
-        guard configuration.api.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024.") }
-        guard configuration.shutdownGrace >= .zero else { throw ValidationError("--shutdown-grace must not be negative.") }
+        guard (1...100_000_000).contains(configuration.executor.maxQueued) else { throw ValidationError("--max-queued must be 1 to 100000000.") }
+        guard (1...1_000_000).contains(configuration.http.maxConnections) else { throw ValidationError("--max-connections must be 1 to 1000000.") }
+        guard (0...1_000_000).contains(configuration.api.maxWaiters) else { throw ValidationError("--max-waiters must be 0 to 1000000.") }
+        guard (1024...(1 << 30)).contains(configuration.api.maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1024 to 1073741824.") }
         if let echo = configuration.echoPort, !(0...65535).contains(echo) { throw ValidationError("--echo-port must be 0 to 65535.") }
     }
 }

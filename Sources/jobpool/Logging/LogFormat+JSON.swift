@@ -1,43 +1,41 @@
 import Foundation
 import JobCore
 import Logging
-import Synchronization
 
-/// `--log-format json`: one JSON object per line on standard error, for container log
-/// collectors: `{"time", "level", "label", "message", ...metadata}`.
-struct JSONLogHandler: LogHandler {
-    var logLevel: Logger.Level
-    var metadata: Logger.Metadata = [:]
-    let label: String
-    private static let output = Mutex(())
-
-    init(label: String, level: Logger.Level) {
-        self.label = label
-        self.logLevel = level
-    }
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let level = event.level
-        let message = event.message
-        var merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        if let error = event.error { merged["error"] = "\(error)" }
+extension LogFormat {
+    /// `--log-format json`: one JSON object per line, for container log collectors:
+    /// `{"time", "level", "label", "message", ...metadata}`. Metadata given as numbers or
+    /// booleans (`.stringConvertible(200)`) stays a JSON number or boolean.
+    static func jsonLine(for event: LogEvent, label: String, metadata: Logger.Metadata) -> [UInt8] {
         var writer = JSONWriter()
         writer.object { fields in
-            fields.member("time") { $0.string(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))) }
-            fields.member("level") { $0.string(level.rawValue) }
+            fields.member("time") { $0.string(Date().formatted(timeFormat)) }
+            fields.member("level") { $0.string(event.level.rawValue) }
             fields.member("label") { $0.string(label) }
-            fields.member("message") { $0.string(message.description) }
-            for key in merged.keys.sorted() where !["time", "level", "label", "message"].contains(key) {
-                fields.member(key) { $0.string("\(merged[key]!)") }
+            fields.member("message") { $0.string(event.message.description) }
+            for key in metadata.keys.sorted() where !["time", "level", "label", "message"].contains(key) {
+                fields.member(key) { write(metadata[key]!, to: &$0) }
             }
         }
         var line = writer.bytes
         line.append(UInt8(ascii: "\n"))
-        Self.output.withLock { _ in FileHandle.standardError.write(Data(line)) }
+        return line
+    }
+
+    private static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    /// Numbers and booleans as themselves, lists and dictionaries as JSON, the rest as strings.
+    private static func write(_ value: Logger.MetadataValue, to writer: inout JSONWriter) {
+        switch value {
+        case .stringConvertible(let number as Int): writer.integer(number)
+        case .stringConvertible(let number as Double) where number.isFinite: writer.number(number)
+        case .stringConvertible(let flag as Bool): writer.bool(flag)
+        case .array(let items): writer.array(items) { writer, item in write(item, to: &writer) }
+        case .dictionary(let members):
+            writer.object { fields in
+                for key in members.keys.sorted() { fields.member(key) { write(members[key]!, to: &$0) } }
+            }
+        default: writer.string("\(value)")
+        }
     }
 }

@@ -13,8 +13,9 @@ final class JobpoolProcess: Sendable {
     private let output = OutputBuffer()
     private let exited = DispatchSemaphore(value: 0)
 
-    /// Starts `jobpool` with `arguments`; `launcher` (such as `setpriv ...`) goes in front.
-    init(_ arguments: [String], launcher: [String] = []) throws {
+    /// Starts `jobpool` with `arguments`, in `directory` if given; `launcher` (such as
+    /// `setpriv ...`) goes in front.
+    init(_ arguments: [String], launcher: [String] = [], directory: String? = nil) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw TestFailure("\(Self.binary) is missing: build it first (swift build, or Tests/run.sh)")
         }
@@ -22,6 +23,7 @@ final class JobpoolProcess: Sendable {
         let command = launcher + [Self.binary] + arguments
         process.executableURL = URL(fileURLWithPath: launcher.isEmpty ? Self.binary : "/usr/bin/env")
         process.arguments = launcher.isEmpty ? arguments : command
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice

@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+
+/// `jobpool serve` as an operator meets it: bad flags are refused with `serve`'s own usage and
+/// a message, never a trap, and the start says which store it opened.
+@Suite("jobpool serve's flags")
+struct ServeCommandTests {
+    @Test("a bad value is refused with jobpool serve's usage and exit code 64", arguments: [
+        (["--port", "70000"], "--port must be 0 to 65535"),
+        (["--store", "postgres"], "is not 'memory' or 'sqlite:PATH'"),
+        (["--api-key", "short"], "at least 16 characters"),
+        (["--host", "999.1.1.1"], "is not an IP address or a host name"),
+        (["--host", "bad host!"], "is not an IP address or a host name"),
+        (["--retention", "99999999999999d"], "--retention: '99999999999999d' is not a duration from 1s to 3650d"),
+        (["--retention", "1e300s"], "--retention"),
+        (["--idempotency-ttl", "9999999999h"], "--idempotency-ttl"),
+        (["--shutdown-grace", "9223372036854775807"], "--shutdown-grace must be 0 to 3600"),
+        (["--priority-aging-seconds", "9223372036854775807"], "--priority-aging-seconds must be 1 to 86400"),
+        (["--webhook-timeout", "9223372036854775807"], "--webhook-timeout must be 1 to 600"),
+        (["--max-body-bytes", "9223372036854775807"], "--max-body-bytes must be 1024 to"),
+    ])
+    func refusedFlags(arguments: [String], message: String) throws {
+        let process = try JobpoolProcess(["serve", "--store", "memory", "--port", "0"] + arguments)
+        defer { process.stop() }
+        let status = process.waitForExit(timeout: .seconds(10))
+        #expect(status == 64, "exit code \(String(describing: status)): \(process.log)")
+        #expect(process.log.contains(message), "\(process.log)")
+        #expect(process.log.contains("Usage: jobpool serve"), "the usage shown is serve's: \(process.log)")
+        #expect(!process.log.contains("Fatal error"), "\(process.log)")
+    }
+
+    @Test("the start logs the store's kind and absolute path")
+    func logsTheStore() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-serve-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let process = try JobpoolProcess(["serve", "--port", "0", "--store", "sqlite:jobs.sqlite"], directory: folder)
+        defer { process.stop() }
+        _ = try process.waitUntilListening()
+        #expect(process.log.contains("store=sqlite:\(folder)/jobs.sqlite"), "\(process.log)")
+    }
+}
