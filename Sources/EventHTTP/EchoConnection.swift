@@ -7,6 +7,10 @@ final class EchoConnection {
     private unowned let server: LineEchoServer
     /// Set after EOF or an over-long line: the connection closes once its replies are flushed.
     private var isClosing = false
+    /// Set after an over-long line: input is read and thrown away until the client closes (or
+    /// a short timeout), because closing a socket with unread input makes the kernel send a
+    /// reset, which destroys the error line on its way to the client.
+    private var isRefusing = false
 
     init(bufferEvent: OpaquePointer, server: LineEchoServer) {
         self.bufferEvent = bufferEvent
@@ -25,8 +29,10 @@ final class EchoConnection {
     }
 
     fileprivate func readLines() {
-        guard let bufferEvent, !isClosing else { return }
+        guard let bufferEvent else { return }
         let input = bufferevent_get_input(bufferEvent)
+        if isRefusing { evbuffer_drain(input, evbuffer_get_length(input)) }
+        guard !isClosing else { return }
         let output = bufferevent_get_output(bufferEvent)
         var length = 0
         while let line = evbuffer_readln(input, &length, EVBUFFER_EOL_LF) {
@@ -36,7 +42,7 @@ final class EchoConnection {
         if evbuffer_get_length(input) > server.configuration.maxLineLength {
             let message = "ERROR line longer than \(server.configuration.maxLineLength) bytes; closing\n"
             _ = evbuffer_add(output, message, message.utf8.count)
-            closeWhenFlushed()
+            refuse()
             return
         }
         if evbuffer_get_length(output) > server.configuration.maxPendingOutput {
@@ -46,7 +52,10 @@ final class EchoConnection {
 
     fileprivate func written() {
         guard let bufferEvent else { return }
-        if isClosing {
+        if isRefusing {
+            // The error line is out: end our side, then wait for the client's end.
+            if evbuffer_get_length(bufferevent_get_output(bufferEvent)) == 0 { shutdown(bufferevent_getfd(bufferEvent), Int32(SHUT_WR)) }
+        } else if isClosing {
             if evbuffer_get_length(bufferevent_get_output(bufferEvent)) == 0 { close() }
         } else {
             bufferevent_enable(bufferEvent, Int16(EV_READ))
@@ -55,7 +64,9 @@ final class EchoConnection {
 
     fileprivate func event(_ what: Int16) {
         guard let bufferEvent else { return }
-        if what & Int16(BEV_EVENT_EOF) != 0, what & Int16(BEV_EVENT_ERROR) == 0 {
+        if isRefusing {
+            close() // the client closed, or the lingering time ran out
+        } else if what & Int16(BEV_EVENT_EOF) != 0, what & Int16(BEV_EVENT_ERROR) == 0 {
             readLines()
             // A last line without a newline is still answered, like the seed's final recv().
             let input = bufferevent_get_input(bufferEvent)
@@ -68,6 +79,20 @@ final class EchoConnection {
         } else {
             close() // error or idle timeout
         }
+    }
+
+    /// Sends what is queued (the error line), keeps reading and discarding, and closes when
+    /// the client does or after two seconds.
+    private func refuse() {
+        guard let bufferEvent else { return }
+        isClosing = true
+        isRefusing = true
+        evbuffer_drain(bufferevent_get_input(bufferEvent), evbuffer_get_length(bufferevent_get_input(bufferEvent)))
+        var linger = timeval(tv_sec: 2, tv_usec: 0)
+        bufferevent_set_timeouts(bufferEvent, &linger, &linger)
+        bufferevent_setwatermark(bufferEvent, Int16(EV_WRITE), 0, 0)
+        bufferevent_enable(bufferEvent, Int16(EV_READ | EV_WRITE))
+        server.onLineTooLong?()
     }
 
     private func closeWhenFlushed() {

@@ -27,6 +27,8 @@ public final class LineEchoServer {
     private var listener: OpaquePointer?
     private var connectionObjects: [ObjectIdentifier: EchoConnection] = [:]
     private var isPaused = false
+    /// Told (on the loop thread) when a connection sent a line over the cap and is being closed.
+    public var onLineTooLong: (() -> Void)?
 
     public init(loop: EventLoop, configuration: Configuration) throws(EventError) {
         self.loop = loop

@@ -39,12 +39,16 @@ public final class JobpoolServer: Sendable {
     private let phase = Mutex(Phase.created)
     private let loopExited = DispatchSemaphore(value: 0)
     private let waiterGauge = WaiterGauge()
+    private let accessLog: AccessLog?
 
     /// Requests waiting for jobs right now (`Prefer: wait`, `?wait=`, cancels of running jobs).
     public var parkedRequests: Int { waiterGauge.value }
 
     /// Jobs whose webhook delivery records are held in memory; retention prunes them with their jobs.
     public var webhookRecordCount: Int { webhooks.recordCount }
+
+    /// True when no webhook delivery is queued, scheduled or in flight.
+    public var webhooksIdle: Bool { webhooks.isIdle }
 
     private enum Phase { case created, running, stopping, stopped }
 
@@ -92,6 +96,7 @@ public final class JobpoolServer: Sendable {
                                    kinds: [WriteCode(), FetchURL(client: outbound, metrics: metrics)], store: store, logger: logger,
                                    deferWakeUp: { wakeUp in loop.execute(wakeUp) }, completionHandler: webhooks, metrics: metrics)
         self.executor = executor
+        self.accessLog = logger.logLevel <= .info ? AccessLog(logger: logger, metrics: metrics) : nil
         self.retention = RetentionSweeper(executor: executor, retention: configuration.retention,
                                           interval: configuration.retentionSweepInterval, logger: logger)
     }
@@ -117,6 +122,7 @@ public final class JobpoolServer: Sendable {
             phase.withLock { $0 = .stopped }
             throw error
         }
+        accessLog?.start()
         webhooks.start()
         executor.start()
         retention.start()
@@ -137,13 +143,16 @@ public final class JobpoolServer: Sendable {
                                  configuration: configuration.api, webhookDefaultSecret: configuration.webhookDefaultSecret,
                                  waiterGauge: waiterGauge, metricsRegistry: metricsRegistry,
                                  access: AccessControl(apiKeys: configuration.apiKeys, metricsKey: configuration.metricsAPIKey),
-                                 logger: logger)
+                                 accessLog: accessLog, logger: logger)
         let http = try HTTPServer(loop: loop, configuration: configuration.http) { request in handler.handle(request) }
         let httpPort = try http.listen(host: configuration.host, port: configuration.port)
         var echo: LineEchoServer?
         var echoPort: Int?
         if let port = configuration.echoPort {
             let server = try LineEchoServer(loop: loop, configuration: configuration.echo)
+            server.onLineTooLong = { [logger, limit = configuration.echo.maxLineLength] in
+                logger.info("Echo client sent a line over the cap; sent an error line and closing", metadata: ["limit_bytes": .stringConvertible(limit)])
+            }
             echoPort = try server.listen(host: configuration.host, port: port)
             echo = server
         }
@@ -173,6 +182,8 @@ public final class JobpoolServer: Sendable {
         // Free the listeners and connections now, with the loop stopped, so that clients see a
         // refused connection instead of a silent one for as long as this object lives.
         self.frontEnd.withLock { $0 = nil }
+        // Every request has had its reply (the loop has stopped), so its line is queued.
+        accessLog?.stop()
         retention.stop()
         webhooks.stop()
         store.close()

@@ -214,6 +214,12 @@ public final class WebhookDeliverer: CompletionHandler {
         }
     }
 
+    /// True when no delivery is queued, scheduled or in flight: nothing more will be sent
+    /// unless a job finishes or a redelivery is asked for.
+    public var isIdle: Bool {
+        state.withLock { $0.ready.isEmpty && $0.scheduled.isEmpty && $0.inFlight.values.allSatisfy { $0 == 0 } }
+    }
+
     /// How many jobs' delivery records are held in memory.
     public var recordCount: Int { state.withLock { $0.records.count } }
 
@@ -341,7 +347,7 @@ public final class WebhookDeliverer: CompletionHandler {
                     final = .failed
                 }
             }
-            let nextAt = nextDue.map { Date().addingTimeInterval(Double(($0 - .now).components.seconds) + Double(($0 - .now).components.attoseconds) / 1e18) }
+            let nextAt = nextDue.map { Date().addingTimeInterval(($0 - .now).seconds) }
             record.attempts.append(DeliveryAttempt(
                 number: record.attempts.count + 1, startedAt: result.startedAt, duration: result.duration,
                 status: status, error: error, nextAttemptAt: nextAt))

@@ -24,6 +24,8 @@ final class APIHandler {
     var idempotencyInFlight = Set<IdempotencyScope>()
     let metricsRegistry: PrometheusCollectorRegistry
     let access: AccessControl
+    /// Nil when the log level is above `info`, so that nothing is even queued.
+    let accessLog: AccessLog?
     /// Request counters and timers, looked up here on the loop thread without a lock.
     private lazy var httpMetrics = HTTPMetrics(metrics: executor.metrics)
     /// Set once a drain starts: submissions are refused, waits answer at once.
@@ -31,8 +33,9 @@ final class APIHandler {
 
     init(loop: EventLoop, executor: JobExecutor, webhooks: WebhookDeliverer, outbound: OutboundHTTPClient,
          configuration: APIConfiguration, webhookDefaultSecret: String?, waiterGauge: WaiterGauge,
-         metricsRegistry: PrometheusCollectorRegistry, access: AccessControl, logger: Logger) {
+         metricsRegistry: PrometheusCollectorRegistry, access: AccessControl, accessLog: AccessLog?, logger: Logger) {
         self.metricsRegistry = metricsRegistry
+        self.accessLog = accessLog
         self.access = access
         self.loop = loop
         self.executor = executor
@@ -87,15 +90,10 @@ final class APIHandler {
     private func observe(_ request: HTTPRequest, route: String, requestID: String) {
         let started = ContinuousClock.now
         let method = request.method?.rawValue ?? "other"
-        let logs = logger.logLevel <= .info
-        request.onResponse = { [unowned self, logger] status in
+        request.onResponse = { [unowned self] status in
             let elapsed = ContinuousClock.now - started
             httpMetrics.record(route: route, method: method, status: status, elapsed: elapsed)
-            guard logs else { return }
-            logger.info("request", metadata: [
-                "request.id": "\(requestID)", "method": "\(method)", "route": "\(route)", "status": "\(status)",
-                "duration_ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000)",
-            ])
+            accessLog?.record(AccessLog.Entry(requestID: requestID, method: method, route: route, status: status, elapsed: elapsed))
         }
     }
 
