@@ -1,49 +1,103 @@
 #!/usr/bin/env bash
 # The whole test suite: the README's test command, and what CI runs.
 #
-# 1. `swift test`: every unit and integration test. All traffic stays on 127.0.0.0/8 and ::1.
-# 2. (last) The tests that could make the server reach further (a DNS lookup of a name under
-#    .invalid, fuzzed URLs with the address guard opened) run again inside a new network
-#    namespace that has only loopback, where they are enabled by JOBPOOL_NETNS_TESTS=1.
-#    Outside such a namespace they are skipped.
+# 1. `swift build --build-tests`: the tests and the `jobpool` binary that some tests start.
+#    With CI=true, any compiler warning in the project's own code fails the run.
+# 2. `swift test`: every unit and integration test. All traffic stays on 127.0.0.0/8 and ::1.
 # 3. With CI=true (or JOBPOOL_SLOW_TESTS=1): the crash test (kill -9 under load, five times)
 #    and the fault test (full disk and read-only store, in a private mount namespace), against
 #    the jobpool binary. They take about a minute together.
-# 4. With CI=true (or JOBPOOL_SLOW_TESTS=1): schemathesis against the live server and
+# 4. The tests that could make the server reach further (a DNS lookup of a name under
+#    .invalid, fuzzed URLs with the address guard opened, the egress proxy) run again inside a
+#    new network namespace that has only loopback, where they are enabled by
+#    JOBPOOL_NETNS_TESTS=1. Outside such a namespace they are skipped.
+# 5. With CI=true (or JOBPOOL_SLOW_TESTS=1): schemathesis against the live server and
 #    openapi/openapi.yaml, in the loopback-only namespace (fuzzed bodies hold URLs the server
 #    would fetch). It needs schemathesis: JOBPOOL_SCHEMATHESIS names the executable, or it is
 #    installed into a virtual environment under .build-venv. About six minutes.
-set -euo pipefail
+#
+# Every part runs even when an earlier one failed (a build failure stops the rest, since they
+# need it); the summary at the end names each part that failed, and the exit code is 1 if any did.
+set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-swift test "$@"
+slow=false
+if [ "${CI:-}" = "true" ] || [ "${JOBPOOL_SLOW_TESTS:-}" = "1" ]; then slow=true; fi
+failed=()
 
-if [ "${CI:-}" = "true" ] || [ "${JOBPOOL_SLOW_TESTS:-}" = "1" ]; then
-    swift build --product jobpool
-    binary="$(swift build --show-bin-path)/jobpool"
-    echo "Tests/run.sh: crash test (kill -9 under load)"
-    (cd Tests/scripts && timeout 600 python3 -u crash_test.py "$binary" 5)
-    echo "Tests/run.sh: fault test (full disk, read-only store)"
-    timeout 600 Tests/scripts/faults.sh "$binary"
-fi
+# Runs one part, timing it and noting a failure without stopping.
+part() {
+    local name="$1"; shift
+    local started=$SECONDS
+    echo "Tests/run.sh: == $name"
+    if "$@"; then
+        echo "Tests/run.sh: == $name: passed in $((SECONDS - started)) s"
+    else
+        echo "Tests/run.sh: == $name: FAILED (exit $?) after $((SECONDS - started)) s"
+        failed+=("$name")
+    fi
+}
+
+# Builds the tests and the binary; with CI=true, fails on a warning in the project's own code
+# (dependencies' warnings, and the static linker's, are not ours to fix).
+build() {
+    local log
+    log="$(mktemp)"
+    swift build --build-tests 2>&1 | tee "$log"
+    local status=${PIPESTATUS[0]}
+    [ "$status" -eq 0 ] || return "$status"
+    if [ "${CI:-}" = "true" ]; then
+        local warnings
+        warnings="$(grep -E "^($PWD/(Sources|Tests)/[^:]+|macro expansion [^:]+):[0-9]+:[0-9]+: warning:" "$log" | sort -u)"
+        if [ -n "$warnings" ]; then
+            echo "Tests/run.sh: the project's own code has compiler warnings; fix them:" >&2
+            echo "$warnings" >&2
+            return 1
+        fi
+    fi
+}
 
 if [ "$(id -u)" -eq 0 ]; then unshare=(unshare --net); else unshare=(unshare --net --map-root-user); fi
-if "${unshare[@]}" true 2>/dev/null; then
-    echo "Tests/run.sh: running the network-namespace tests (loopback only)"
+
+in_namespace() {
     "${unshare[@]}" -- sh -c 'ip link set lo up && JOBPOOL_NETNS_TESTS=1 exec swift test --skip-build --filter NetworkNamespaceTests'
-    if [ "${CI:-}" = "true" ] || [ "${JOBPOOL_SLOW_TESTS:-}" = "1" ]; then
-        schemathesis="${JOBPOOL_SCHEMATHESIS:-}"
-        if [ -z "$schemathesis" ]; then
-            # Installed before entering the namespace, which has no network.
-            python3 -m venv .build-venv
-            .build-venv/bin/pip install --quiet schemathesis
-            schemathesis="$PWD/.build-venv/bin/schemathesis"
-        fi
-        echo "Tests/run.sh: schemathesis against the live server (loopback only)"
-        (cd Tests/scripts && timeout 1200 "${unshare[@]}" -- sh -c \
-            "ip link set lo up && exec python3 -u contract_fuzz.py '$binary' '$schemathesis'")
+}
+
+schemathesis_run() {
+    local schemathesis="${JOBPOOL_SCHEMATHESIS:-}"
+    if [ -z "$schemathesis" ]; then
+        # Installed before entering the namespace, which has no network.
+        python3 -m venv .build-venv && .build-venv/bin/pip install --quiet schemathesis || return 1
+        schemathesis="$PWD/.build-venv/bin/schemathesis"
     fi
+    (cd Tests/scripts && timeout 1200 "${unshare[@]}" -- sh -c \
+        "ip link set lo up && exec python3 -u contract_fuzz.py '$binary' '$schemathesis'")
+}
+
+part "build" build
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "Tests/run.sh: the build failed; nothing else can run" >&2
+    exit 1
+fi
+binary="$(swift build --show-bin-path)/jobpool"
+
+part "swift test" swift test --skip-build "$@"
+
+if $slow; then
+    part "crash test (kill -9 under load)" bash -c "cd Tests/scripts && timeout 600 python3 -u crash_test.py '$binary' 5"
+    part "fault test (full disk, read-only store)" timeout 600 Tests/scripts/faults.sh "$binary"
+fi
+
+if "${unshare[@]}" true 2>/dev/null; then
+    part "network-namespace tests (loopback only)" in_namespace
+    if $slow; then part "schemathesis (loopback only)" schemathesis_run; fi
 else
     echo "Tests/run.sh: cannot create a network namespace here; the namespace tests were skipped" >&2
-    if [ "${CI:-}" = "true" ]; then exit 1; fi
+    if [ "${CI:-}" = "true" ]; then failed+=("network namespace"); fi
 fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "Tests/run.sh: FAILED parts: $(IFS=,; echo "${failed[*]}")" >&2
+    exit 1
+fi
+echo "Tests/run.sh: every part passed"

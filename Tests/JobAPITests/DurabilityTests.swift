@@ -30,7 +30,8 @@ struct DurabilityTests {
         let scheduled: String, retrying: String
         do {
             let server = try makeServer(path: path) {
-                $0.executor.retryBackoff = RetryBackoff(base: .seconds(2), cap: .seconds(2))
+                // A wait of 3 to 6 s: long enough that a poll on a loaded machine sees it.
+                $0.executor.retryBackoff = RetryBackoff(base: .seconds(6), cap: .seconds(6))
             }
             defer { server.stop() }
             scheduled = try #require(try await server.client.post("/v1/jobs", scheduledBody, headers: ["Idempotency-Key": "keep-me"]).json["id"] as? String)

@@ -29,7 +29,7 @@ struct StoreOwnershipTests {
     @Test("a second process on the same store exits at once, naming the file and the holder's PID; the first runs its job once")
     func secondProcessIsRefused() async throws {
         let path = Self.temporaryStore()
-        let (first, client, id) = try await Self.serveWithRunningJob(path: path, seconds: 2)
+        let (first, client, id) = try await Self.serveWithRunningJob(path: path, seconds: 5)
         defer { first.stop() }
 
         let second = try JobpoolProcess(["serve", "--port", "0", "--store", "sqlite:\(path)"])
@@ -40,7 +40,7 @@ struct StoreOwnershipTests {
         #expect(second.log.contains("\(first.pid)"), "the message names the PID holding it: \(second.log)")
         #expect(!second.log.contains("listening"))
 
-        let final = try await client.get("/v1/jobs/\(id)?wait=10").json
+        let final = try await client.get("/v1/jobs/\(id)?wait=30").json
         #expect(final["status"] as? String == "succeeded")
         #expect(final["attempt"] as? Int == 1, "the job ran once, in the first process only")
     }

@@ -93,13 +93,39 @@ struct SubmitAndPollTests {
     func manyWaiters() async throws {
         let server = try TestServer { $0.executor.workers = 2 }
         defer { server.stop() }
+        // Both workers busy, so that every waiting submission stays parked until they free up.
+        let blockers = try await [0, 1].asyncMap { _ in
+            try #require(try await server.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
+        }
+        let threadsBefore = try Self.threadCount()
         try await withThrowingTaskGroup(of: Int.self) { group in
             for index in 0..<50 {
                 group.addTask {
                     try await server.client.submitWriteCode(name: "w\(index)", min: 0, max: 0.01, headers: ["Prefer": "wait=30"]).status
                 }
             }
+            #expect(try await eventually { server.server.parkedRequests == 50 })
+            // A thread per waiter would show here; the client's own pool may add a few.
+            let threadsParked = try Self.threadCount()
+            #expect(threadsParked < threadsBefore + 10, "\(threadsParked - threadsBefore) more threads with 50 requests parked")
+            for id in blockers { _ = try await server.client.post("/v1/jobs/\(id)/cancel") }
             for try await status in group { #expect(status == 200) }
         }
+    }
+
+    /// This process's thread count, from /proc.
+    private static func threadCount() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Threads:") })
+        return try #require(Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)))
+    }
+}
+
+extension Array {
+    /// `map` with an async transform, one element at a time.
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
     }
 }

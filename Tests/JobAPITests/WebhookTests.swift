@@ -49,9 +49,9 @@ struct WebhookTests {
         let id = try #require(try await submit(server, sink: sink).json["id"] as? String)
         // Delivered, then purged 300 ms later: the job may be gone before a poll sees it
         // delivered, so wait on the sink instead.
-        #expect(await eventually { sink.requestCount == 1 })
+        #expect(try await eventually { sink.requestCount == 1 })
         #expect(try await eventually { try await server.client.get("/v1/jobs/\(id)").status == 404 })
-        #expect(await eventually { server.server.webhookRecordCount == 0 }, "the purged job's delivery record is still held")
+        #expect(try await eventually { server.server.webhookRecordCount == 0 }, "the purged job's delivery record is still held")
     }
 
     /// Checks a Standard Webhooks signature independently, with Python's hmac module.
@@ -146,7 +146,7 @@ struct WebhookTests {
         #expect(report["webhook_id"] as? String == requests[0].headers["webhook-id"])
         let job = try await server.client.get("/v1/jobs/\(id)").json
         #expect((job["webhook"] as? [String: Any])?["attempts"] as? Int == 3)
-        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await eventually { server.server.webhooksIdle }, "nothing left to send after success")
         #expect(sink.requestCount == 3, "nothing after success")
     }
 
@@ -159,7 +159,7 @@ struct WebhookTests {
         let id = try #require(try await submit(server, sink: sink).json["id"] as? String)
         let report = try await waitForState(server, id, "failed")
         #expect((report["deliveries"] as? [Any])?.count == 1)
-        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await eventually { server.server.webhooksIdle }, "nothing left to send after 410")
         #expect(sink.requestCount == 1)
     }
 
@@ -291,8 +291,7 @@ struct WebhookTests {
             for _ in 0..<200 { group.addTask { try await submit(server, sink: sink).status } }
             for try await status in group { #expect(status == 202) }
         }
-        #expect(try await eventually(timeout: .seconds(30)) { sink.requestCount >= 200 })
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await eventually(timeout: .seconds(30)) { sink.requestCount >= 200 && server.server.webhooksIdle })
         let ids = sink.received.map { $0.headers["webhook-id"] ?? "" }
         #expect(ids.count == 200)
         #expect(Set(ids).count == 200)

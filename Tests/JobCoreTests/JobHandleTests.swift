@@ -82,7 +82,7 @@ struct JobHandleTests {
 struct CancelRacingRetryTests {
     @Test("a cancel racing a retry is never lost", .timeLimit(.minutes(1)))
     func cancelRacingRetry() throws {
-        let iterations = 20_000
+        let iterations = 5_000
         let jobs = (0..<iterations).map { _ in
             Job(kind: "test", input: .null, createdAt: Date(), options: JobOptions(maxAttempts: 3)) { _ throws(JobFailure) in
                 throw JobFailure(code: "timeout", message: "retry me", isRetryable: true)

@@ -134,11 +134,19 @@ final class FetchTargetServer: Sendable {
         state.withLock {
             $0.requests += 1; $0.inFlight += 1; $0.peak = max($0.peak, $0.inFlight); $0.received.append(request)
         }
-        defer { state.withLock { $0.inFlight -= 1 } }
+        var isInFlight = true
+        func leave() {
+            if isInFlight { state.withLock { $0.inFlight -= 1 } }
+            isInFlight = false
+        }
+        defer { leave() }
         let (delay, reply) = handler(request)
         sleepUnlessStopped(delay)
         switch reply {
         case .page(let status, let headers, let body):
+            // Counted out before the reply leaves: once the client has it, the client may send
+            // its next request, which must not meet this one still counted (peakConcurrency).
+            leave()
             var text = "HTTP/1.1 \(status) Test\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
             for (name, value) in headers { text += "\(name): \(value)\r\n" }
             send(connection, Array((text + "\r\n").utf8) + body)

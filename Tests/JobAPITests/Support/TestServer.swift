@@ -31,7 +31,10 @@ final class TestServer: Sendable {
 }
 
 /// Polls `condition` until it holds or `timeout` passes. Returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+///
+/// Declared `throws` even for a condition that cannot throw: `#expect` adds `try` to any
+/// expression with `await`, and with `rethrows` a non-throwing call made that `try` a warning.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
