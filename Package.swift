@@ -111,7 +111,9 @@ let package = Package(
             linkerSettings: [.linkedLibrary("jemalloc")]
         ),
         .testTarget(name: "JobCoreTests", dependencies: ["JobCore"]),
-        .testTarget(name: "JobAPITests", dependencies: ["JobAPI", "EventHTTP", "JobCore", "SQLiteStore"]),
+        .testTarget(name: "JobAPITests", dependencies: [
+            "JobAPI", "EventHTTP", "JobCore", "SQLiteStore", .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP"]),
         .testTarget(name: "WebhooksTests", dependencies: ["Webhooks", "JobCore"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "JobCore"]),

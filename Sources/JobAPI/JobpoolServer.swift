@@ -96,7 +96,8 @@ public final class JobpoolServer: Sendable {
                                    kinds: [WriteCode(), FetchURL(client: outbound, metrics: metrics)], store: store, logger: logger,
                                    deferWakeUp: { wakeUp in loop.execute(wakeUp) }, completionHandler: webhooks, metrics: metrics)
         self.executor = executor
-        self.accessLog = logger.logLevel <= .info ? AccessLog(logger: logger, metrics: metrics) : nil
+        self.accessLog = logger.logLevel <= .info
+            ? AccessLog(logger: logger, metrics: metrics, sink: configuration.accessLogSink) : nil
         self.retention = RetentionSweeper(executor: executor, retention: configuration.retention,
                                           interval: configuration.retentionSweepInterval, logger: logger)
     }
@@ -170,7 +171,7 @@ public final class JobpoolServer: Sendable {
             return true
         }
         guard first, let frontEnd = frontEnd.withLock({ $0 }) else { return }
-        logger.info("Draining", metadata: ["grace_seconds": "\(configuration.shutdownGrace.components.seconds)"])
+        logger.info("Draining", metadata: ["grace_seconds": .stringConvertible(Int(configuration.shutdownGrace.components.seconds))])
         loop.execute { frontEnd.value.handler.beginDrain() }
         executor.drain(grace: configuration.shutdownGrace)
         // Answer anything parked while the workers were finishing, then stop the loop.

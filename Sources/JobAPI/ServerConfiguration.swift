@@ -31,6 +31,9 @@ public struct ServerConfiguration: Sendable {
     }
 
     public var store = Store.sqlite(path: "./data/jobpool.sqlite")
+    /// Where access-log records go in batches, formatted by the caller; nil logs each request
+    /// through the server's `Logger` at `info`. Either way, only when that level is enabled.
+    public var accessLogSink: (@Sendable ([AccessLogEntry]) -> Void)?
     /// How long finished jobs are kept before retention removes them.
     public var retention: Duration = .seconds(7 * 86400)
     /// How often retention looks for jobs to remove.

@@ -147,7 +147,9 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let (configuration, level, format) = try makeSettings()
+        let (settings, level, format) = try makeSettings()
+        var configuration = settings
+        configuration.accessLogSink = { entries in format.writeAccessLines(entries, label: "jobpool") }
         LoggingSystem.bootstrap { label in
             LineLogHandler(label: label, level: level, format: format)
         }

@@ -9,7 +9,7 @@ extension LogFormat {
     static func jsonLine(for event: LogEvent, label: String, metadata: Logger.Metadata) -> [UInt8] {
         var writer = JSONWriter()
         writer.object { fields in
-            fields.member("time") { $0.string(Date().formatted(timeFormat)) }
+            fields.member("time") { $0.string(LogTimestamp.nowWithMilliseconds()) }
             fields.member("level") { $0.string(event.level.rawValue) }
             fields.member("label") { $0.string(label) }
             fields.member("message") { $0.string(event.message.description) }
@@ -21,8 +21,6 @@ extension LogFormat {
         line.append(UInt8(ascii: "\n"))
         return line
     }
-
-    private static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
     /// Numbers and booleans as themselves, lists and dictionaries as JSON, the rest as strings.
     private static func write(_ value: Logger.MetadataValue, to writer: inout JSONWriter) {
