@@ -30,6 +30,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Open HTTP connections at most. (env: JOBPOOL_MAX_CONNECTIONS, default: 10000)")
     var maxConnections: Int?
 
+    @Option(help: "Seconds a connection has, from its accept or the end of its last reply, to send its next whole request; trickling bytes do not extend it. (env: JOBPOOL_REQUEST_TIMEOUT, default: 15)")
+    var requestTimeout: Int?
+
     @Option(help: "Requests that may wait for a job at once (Prefer: wait, ?wait=). (env: JOBPOOL_MAX_WAITERS, default: 10000)")
     var maxWaiters: Int?
 
@@ -111,6 +114,9 @@ struct Serve: ParsableCommand {
         configuration.executor.maxQueuedPerOwner = try environment.value(maxQueuedPerTenant, "JOBPOOL_MAX_QUEUED_PER_TENANT",
                                                                          default: max(1, configuration.executor.maxQueued / 2))
         configuration.http.maxConnections = try environment.value(maxConnections, "JOBPOOL_MAX_CONNECTIONS", default: configuration.http.maxConnections)
+        let requestSeconds = try environment.value(requestTimeout, "JOBPOOL_REQUEST_TIMEOUT", default: 15)
+        guard (1...3600).contains(requestSeconds) else { throw ValidationError("--request-timeout must be 1 to 3600 seconds.") }
+        configuration.http.requestTimeout = .seconds(requestSeconds)
         configuration.api.maxWaiters = try environment.value(maxWaiters, "JOBPOOL_MAX_WAITERS", default: configuration.api.maxWaiters)
         configuration.api.maxBodyBytes = try environment.value(maxBodyBytes, "JOBPOOL_MAX_BODY_BYTES", default: configuration.api.maxBodyBytes)
         configuration.http.maxBodySize = max(configuration.http.maxBodySize, configuration.api.maxBodyBytes * 4)
