@@ -70,15 +70,20 @@ struct ConnectionDefenceTests {
 
     @Test("a kept-alive connection gets a new deadline after each reply; a quiet one is closed at it")
     func keptAliveDeadline() async throws {
-        let server = try TestServer { $0.http.requestTimeout = .milliseconds(800) }
+        let server = try TestServer { $0.http.requestTimeout = .seconds(3) }
         defer { server.stop() }
         let socket = try idleKeptAlive(server)
-        for _ in 0..<3 { // each request within the deadline, 500 ms apart: 1.5 s in all
-            try await Task.sleep(for: .milliseconds(500))
-            socket.write(Self.health)
-            try #require(socket.read(until: "ok").hasPrefix("HTTP/1.1 200"))
+        // On a thread of its own, so that the pauses are what they say on a loaded machine too:
+        // four requests 1 s apart span past one deadline, then silence runs into the next.
+        let answers = await onThread {
+            (0..<4).map { _ in
+                Thread.sleep(forTimeInterval: 1)
+                socket.write(Self.health)
+                return socket.read(until: #""ok"}"#).hasPrefix("HTTP/1.1 200")
+            }
         }
-        #expect(await onThread { socket.isClosedByPeer(within: .seconds(3)) })
+        #expect(answers == [true, true, true, true])
+        #expect(await onThread { socket.isClosedByPeer(within: .seconds(6)) })
     }
 
     @Test("at the limit, trickling clients make room for normal requests, which are all answered within 2 s")
@@ -90,8 +95,10 @@ struct ConnectionDefenceTests {
         }
         defer { server.stop() }
         let stop = Mutex(false)
+        let attackersEnded = DispatchSemaphore(value: 0)
         // limit + 8 attackers, one header byte each every 200 ms, reconnecting when dropped.
         let attackers = Thread {
+            defer { attackersEnded.signal() }
             var sockets = (0..<(limit + 8)).compactMap { _ in try? RawSocket(port: server.port) }
             for socket in sockets { socket.write("POST /v1/jobs HTTP/1.1\r\n") }
             while !stop.withLock({ $0 }) {
@@ -106,7 +113,10 @@ struct ConnectionDefenceTests {
             }
         }
         attackers.start()
-        defer { stop.withLock { $0 = true } }
+        defer { // before the server stops: the attackers end, and close their sockets, first
+            stop.withLock { $0 = true }
+            attackersEnded.wait()
+        }
         try await Task.sleep(for: .milliseconds(500)) // the attack holds every slot
         let answeredInTime = await onThread {
             (0..<20).count { _ in
