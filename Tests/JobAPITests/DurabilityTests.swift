@@ -30,7 +30,8 @@ struct DurabilityTests {
         let scheduled: String, retrying: String
         do {
             let server = try makeServer(path: path) {
-                $0.executor.retryBackoff = RetryBackoff(base: .seconds(2), cap: .seconds(2))
+                // Long enough, with jitter, for a loaded machine's polls to see the job waiting.
+                $0.executor.retryBackoff = RetryBackoff(base: .seconds(6), cap: .seconds(6))
             }
             defer { server.stop() }
             scheduled = try #require(try await server.client.post("/v1/jobs", scheduledBody, headers: ["Idempotency-Key": "keep-me"]).json["id"] as? String)
