@@ -51,7 +51,8 @@ done
 python3 - "$port" <<'PY'
 import json, sys, time, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"
-request = urllib.request.Request(base + "/v1/jobs", method="POST",
+# urllib would declare the body a form (application/x-www-form-urlencoded), which jobpool refuses.
+request = urllib.request.Request(base + "/v1/jobs", method="POST", headers={"Content-Type": "application/json"},
                                  data=json.dumps({"kind": "write_code", "input": {"name": "smoke", "max_seconds": 0.2}}).encode())
 with urllib.request.urlopen(request, timeout=10) as response:
     job = json.loads(response.read())

@@ -16,10 +16,20 @@ import CLibevent
 /// kernel hands that descriptor number to the next client, the zombie wins the race for the
 /// new client's bytes and swallows its request (a client then waited for ever; the fault
 /// test caught it). Loop thread only.
+///
+/// The gate also keeps each connection's request deadline (see `ConnectionGate+Deadline.swift`):
+/// a connection must bring its next whole request to the handler within `requestTimeout` of
+/// its accept or of the end of its last reply, and at the limit the connection that has waited
+/// longest for its next request is closed to make room.
 final class ConnectionGate {
-    private let loop: EventLoop
-    private let maxConnections: Int
-    private var openConnections = 0
+    let loop: EventLoop
+    let maxConnections: Int
+    let requestTimeout: Duration
+    var openConnections = 0
+    /// Adopted connections whose next request has not reached the handler yet, by deadline.
+    /// These, and only these, may be closed by their deadline or to make room at the limit.
+    var awaitingRequest = DeadlineQueue<OpaquePointer>()
+    var deadlineTimer: LoopTimer?
     /// Bufferevents made for connections whose close callback is not set yet (+1 each).
     private var unadopted: [OpaquePointer] = []
     private var adoptionTimer: LoopTimer?
@@ -28,9 +38,10 @@ final class ConnectionGate {
     private var isPaused = false
     var listeners: [OpaquePointer] = []
 
-    init(loop: EventLoop, maxConnections: Int) {
+    init(loop: EventLoop, maxConnections: Int, requestTimeout: Duration) {
         self.loop = loop
         self.maxConnections = max(1, maxConnections)
+        self.requestTimeout = requestTimeout
     }
 
     func makeBufferEvent(base: OpaquePointer) -> OpaquePointer? {
@@ -42,7 +53,10 @@ final class ConnectionGate {
         bufferevent_incref(bufferEvent)
         unadopted.append(bufferEvent)
         openConnections += 1
-        if openConnections >= maxConnections { setPaused(true) }
+        // Accepting continues at the limit while some connection is still waiting for its next
+        // request: the one that has waited longest makes room for this one.
+        if openConnections > maxConnections { evictLongestWaiting() }
+        updateListening()
         if adoptionTimer == nil {
             adoptionTimer = loop.schedule(after: .zero) { [unowned self] in
                 adoptionTimer = nil
@@ -62,20 +76,22 @@ final class ConnectionGate {
         closeObservers[connection] = nil
     }
 
-    /// Sets the close callback on the connection around each new bufferevent.
-    private func adoptConnections() {
+    /// Sets the close callback on the connection around each new bufferevent, and starts its
+    /// request deadline.
+    func adoptConnections() {
         guard !unadopted.isEmpty else { return }
         let context = Unmanaged.passUnretained(self).toOpaque()
         for bufferEvent in unadopted {
             if let connection = connection(around: bufferEvent) {
                 evhttp_connection_set_closecb(connection, connectionGateClosedCallback, context)
+                armDeadline(of: connection)
             } else {
                 openConnections -= 1 // evhttp already gave up on it (it could not set it up)
             }
             bufferevent_decref(bufferEvent)
         }
         unadopted.removeAll(keepingCapacity: true)
-        if openConnections < maxConnections { setPaused(false) }
+        updateListening()
     }
 
     /// The live evhttp connection using `bufferEvent`, or nil if evhttp has freed it (freeing
@@ -93,7 +109,8 @@ final class ConnectionGate {
 
     fileprivate func connectionClosed(_ connection: OpaquePointer) {
         openConnections -= 1
-        if openConnections < maxConnections { setPaused(false) }
+        awaitingRequest.remove(connection)
+        updateListening()
         closeObservers.removeValue(forKey: connection)?()
     }
 
@@ -101,9 +118,17 @@ final class ConnectionGate {
     func releaseAll() {
         adoptionTimer?.cancel()
         adoptionTimer = nil
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        awaitingRequest.removeAll()
         for bufferEvent in unadopted { bufferevent_decref(bufferEvent) }
         unadopted = []
         closeObservers = [:]
+    }
+
+    /// Accepts while below the limit, or at it while some connection may be evicted.
+    func updateListening() {
+        setPaused(openConnections >= maxConnections && awaitingRequest.isEmpty)
     }
 
     private func setPaused(_ paused: Bool) {

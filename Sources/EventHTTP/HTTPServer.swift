@@ -23,7 +23,8 @@ public final class HTTPServer {
         self.loop = loop
         self.http = http
         self.handler = handler
-        self.gate = ConnectionGate(loop: loop, maxConnections: configuration.maxConnections)
+        self.gate = ConnectionGate(loop: loop, maxConnections: configuration.maxConnections,
+                                   requestTimeout: configuration.requestTimeout)
         evhttp_set_allowed_methods(http, HTTPMethod.allLibeventBits)
         evhttp_set_max_headers_size(http, configuration.maxHeadersSize)
         evhttp_set_max_body_size(http, configuration.maxBodySize)
@@ -42,39 +43,23 @@ public final class HTTPServer {
         gate.releaseAll()
     }
 
-    /// Binds and listens. `port` 0 picks a free port. Returns the port actually bound.
+    /// Binds and listens (see ``ListeningSocket`` for the backlog and `TCP_NODELAY`). `port` 0
+    /// picks a free port. Returns the port actually bound.
     public func listen(host: String, port: Int) throws(EventError) -> Int {
-        guard let handle = evhttp_bind_socket_with_handle(http, host, UInt16(clamping: port)) else {
-            throw EventError.bind(host: host, port: port, reason: String(cString: strerror(errno)))
+        let listener = try ListeningSocket.make(on: loop, host: host, port: port, callback: nil, context: nil)
+        guard let handle = evhttp_bind_listener(http, listener) else {
+            evconnlistener_free(listener)
+            throw EventError.bind(host: host, port: port, reason: "evhttp_bind_listener failed")
         }
         boundSockets.append(handle)
-        if let listener = evhttp_bound_socket_get_listener(handle) { gate.listeners.append(listener) }
-        return Self.localPort(of: evhttp_bound_socket_get_fd(handle))
+        gate.listeners.append(listener)
+        return ListeningSocket.port(of: listener)
     }
 
     fileprivate func handle(_ raw: OpaquePointer) {
+        if let connection = evhttp_request_get_connection(raw) { gate.requestArrived(on: connection) }
+        evhttp_request_set_on_complete_cb(raw, httpServerReplyCompleted, Unmanaged.passUnretained(gate).toOpaque())
         handler(HTTPRequest(raw: raw, connections: gate))
-    }
-
-    private static func localPort(of fd: Int32) -> Int {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let result = withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard result == 0 else { return 0 }
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
-            }
-        case AF_INET6:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
-            }
-        default:
-            return 0
-        }
     }
 }
 
@@ -86,4 +71,10 @@ private func httpServerRequestCallback(_ request: OpaquePointer?, _ context: Uns
 private func httpServerMakeBufferEvent(_ base: OpaquePointer?, _ context: UnsafeMutableRawPointer?) -> OpaquePointer? {
     guard let base, let context else { return nil }
     return Unmanaged<ConnectionGate>.fromOpaque(context).takeUnretainedValue().makeBufferEvent(base: base)
+}
+
+/// libevent calls this when a reply has been written completely, just before it frees the request.
+private func httpServerReplyCompleted(_ request: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
+    guard let request, let context, let connection = evhttp_request_get_connection(request) else { return }
+    Unmanaged<ConnectionGate>.fromOpaque(context).takeUnretainedValue().replyCompleted(on: connection)
 }

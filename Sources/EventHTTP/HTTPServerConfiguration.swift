@@ -7,8 +7,15 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxBodySize: Int = 4 * 1024 * 1024
     /// How long a connection may sit without completing a read or a write.
     public var connectionTimeout: Duration = .seconds(30)
-    /// Open connections at most. At the limit the listener stops accepting until one closes,
-    /// so further clients wait in the kernel's backlog instead of taking file descriptors.
+    /// How long a connection may take, from its accept or from the end of its last reply, to
+    /// bring its next request (head and body) whole to the handler. Bytes trickling in do not
+    /// extend it, unlike `connectionTimeout`. A connection whose request is in the handler (a
+    /// wait, an event stream) has no such deadline.
+    public var requestTimeout: Duration = .seconds(15)
+    /// Open connections at most. At the limit, the connection that has waited longest for its
+    /// next request is closed to make room for a new one; when every connection has a request
+    /// in the handler, the listener stops accepting until one closes, so further clients wait
+    /// in the kernel's backlog instead of taking file descriptors.
     public var maxConnections: Int = 10_000
 
     public init() {}

@@ -43,38 +43,11 @@ public final class LineEchoServer {
 
     /// Listens on `host` (an IP address, or `localhost`) and `port` (0 picks one). Returns the bound port.
     public func listen(host: String, port: Int) throws(EventError) -> Int {
-        let address = host == "localhost" ? "127.0.0.1" : host
-        var storage = sockaddr_storage()
-        let length: Int32
-        if address.contains(":") {
-            var ipv6 = sockaddr_in6()
-            guard evutil_inet_pton(AF_INET6, address, &ipv6.sin6_addr) == 1 else {
-                throw EventError.bind(host: host, port: port, reason: "not an IP address")
-            }
-            ipv6.sin6_family = sa_family_t(AF_INET6)
-            ipv6.sin6_port = in_port_t(UInt16(clamping: port).bigEndian)
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: ipv6, as: sockaddr_in6.self) }
-            length = Int32(MemoryLayout<sockaddr_in6>.size)
-        } else {
-            var ipv4 = sockaddr_in()
-            guard evutil_inet_pton(AF_INET, address, &ipv4.sin_addr) == 1 else {
-                throw EventError.bind(host: host, port: port, reason: "not an IP address")
-            }
-            ipv4.sin_family = sa_family_t(AF_INET)
-            ipv4.sin_port = in_port_t(UInt16(clamping: port).bigEndian)
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: ipv4, as: sockaddr_in.self) }
-            length = Int32(MemoryLayout<sockaddr_in>.size)
-        }
-        let flags = UInt32(LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC)
         let context = Unmanaged.passUnretained(self).toOpaque()
-        let made = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                evconnlistener_new_bind(loop.base, lineEchoAccept, context, flags, -1, $0, length)
-            }
-        }
-        guard let made else { throw EventError.bind(host: host, port: port, reason: String(cString: strerror(errno))) }
+        let made = try ListeningSocket.make(on: loop, host: host == "localhost" ? "127.0.0.1" : host, port: port,
+                                            callback: lineEchoAccept, context: context)
         listener = made
-        return boundPort(evconnlistener_get_fd(made))
+        return ListeningSocket.port(of: made)
     }
 
     fileprivate func accept(_ fd: Int32) {
@@ -97,16 +70,6 @@ public final class LineEchoServer {
         guard paused != isPaused, let listener else { return }
         isPaused = paused
         if paused { evconnlistener_disable(listener) } else { evconnlistener_enable(listener) }
-    }
-
-    private func boundPort(_ fd: Int32) -> Int {
-        var storage = sockaddr_in6()
-        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        _ = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        // sin_port and sin6_port sit at the same offset.
-        return Int(UInt16(bigEndian: storage.sin6_port))
     }
 }
 

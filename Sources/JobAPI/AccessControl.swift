@@ -14,8 +14,13 @@ struct AccessControl: Sendable {
 
     private let tenants: [Tenant]
     private let metricsDigest: [UInt8]?
+    /// The operator opened `/metrics` on purpose although API keys are on.
+    private let metricsArePublic: Bool
 
-    init(apiKeys: [String], metricsKey: String?) {
+    /// - Parameter publicMetrics: leave `/metrics` open when API keys are configured but no
+    ///   metrics key is (otherwise it is closed: it shows every tenant's job counts).
+    init(apiKeys: [String], metricsKey: String?, publicMetrics: Bool = false) {
+        metricsArePublic = publicMetrics
         tenants = apiKeys.map { key in
             let owner = SHA256.hash(data: Data(("jobpool-tenant:" + key).utf8)).prefix(12).hexString
             return Tenant(digest: Self.digest(key), owner: owner)
@@ -42,11 +47,21 @@ struct AccessControl: Sendable {
         return match.map { .tenant(owner: $0) } ?? .invalid
     }
 
-    /// True if metrics are open, or the header carries the metrics key.
-    func allowsMetrics(_ authorization: String?) -> Bool {
-        guard let metricsDigest else { return true }
-        guard let presented = Self.bearerToken(authorization) else { return false }
-        return Self.constantTimeEqual(metricsDigest, Self.digest(presented))
+    /// What `/metrics` makes of an `Authorization` header.
+    enum MetricsVerdict: Equatable {
+        case allowed
+        case missing
+        case invalid
+        /// API keys are on and no metrics key is configured, so no request may read metrics.
+        case closed
+    }
+
+    /// With a metrics key, it must be presented; without one, metrics are open unless API keys
+    /// are on (and the operator did not open them on purpose).
+    func verifyMetrics(_ authorization: String?) -> MetricsVerdict {
+        guard let metricsDigest else { return isEnabled && !metricsArePublic ? .closed : .allowed }
+        guard let presented = Self.bearerToken(authorization) else { return .missing }
+        return Self.constantTimeEqual(metricsDigest, Self.digest(presented)) ? .allowed : .invalid
     }
 
     private static func bearerToken(_ header: String?) -> String? {

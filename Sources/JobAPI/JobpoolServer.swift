@@ -143,7 +143,8 @@ public final class JobpoolServer: Sendable {
         let handler = APIHandler(loop: loop, executor: executor, webhooks: webhooks, outbound: outbound,
                                  configuration: configuration.api, webhookDefaultSecret: configuration.webhookDefaultSecret,
                                  waiterGauge: waiterGauge, metricsRegistry: metricsRegistry,
-                                 access: AccessControl(apiKeys: configuration.apiKeys, metricsKey: configuration.metricsAPIKey),
+                                 access: AccessControl(apiKeys: configuration.apiKeys, metricsKey: configuration.metricsAPIKey,
+                                                       publicMetrics: configuration.publicMetrics),
                                  accessLog: accessLog, logger: logger)
         let http = try HTTPServer(loop: loop, configuration: configuration.http) { request in handler.handle(request) }
         let httpPort = try http.listen(host: configuration.host, port: configuration.port)

@@ -57,6 +57,8 @@ public struct ServerConfiguration: Sendable {
     public var apiKeys: [String] = []
     /// When set, `/metrics` needs this key too.
     public var metricsAPIKey: String?
+    /// With API keys on and no ``metricsAPIKey``, `/metrics` is closed (403) unless this is set.
+    public var publicMetrics = false
     /// The operator's `--webhook-secret`, used for webhooks registered without one.
     public var webhookDefaultSecret: String?
     public var outbound = OutboundHTTPClient.Configuration(policy: AddressPolicy(), userAgent: "jobpool/\(JobpoolVersion.current)")

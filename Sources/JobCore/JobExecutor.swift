@@ -17,15 +17,19 @@ public final class JobExecutor: Sendable {
         public var workers: Int
         /// Jobs that may wait in the queue before submissions are refused.
         public var maxQueued: Int
+        /// Jobs one owner (tenant) may have waiting, so that one cannot fill the queue for all;
+        /// nil for no limit but `maxQueued`. Jobs without an owner count only against `maxQueued`.
+        public var maxQueuedPerOwner: Int?
         /// How long a queued job waits to gain one priority level (see ``PriorityQueue``).
         public var priorityAgingStep: Duration
         /// The wait between attempts after a retryable failure.
         public var retryBackoff: RetryBackoff
 
-        public init(workers: Int = 8, maxQueued: Int = 100_000, priorityAgingStep: Duration = .seconds(10),
-                    retryBackoff: RetryBackoff = RetryBackoff()) {
+        public init(workers: Int = 8, maxQueued: Int = 100_000, maxQueuedPerOwner: Int? = nil,
+                    priorityAgingStep: Duration = .seconds(10), retryBackoff: RetryBackoff = RetryBackoff()) {
             self.workers = workers
             self.maxQueued = maxQueued
+            self.maxQueuedPerOwner = maxQueuedPerOwner
             self.priorityAgingStep = priorityAgingStep
             self.retryBackoff = retryBackoff
         }
@@ -70,7 +74,7 @@ public final class JobExecutor: Sendable {
             }
         }
         let pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
-                              logger: logger, deferWakeUp: deferWakeUp, agingStep: configuration.priorityAgingStep,
+                              maxQueuedPerOwner: configuration.maxQueuedPerOwner, logger: logger, deferWakeUp: deferWakeUp, agingStep: configuration.priorityAgingStep,
                               backoff: configuration.retryBackoff, onStart: recordStart)
         self.pool = pool
         self.logger = logger
@@ -110,11 +114,14 @@ public final class JobExecutor: Sendable {
     public func submit(_ prepared: [PreparedJob], whenDurable: @escaping @Sendable (Result<[Job], SubmitError>) -> Void) throws(SubmitError) -> [Job]? {
         let now = Date()
         let runsNow = prepared.count { ($0.spec.options.runAt ?? now) <= now }
+        // One request submits for one owner, so its first job's owner is everyone's.
+        let owner = prepared.first?.spec.owner
         do throws(PoolError) {
-            try pool.reserveSlot(count: runsNow)
+            try pool.reserveSlot(count: runsNow, owner: owner)
         } catch {
             switch error {
             case .queueFull(let limit): throw SubmitError.queueFull(limit: limit)
+            case .ownerQueueFull(let limit): throw SubmitError.ownerQueueFull(limit: limit)
             case .shuttingDown: throw SubmitError.shuttingDown
             }
         }
@@ -139,7 +146,7 @@ public final class JobExecutor: Sendable {
                 for job in jobs { accept(job) }
                 whenDurable(.success(jobs))
             case .failure(let error):
-                pool.releaseSlot(count: runsNow)
+                pool.releaseSlot(count: runsNow, owner: owner)
                 for job in jobs { counts.removed(job, state: job.snapshot().status) }
                 whenDurable(.failure(.storeUnavailable(error.message)))
             }
@@ -330,6 +337,8 @@ public enum SubmitError: Error, Sendable, Equatable {
     case unknownKind(String, known: [String])
     case invalidInput(InputError)
     case queueFull(limit: Int)
+    /// The owner (tenant) has `limit` jobs waiting already: its share of the queue.
+    case ownerQueueFull(limit: Int)
     case shuttingDown
     /// The store could not write the job; nothing was acknowledged.
     case storeUnavailable(String)

@@ -26,6 +26,8 @@ public final class WorkerPool: Sendable {
         var queue: PriorityQueue
         /// Jobs waiting for a worker, not counting any cancelled while queued.
         var queuedCount = 0
+        /// The same, by owner, for owners with jobs waiting (jobs without an owner are not listed).
+        var queuedByOwner: [String: Int] = [:]
         var running: [JobID: Job] = [:]
         /// Workers asleep on `workAvailable`.
         var idleWorkers = 0
@@ -36,6 +38,20 @@ public final class WorkerPool: Sendable {
         var wakePending = false
         /// A deferred wake-up was handed to `deferWakeUp` and has not run yet.
         var wakeDeferred = false
+
+        /// Counts `count` more jobs of `owner` waiting.
+        mutating func takeSlots(_ count: Int, owner: String?) {
+            queuedCount += count
+            if let owner { queuedByOwner[owner, default: 0] += count }
+        }
+
+        /// Counts `count` fewer jobs of `owner` waiting (taken by a worker, cancelled, or refused).
+        mutating func giveBackSlots(_ count: Int, owner: String?) {
+            queuedCount -= count
+            guard let owner else { return }
+            let left = queuedByOwner[owner, default: 0] - count
+            queuedByOwner[owner] = left > 0 ? left : nil
+        }
 
         /// Claims the right to wake one idle worker, if one is asleep and none is being woken.
         mutating func claimWake() -> Bool {
@@ -59,6 +75,9 @@ public final class WorkerPool: Sendable {
 
     public let workerCount: Int
     public let maxQueued: Int
+    /// Jobs one owner may have waiting; nil for no limit but `maxQueued`. Jobs without an
+    /// owner count only against `maxQueued`.
+    public let maxQueuedPerOwner: Int?
     private let logger: Logger
     private let deferWakeUp: WakeUpDeferral?
     /// Called on the worker thread right after a job starts running (to record the start).
@@ -80,7 +99,7 @@ public final class WorkerPool: Sendable {
     ///   meanwhile share it. An event loop passes "run after this batch of callbacks", so a
     ///   burst of requests handled in one loop iteration costs one futex wake, not one each.
     ///   - agingStep: see ``PriorityQueue``: how long a queued job waits to gain one priority level.
-    public init(workerCount: Int, maxQueued: Int, logger: Logger, deferWakeUp: WakeUpDeferral? = nil,
+    public init(workerCount: Int, maxQueued: Int, maxQueuedPerOwner: Int? = nil, logger: Logger, deferWakeUp: WakeUpDeferral? = nil,
                 agingStep: Duration = .seconds(10), backoff: RetryBackoff = RetryBackoff(),
                 onStart: (@Sendable (Job) -> Void)? = nil) {
         self.onStart = onStart
@@ -88,6 +107,7 @@ public final class WorkerPool: Sendable {
         self.state = Mutex(State(queue: PriorityQueue(agingStep: agingStep)))
         self.workerCount = max(1, workerCount)
         self.maxQueued = max(0, maxQueued)
+        self.maxQueuedPerOwner = maxQueuedPerOwner.map { max(0, $0) }
         self.logger = logger
         self.deferWakeUp = deferWakeUp
     }
@@ -121,25 +141,29 @@ public final class WorkerPool: Sendable {
     /// it records (an index entry) exists exactly when the job does: a refused job leaves
     /// nothing behind. It must not call the pool.
     public func submit(_ job: Job, whenAccepted: () -> Void = {}) throws(PoolError) {
-        try reserveSlot()
+        try reserveSlot(owner: job.owner)
         whenAccepted()
         enqueue(reserved: job)
     }
 
-    /// Takes a queue slot for a job about to be queued, or throws if the queue is full or the
-    /// pool is stopping. Follow with ``enqueue(reserved:)`` or ``releaseSlot()``.
-    public func reserveSlot(count: Int = 1) throws(PoolError) {
+    /// Takes queue slots for `owner`'s jobs about to be queued, or throws if the queue, or that
+    /// owner's share of it, is full, or the pool is stopping. Follow with
+    /// ``enqueue(reserved:)`` or ``releaseSlot(count:owner:)``.
+    public func reserveSlot(count: Int = 1, owner: String? = nil) throws(PoolError) {
         try state.withLock { state throws(PoolError) in
             // Before start() jobs may queue up (recovered work); they run once threads exist.
             guard state.phase == .accepting || state.phase == .idle else { throw PoolError.shuttingDown }
+            if let owner, let limit = maxQueuedPerOwner, state.queuedByOwner[owner, default: 0] + count > limit {
+                throw PoolError.ownerQueueFull(limit: limit)
+            }
             guard state.queuedCount + count <= maxQueued else { throw PoolError.queueFull(limit: maxQueued) }
-            state.queuedCount += count
+            state.takeSlots(count, owner: owner)
         }
     }
 
-    /// Gives back slots from ``reserveSlot(count:)`` whose jobs will not be queued after all.
-    public func releaseSlot(count: Int = 1) {
-        state.withLock { $0.queuedCount -= count }
+    /// Gives back slots from ``reserveSlot(count:owner:)`` whose jobs will not be queued after all.
+    public func releaseSlot(count: Int = 1, owner: String? = nil) {
+        state.withLock { $0.giveBackSlots(count, owner: owner) }
     }
 
     /// Queues a job for which a slot was reserved.
@@ -150,18 +174,19 @@ public final class WorkerPool: Sendable {
     /// Queues a job that was accepted earlier (recovered, or scheduled and now due), whatever
     /// the queue's limit: it was acknowledged long ago.
     public func enqueueAccepted(_ job: Job) {
-        state.withLock { $0.queuedCount += 1 }
+        state.withLock { $0.takeSlots(1, owner: job.owner) }
         append(job)
     }
 
     private func append(_ job: Job) {
         // A job cancelled while still queued frees its queue slot at once; one cancelled
         // before it got here (between its acceptance and now) gives the slot back right away.
+        let owner = job.owner
         let held = job.holdQueueSlot { [weak self] in
-            self?.state.withLock { $0.queuedCount -= 1 }
+            self?.state.withLock { $0.giveBackSlots(1, owner: owner) }
         }
         guard held else {
-            state.withLock { $0.queuedCount -= 1 }
+            state.withLock { $0.giveBackSlots(1, owner: owner) }
             return
         }
         let deferred = deferWakeUp != nil
@@ -274,7 +299,7 @@ public final class WorkerPool: Sendable {
             guard state.phase == .accepting else { return .exit }
             while let job = state.queue.popFirst()?.job {
                 guard let started = job.markRunning() else { continue } // cancelled while queued
-                state.queuedCount -= 1
+                state.giveBackSlots(1, owner: job.owner)
                 state.running[job.id] = job
                 runningGroup.enter()
                 return .run(job, started, wakeAnother: state.claimWake())
@@ -289,6 +314,8 @@ public final class WorkerPool: Sendable {
 public enum PoolError: Error, Sendable, Equatable {
     /// The queue holds `limit` jobs already.
     case queueFull(limit: Int)
+    /// The job's owner has `limit` jobs waiting already (its share of the queue).
+    case ownerQueueFull(limit: Int)
     /// The pool is draining or stopped.
     case shuttingDown
 }

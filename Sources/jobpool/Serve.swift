@@ -24,8 +24,14 @@ struct Serve: ParsableCommand {
     @Option(help: "Jobs that may wait for a worker before submissions get 429. (env: JOBPOOL_MAX_QUEUED, default: 100000)")
     var maxQueued: Int?
 
+    @Option(help: "Jobs one API key may have waiting for a worker, so that one tenant cannot fill the queue for all. (env: JOBPOOL_MAX_QUEUED_PER_TENANT, default: half of --max-queued)")
+    var maxQueuedPerTenant: Int?
+
     @Option(help: "Open HTTP connections at most. (env: JOBPOOL_MAX_CONNECTIONS, default: 10000)")
     var maxConnections: Int?
+
+    @Option(help: "Seconds a connection has, from its accept or the end of its last reply, to send its next whole request; trickling bytes do not extend it. (env: JOBPOOL_REQUEST_TIMEOUT, default: 15)")
+    var requestTimeout: Int?
 
     @Option(help: "Requests that may wait for a job at once (Prefer: wait, ?wait=). (env: JOBPOOL_MAX_WAITERS, default: 10000)")
     var maxWaiters: Int?
@@ -86,8 +92,11 @@ struct Serve: ParsableCommand {
     @Option(help: "A file of API keys, one per line ('#' starts a comment). (env: JOBPOOL_API_KEYS_FILE)")
     var apiKeysFile: String?
 
-    @Option(help: "Require this key (as a Bearer token) for /metrics too. (env: JOBPOOL_METRICS_API_KEY)")
+    @Option(help: "Require this key (as a Bearer token) for /metrics. With API keys and no metrics key, /metrics is closed. (env: JOBPOOL_METRICS_API_KEY)")
     var metricsApiKey: String?
+
+    @Flag(help: "Leave /metrics open without a key although API keys are set; it shows every tenant's job counts. (env: JOBPOOL_PUBLIC_METRICS=true)")
+    var publicMetrics = false
 
     @Option(help: "text, or json for one JSON object per line. (env: JOBPOOL_LOG_FORMAT, default: text)")
     var logFormat: String?
@@ -104,7 +113,12 @@ struct Serve: ParsableCommand {
         configuration.port = try environment.value(port, "JOBPOOL_PORT", default: configuration.port)
         configuration.executor.workers = try environment.value(workers, "JOBPOOL_WORKERS", default: configuration.executor.workers)
         configuration.executor.maxQueued = try environment.value(maxQueued, "JOBPOOL_MAX_QUEUED", default: configuration.executor.maxQueued)
+        configuration.executor.maxQueuedPerOwner = try environment.value(maxQueuedPerTenant, "JOBPOOL_MAX_QUEUED_PER_TENANT",
+                                                                         default: max(1, configuration.executor.maxQueued / 2))
         configuration.http.maxConnections = try environment.value(maxConnections, "JOBPOOL_MAX_CONNECTIONS", default: configuration.http.maxConnections)
+        let requestSeconds = try environment.value(requestTimeout, "JOBPOOL_REQUEST_TIMEOUT", default: 15)
+        guard (1...3600).contains(requestSeconds) else { throw ValidationError("--request-timeout must be 1 to 3600 seconds.") }
+        configuration.http.requestTimeout = .seconds(requestSeconds)
         configuration.api.maxWaiters = try environment.value(maxWaiters, "JOBPOOL_MAX_WAITERS", default: configuration.api.maxWaiters)
         configuration.api.maxBodyBytes = try environment.value(maxBodyBytes, "JOBPOOL_MAX_BODY_BYTES", default: configuration.api.maxBodyBytes)
         let grace = try environment.value(shutdownGrace, "JOBPOOL_SHUTDOWN_GRACE", default: 25)
@@ -116,6 +130,7 @@ struct Serve: ParsableCommand {
         try configureWebhooks(&configuration, environment)
         configuration.apiKeys = try apiKeyList(environment)
         configuration.metricsAPIKey = try environment.optional(metricsApiKey, "JOBPOOL_METRICS_API_KEY")
+        configuration.publicMetrics = try publicMetrics || environment.value(nil as Bool?, "JOBPOOL_PUBLIC_METRICS", default: false)
         if let text = try environment.optional(store, "JOBPOOL_STORE") {
             guard let parsed = ServerConfiguration.Store(text) else {
                 throw ValidationError("--store: '\(text)' is not 'memory' or 'sqlite:PATH'.")
@@ -171,6 +186,9 @@ struct Serve: ParsableCommand {
         let shownHost = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
         if configuration.apiKeys.isEmpty, !["127.0.0.1", "::1", "localhost"].contains(configuration.host) {
             logger.warning("Listening on \(shownHost), reachable from other machines, with no API keys: anyone who can reach it can submit and read jobs. Set --api-key or JOBPOOL_API_KEYS.")
+        }
+        if !configuration.apiKeys.isEmpty, configuration.metricsAPIKey == nil, !configuration.publicMetrics {
+            logger.notice("/metrics is closed (403): API keys are set but no metrics key. Set --metrics-api-key, or --public-metrics to open it.")
         }
         logger.info("listening on http://\(shownHost):\(ports.http)",
                     metadata: ["workers": .stringConvertible(configuration.executor.workers),
@@ -277,6 +295,9 @@ struct Serve: ParsableCommand {
         }
         guard (1...1024).contains(configuration.executor.workers) else { throw ValidationError("--workers must be 1 to 1024.") }
         guard (1...100_000_000).contains(configuration.executor.maxQueued) else { throw ValidationError("--max-queued must be 1 to 100000000.") }
+        guard (1...100_000_000).contains(configuration.executor.maxQueuedPerOwner ?? 1) else {
+            throw ValidationError("--max-queued-per-tenant must be 1 to 100000000.")
+        }
         guard (1...1_000_000).contains(configuration.http.maxConnections) else { throw ValidationError("--max-connections must be 1 to 1000000.") }
         guard (0...1_000_000).contains(configuration.api.maxWaiters) else { throw ValidationError("--max-waiters must be 0 to 1000000.") }
         guard (1024...(1 << 30)).contains(configuration.api.maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1024 to 1073741824.") }

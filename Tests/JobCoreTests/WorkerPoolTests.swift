@@ -117,3 +117,53 @@ struct WorkerPoolTests {
         for job in jobs { #expect(job.result(timeout: .seconds(5))?.status == .succeeded) }
     }
 }
+
+@Suite("Worker pool: one owner's share of the queue")
+struct OwnerQueueShareTests {
+    private let logger = Logger(label: "test")
+
+    private func job(owner: String?) -> Job {
+        Job(kind: "test", input: .null, createdAt: Date(), owner: owner) { _ in .null }
+    }
+
+    @Test("an owner at its limit is refused with its own limit; other owners and ownerless jobs still queue")
+    func ownerLimit() throws {
+        // Not started: queued jobs stay queued, so the counts are exact.
+        let pool = WorkerPool(workerCount: 1, maxQueued: 10, maxQueuedPerOwner: 3, logger: logger)
+        let alices = (0..<3).map { _ in job(owner: "alice") }
+        for job in alices { try pool.submit(job) }
+        #expect(throws: PoolError.ownerQueueFull(limit: 3)) { try pool.submit(job(owner: "alice")) }
+        try pool.submit(job(owner: "bob"))
+        for _ in 0..<4 { try pool.submit(job(owner: nil)) }
+        #expect(pool.statistics.queued == 8)
+        // A cancelled queued job gives its owner's slot back.
+        #expect(alices[0].cancel() == .cancelled)
+        try pool.submit(job(owner: "alice"))
+        #expect(throws: PoolError.ownerQueueFull(limit: 3)) { try pool.submit(job(owner: "alice")) }
+        // The whole queue's limit still holds for everyone.
+        try pool.submit(job(owner: "carol"))
+        try pool.submit(job(owner: "carol"))
+        #expect(throws: PoolError.queueFull(limit: 10)) { try pool.submit(job(owner: "dave")) }
+    }
+
+    @Test("slots reserved for an owner and released are that owner's again")
+    func reserveAndRelease() throws {
+        let pool = WorkerPool(workerCount: 1, maxQueued: 10, maxQueuedPerOwner: 2, logger: logger)
+        try pool.reserveSlot(count: 2, owner: "alice")
+        #expect(throws: PoolError.ownerQueueFull(limit: 2)) { try pool.reserveSlot(owner: "alice") }
+        pool.releaseSlot(count: 2, owner: "alice")
+        try pool.reserveSlot(count: 2, owner: "alice")
+        #expect(pool.statistics.queued == 2)
+    }
+
+    @Test("a worker taking an owner's job frees that owner's slot")
+    func runningFreesSlot() throws {
+        let pool = WorkerPool(workerCount: 1, maxQueued: 10, maxQueuedPerOwner: 1, logger: logger)
+        pool.start()
+        defer { pool.drain(grace: .zero) }
+        let first = job(owner: "alice")
+        try pool.submit(first)
+        #expect(first.result(timeout: .seconds(10))?.status == .succeeded)
+        try pool.submit(job(owner: "alice"))
+    }
+}

@@ -44,7 +44,9 @@ class Server:
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+        # urllib declares any body application/x-www-form-urlencoded, which jobpool refuses (415).
+        headers = {"Content-Type": "application/json", **(headers or {})} if data is not None else (headers or {})
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read() or b"null"), dict(response.headers)

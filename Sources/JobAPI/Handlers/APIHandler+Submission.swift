@@ -152,6 +152,8 @@ extension APIHandler {
             return Problem.invalidField(pointer: inputError.pointer, inputError.message)
         case .queueFull(let limit):
             return Problem.queueFull(limit: limit)
+        case .ownerQueueFull(let limit):
+            return Problem.tenantQueueFull(limit: limit)
         case .shuttingDown:
             return Problem.shuttingDown
         case .storeUnavailable(let message):

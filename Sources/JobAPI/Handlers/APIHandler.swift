@@ -58,13 +58,18 @@ final class APIHandler {
         observe(request, route: (try? matched.get())?.template ?? "unmatched", requestID: requestID)
         do throws(Problem) {
             let route = try matched.get().route
+            try checkBrowserSafety(request)
             switch route {
             case .health: respond(request, status: 200) { $0.object { $0.member("status") { $0.string("ok") } } }
             case .ready: try ready(request)
             case .openAPI: serveOpenAPI(request)
             case .metrics:
-                guard access.allowsMetrics(request.header("Authorization")) else { throw Self.unauthorized(missing: true) }
-                serveMetrics(request)
+                switch access.verifyMetrics(request.header("Authorization")) {
+                case .allowed: serveMetrics(request)
+                case .missing: throw Self.unauthorized(missing: true)
+                case .invalid: throw Self.unauthorized(missing: false)
+                case .closed: throw Self.metricsClosed
+                }
             default:
                 let owner = try authorize(request)
                 switch route {
@@ -82,6 +87,18 @@ final class APIHandler {
             }
         } catch {
             respond(request, problem: error)
+        }
+    }
+
+    /// Refuses a cross-origin browser request with an unsafe method (403), and a body declared
+    /// as anything but JSON (415), before any route looks at it.
+    private func checkBrowserSafety(_ request: HTTPRequest) throws(Problem) {
+        if let problem = CrossOriginProtection.problem(method: request.method?.rawValue, secFetchSite: request.header("Sec-Fetch-Site"),
+                                                       origin: request.header("Origin"), host: request.header("Host")) {
+            throw problem
+        }
+        if let problem = JSONMediaType.problem(contentType: request.header("Content-Type"), bodyLength: request.bodyLength) {
+            throw problem
         }
     }
 
@@ -202,6 +219,10 @@ final class APIHandler {
         case .invalid: throw Self.unauthorized(missing: false)
         }
     }
+
+    private static let metricsClosed = Problem(
+        "metrics-closed", title: "Metrics need a metrics key", status: 403,
+        detail: "This server has API keys, and /metrics shows every tenant's job counts, so it is closed until the operator sets a key for it: start jobpool with --metrics-api-key KEY (JOBPOOL_METRICS_API_KEY) and send 'Authorization: Bearer KEY', or with --public-metrics to open it on purpose.")
 
     private static func unauthorized(missing: Bool) -> Problem {
         Problem("unauthorized", title: "Unauthorized", status: 401,

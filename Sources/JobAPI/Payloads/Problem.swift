@@ -98,6 +98,12 @@ extension Problem {
                 headers: [("Retry-After", "1")])
     }
 
+    static func tenantQueueFull(limit: Int) -> Problem {
+        Problem("tenant-queue-full", title: "Your share of the job queue is full", status: 429,
+                detail: "Your API key already has \(limit) jobs waiting for a worker, its limit (--max-queued-per-tenant); other tenants' jobs are not affected. Retry after the Retry-After delay, once some of yours have started.",
+                headers: [("Retry-After", "1")])
+    }
+
     static let shuttingDown = Problem(
         "shutting-down", title: "Server is shutting down", status: 503,
         detail: "This server is draining before it stops and takes no new jobs. Retry shortly; another instance or the restarted one will take it.",

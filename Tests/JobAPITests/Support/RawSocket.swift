@@ -14,7 +14,10 @@ final class RawSocket: Sendable {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        // Not close(fd) here: a class whose init throws once every property is set still runs
+        // its deinit, which closes the descriptor; closing it here too closed whatever socket or
+        // pipe reused the number meanwhile (libdispatch crashed on one).
+        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
