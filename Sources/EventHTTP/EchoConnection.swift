@@ -11,6 +11,11 @@ final class EchoConnection {
     /// a short timeout), because closing a socket with unread input makes the kernel send a
     /// reset, which destroys the error line on its way to the client.
     private var isRefusing = false
+    /// While refusing: when the lingering read ends however much the client still sends.
+    private var refusingUntil = ContinuousClock.now
+    /// While refusing: the client has closed its side, so the connection closes once the
+    /// error line is out.
+    private var peerClosed = false
 
     init(bufferEvent: OpaquePointer, server: LineEchoServer) {
         self.bufferEvent = bufferEvent
@@ -31,7 +36,12 @@ final class EchoConnection {
     fileprivate func readLines() {
         guard let bufferEvent else { return }
         let input = bufferevent_get_input(bufferEvent)
-        if isRefusing { evbuffer_drain(input, evbuffer_get_length(input)) }
+        if isRefusing {
+            evbuffer_drain(input, evbuffer_get_length(input))
+            // The read timeout restarts with every byte; this bounds a client that keeps sending.
+            if ContinuousClock.now > refusingUntil { close() }
+            return
+        }
         guard !isClosing else { return }
         let output = bufferevent_get_output(bufferEvent)
         var length = 0
@@ -54,7 +64,9 @@ final class EchoConnection {
         guard let bufferEvent else { return }
         if isRefusing {
             // The error line is out: end our side, then wait for the client's end.
-            if evbuffer_get_length(bufferevent_get_output(bufferEvent)) == 0 { shutdown(bufferevent_getfd(bufferEvent), Int32(SHUT_WR)) }
+            guard evbuffer_get_length(bufferevent_get_output(bufferEvent)) == 0 else { return }
+            if peerClosed { return close() }
+            shutdown(bufferevent_getfd(bufferEvent), Int32(SHUT_WR))
         } else if isClosing {
             if evbuffer_get_length(bufferevent_get_output(bufferEvent)) == 0 { close() }
         } else {
@@ -65,7 +77,15 @@ final class EchoConnection {
     fileprivate func event(_ what: Int16) {
         guard let bufferEvent else { return }
         if isRefusing {
-            close() // the client closed, or the lingering time ran out
+            let isEOF = what & Int16(BEV_EVENT_EOF) != 0 && what & Int16(BEV_EVENT_ERROR) == 0
+            // On the client's EOF, the error line may still be unsent: freeing the bufferevent
+            // now would drop it, so `written` closes once it is out. Errors and timeouts close.
+            if isEOF, evbuffer_get_length(bufferevent_get_output(bufferEvent)) > 0 {
+                peerClosed = true
+                bufferevent_disable(bufferEvent, Int16(EV_READ))
+                return
+            }
+            close()
         } else if what & Int16(BEV_EVENT_EOF) != 0, what & Int16(BEV_EVENT_ERROR) == 0 {
             readLines()
             // A last line without a newline is still answered, like the seed's final recv().
@@ -87,6 +107,7 @@ final class EchoConnection {
         guard let bufferEvent else { return }
         isClosing = true
         isRefusing = true
+        refusingUntil = ContinuousClock.now + .seconds(2)
         evbuffer_drain(bufferevent_get_input(bufferEvent), evbuffer_get_length(bufferevent_get_input(bufferEvent)))
         var linger = timeval(tv_sec: 2, tv_usec: 0)
         bufferevent_set_timeouts(bufferEvent, &linger, &linger)

@@ -106,4 +106,6 @@ public struct AccessLogEntry: Sendable {
     public var route: String
     public var status: Int
     public var elapsed: Duration
+    /// When the reply went out: the line's time, whenever the line is written.
+    public var time: Date
 }

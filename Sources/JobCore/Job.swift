@@ -62,7 +62,8 @@ public final class Job: Sendable {
     public enum CancelOutcome: Sendable, Equatable {
         /// The job was scheduled or queued and is now `cancelled`.
         case cancelled
-        /// The job is running; it has been asked to stop and will end `cancelled` shortly.
+        /// The job is running; it has been asked to stop and will end shortly: `cancelled`, unless
+        /// an earlier stop (its time limit, a shutdown) decides the reason, or it succeeds anyway.
         case stopping
         /// The job had already finished in this state; nothing changed.
         case alreadyFinished(JobState)

@@ -53,8 +53,7 @@ public struct FetchURL: JobKind {
                     "status": .integer(response.status),
                     "length": .integer(response.length),
                     "content_type": response.contentType.map(JSONValue.string) ?? .null,
-                    "elapsed_ms": .integer(Int(response.elapsed.components.seconds * 1000
-                        + response.elapsed.components.attoseconds / 1_000_000_000_000_000)),
+                    "elapsed_ms": .integer(Int(response.elapsed.clampedMilliseconds)),
                     "redirects": .integer(response.redirects),
                 ])
             case .failure(.aborted):

@@ -18,7 +18,7 @@ public struct AddressPolicy: Sendable {
     /// A refused address, and why.
     public struct Refusal: Sendable, Equatable {
         public var address: IPAddress
-        /// The refused range's name, as in "a loopback address".
+        /// The refused range's name, as in "in the loopback range".
         public var rangeName: String
     }
 

@@ -19,7 +19,7 @@ struct SpecialRange: Sendable {
     }
 
     let range: CIDR
-    /// How messages name the range: "Refused to connect to ..., a `name` address".
+    /// How messages name the range: "Refused to connect to ..., in the `name` range".
     let name: String
     let verdict: Verdict
 

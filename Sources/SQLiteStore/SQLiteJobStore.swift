@@ -53,11 +53,13 @@ public final class SQLiteJobStore: JobStore {
     /// jobpool database, is damaged, or was written by a newer jobpool; it never replaces such
     /// a file.
     public init(path: String, logger: Logger) throws(StoreError) {
-        // Absolute, so that every message names the file wherever jobpool was started.
-        let path = URL(fileURLWithPath: path).standardizedFileURL.path
+        // Absolute, so that every message names the file wherever jobpool was started, and with
+        // the folder's symbolic links resolved, so that two names for one file share one lock.
+        let requested = URL(fileURLWithPath: path).standardizedFileURL
+        try Self.prepareFolder(for: requested.path)
+        let path = requested.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(requested.lastPathComponent).path
         self.path = path
         self.logger = logger
-        try Self.prepareFolder(for: path)
         // Nothing reads or writes the file before the lock is held.
         let lock = try StoreOwnerLock.acquire(storePath: path)
         do {

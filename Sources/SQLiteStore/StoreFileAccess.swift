@@ -19,7 +19,8 @@ enum StoreFileAccess {
         }
     }
 
-    private static func refusal(_ code: Int32, path: String, what: String) -> StoreError {
+    /// Why `path` (described as `what`) cannot be used, from the `errno` of the attempt.
+    static func refusal(_ code: Int32, path: String, what: String) -> StoreError {
         switch code {
         case EROFS:
             return StoreError("\(what) is on a read-only file system, and jobpool must write it. Remount it read-write, or start with another --store path.")

@@ -30,9 +30,9 @@ struct StoreOwnerLock: Sendable {
         let path = storePath + ".lock"
         let descriptor = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            let code = errno
-            throw StoreError("cannot create the lock file \(path) for the job store \(storePath): \(String(cString: strerror(code)))"
-                + (code == EROFS ? "; the file system is read-only" : ""))
+            // A lock file left by another user (root ran jobpool once, say) is a permission
+            // problem like the store's own, and is reported the same way.
+            throw StoreFileAccess.refusal(errno, path: path, what: "the lock file of the job store \(storePath)")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno

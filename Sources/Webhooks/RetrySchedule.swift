@@ -44,7 +44,7 @@ public struct RetrySchedule: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         delays.map { delay in
-            let milliseconds = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
+            let milliseconds = delay.clampedMilliseconds
             if milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000)h" }
             if milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }
             if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }

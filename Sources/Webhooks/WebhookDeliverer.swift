@@ -206,11 +206,14 @@ public final class WebhookDeliverer: CompletionHandler {
         return outcome.0
     }
 
-    /// Forgets the delivery records of jobs that retention removed. A record whose event is
-    /// still queued (a redelivery) is kept until that round ends; the next purge takes it.
+    /// Forgets the delivery records of jobs that retention removed, with any redelivery still
+    /// waiting for them: a job that is gone gets no more deliveries. (One already in flight
+    /// finishes; its outcome finds no record and is not kept.)
     public func jobsPurged(_ ids: Set<JobID>) {
         state.withLock { state in
-            for id in ids where state.records[id]?.isQueued == false { state.records[id] = nil }
+            for id in ids { state.records[id] = nil }
+            state.ready.removeAll { ids.contains($0.event.job.id) }
+            state.scheduled.removeAll { ids.contains($0.event.job.id) }
         }
     }
 
@@ -249,7 +252,7 @@ public final class WebhookDeliverer: CompletionHandler {
                 return
             case .sleep(let until):
                 if let until {
-                    _ = wake.wait(timeout: .now() + (until - .now).dispatchTimeInterval)
+                    _ = wake.wait(timeout: .now() + (until - .now).dispatchInterval)
                 } else {
                     wake.wait()
                 }
@@ -383,9 +386,3 @@ public final class WebhookDeliverer: CompletionHandler {
     }
 }
 
-extension Duration {
-    var dispatchTimeInterval: DispatchTimeInterval {
-        let (seconds, attoseconds) = components
-        return .nanoseconds(Int(max(0, min(seconds * 1_000_000_000 + attoseconds / 1_000_000_000, Int64(Int.max)))))
-    }
-}

@@ -169,7 +169,7 @@ struct Serve: ParsableCommand {
             LineLogHandler(label: label, level: level, format: format)
         }
         // Whatever way this returns, the log lines written so far reach standard error.
-        defer { LogOutput.standardError.flush() }
+        defer { LogOutput.standardError.flushBeforeExit() }
         let logger = Logger(label: "jobpool")
         let server: JobpoolServer
         let ports: JobpoolServer.BoundPorts

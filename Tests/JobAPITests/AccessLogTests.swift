@@ -33,7 +33,8 @@ struct AccessLogTests {
         let log = AccessLog(logger: logger, metrics: JobMetrics(factory: PrometheusMetricsFactory(registry: registry)), capacity: 3)
         // Not started yet, so nothing drains the queue while it fills.
         for status in [200, 201, 202, 500, 503] {
-            log.record(AccessLog.Entry(requestID: "r\(status)", method: "GET", route: "/healthz", status: status, elapsed: .milliseconds(2)))
+            log.record(AccessLog.Entry(requestID: "r\(status)", method: "GET", route: "/healthz", status: status, elapsed: .milliseconds(2),
+                                       time: Date()))
         }
         let metrics = String(decoding: registry.emitToBuffer(), as: UTF8.self)
         #expect(metrics.contains("jobpool_access_log_dropped_total 2"), "\(metrics)")

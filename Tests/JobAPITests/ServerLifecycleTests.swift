@@ -244,5 +244,13 @@ struct ServerLifecycleTests {
         client.write([UInt8](repeating: UInt8(ascii: "a"), count: 4 << 20))
         #expect(client.read(until: "closing").contains("ERROR line longer than 65536 bytes"))
         #expect(client.isClosedByPeer(within: .seconds(4)))
+        // A client that sends the long line and at once closes its side (a piped `nc`): its
+        // end of file must not drop the error line before it is written.
+        for _ in 0..<20 {
+            let piped = try RawSocket(port: try #require(server.echoPort))
+            piped.write([UInt8](repeating: UInt8(ascii: "b"), count: 70 * 1024))
+            piped.shutdownWrite()
+            #expect(piped.read(until: "closing").contains("ERROR line longer than 65536 bytes"))
+        }
     }
 }

@@ -37,7 +37,7 @@ struct StoreOwnershipTests {
         let status = second.waitForExit(timeout: .seconds(10))
         #expect(status != nil && status != 0, "the second process must exit non-zero at once")
         #expect(second.log.contains(path), "the message names the store: \(second.log)")
-        #expect(second.log.contains("\(first.pid)"), "the message names the PID holding it: \(second.log)")
+        #expect(second.log.contains("jobpool process \(first.pid),"), "the message names the PID holding it: \(second.log)")
         #expect(!second.log.contains("listening"))
 
         let final = try await client.get("/v1/jobs/\(id)?wait=30").json
@@ -64,7 +64,7 @@ struct StoreOwnershipTests {
         defer { refused.stop() }
         let status = refused.waitForExit(timeout: .seconds(10))
         #expect(status != nil && status != 0)
-        #expect(refused.log.contains("in use"), "\(refused.log)")
+        #expect(refused.log.contains("Address already in use"), "\(refused.log)")
 
         let store = try SQLiteJobStore(path: path, logger: Logger(label: "test"))
         let stored = try store.load().jobs.first { $0.id.description == id }

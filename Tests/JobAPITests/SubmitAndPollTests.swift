@@ -91,31 +91,33 @@ struct SubmitAndPollTests {
 
     @Test("many waiting requests hold no threads: 50 parked at once on 2 workers all return")
     func manyWaiters() async throws {
-        let server = try TestServer { $0.executor.workers = 2 }
-        defer { server.stop() }
+        // A server process of its own, so that its thread count is its own (tests share this one).
+        let process = try JobpoolProcess(["serve", "--port", "0", "--store", "memory", "--workers", "2"])
+        defer { process.stop() }
+        let client = TestHTTPClient(baseURL: "http://127.0.0.1:\(try process.waitUntilListening())")
         // Both workers busy, so that every waiting submission stays parked until they free up.
         let blockers = try await [0, 1].asyncMap { _ in
-            try #require(try await server.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
+            try #require(try await client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
         }
-        let threadsBefore = try Self.threadCount()
+        #expect(try await eventually { (try await client.get("/v1/stats").json["workers_busy"] as? Int) == 2 })
+        let threadsBefore = try Self.threadCount(of: process.pid)
         try await withThrowingTaskGroup(of: Int.self) { group in
             for index in 0..<50 {
                 group.addTask {
-                    try await server.client.submitWriteCode(name: "w\(index)", min: 0, max: 0.01, headers: ["Prefer": "wait=30"]).status
+                    try await client.submitWriteCode(name: "w\(index)", min: 0, max: 0.01, headers: ["Prefer": "wait=30"]).status
                 }
             }
-            #expect(try await eventually { server.server.parkedRequests == 50 })
-            // A thread per waiter would show here; the client's own pool may add a few.
-            let threadsParked = try Self.threadCount()
-            #expect(threadsParked < threadsBefore + 10, "\(threadsParked - threadsBefore) more threads with 50 requests parked")
-            for id in blockers { _ = try await server.client.post("/v1/jobs/\(id)/cancel") }
+            #expect(try await eventually { (try await client.get("/v1/stats").json["queue_depth"] as? Int) == 50 })
+            let threadsParked = try Self.threadCount(of: process.pid)
+            #expect(threadsParked <= threadsBefore + 1, "\(threadsParked - threadsBefore) more server threads with 50 requests parked")
+            for id in blockers { _ = try await client.post("/v1/jobs/\(id)/cancel") }
             for try await status in group { #expect(status == 200) }
         }
     }
 
-    /// This process's thread count, from /proc.
-    private static func threadCount() throws -> Int {
-        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+    /// A process's thread count, from /proc.
+    private static func threadCount(of pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Threads:") })
         return try #require(Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)))
     }

@@ -20,7 +20,8 @@ struct LifecycleRaceTests {
         let executor = JobExecutor(configuration: .init(workers: 1, maxQueued: 1), kinds: [ScriptedKind()], logger: Self.logger)
         executor.start()
         defer { executor.drain(grace: .seconds(1)) }
-        let due = Date().addingTimeInterval(0.05)
+        // Far enough ahead that the observer below is surely registered before the job is due.
+        let due = Date().addingTimeInterval(0.5)
         let job = try #require(try executor.submit(kind: ScriptedKind.name, input: .null, options: JobOptions(runAt: due),
                                                    whenDurable: { _ in }))
         // The observer runs when the job turns `queued`, before the pool has taken it: the
@@ -127,21 +128,34 @@ struct LifecycleRaceTests {
             #expect(snapshot.status == .cancelled || snapshot.status == .succeeded,
                     "a cancelled job ended \(snapshot.status) (attempt \(snapshot.attempt))")
         }
-        #expect(executor.statistics.queued == 0, "the pool counts \(executor.statistics.queued) queued jobs in an empty queue")
-        #expect(executor.statistics.running == 0)
+        // The slot hand-back, the counters and the worker's bookkeeping run just after a job's
+        // state turns final, so they are read once they have settled.
+        #expect(waitUntil { executor.statistics.queued == 0 },
+                "the pool counts \(executor.statistics.queued) queued jobs in an empty queue")
+        #expect(waitUntil { executor.statistics.running == 0 })
         // The per-state counters agree with the jobs themselves.
         var tally: [JobState: Int] = [:]
         for snapshot in finals { tally[snapshot.status, default: 0] += 1 }
-        var counted: [JobState: Int] = [:]
-        for (key, count) in executor.counts.snapshot() { counted[key.state, default: 0] += count }
-        #expect(counted == tally)
-        // And every queue place is free again.
+        let counted = { () -> [JobState: Int] in
+            var counted: [JobState: Int] = [:]
+            for (key, count) in executor.counts.snapshot() { counted[key.state, default: 0] += count }
+            return counted
+        }
+        #expect(waitUntil { counted() == tally }, "\(counted()) != \(tally)")
+        // And every queue place is free again: with both workers held, exactly `maxQueued`
+        // more jobs are taken, and the next is refused.
+        var held: [Job] = []
+        for _ in 0..<2 { try held.append(#require(try executor.submit(kind: ScriptedKind.name, input: .integer(-1), whenDurable: { _ in }))) }
+        #expect(waitUntil { executor.statistics.running == 2 })
         for index in 0..<maxQueued {
-            #expect(throws: Never.self, "submission \(index) of \(maxQueued) to an idle pool") {
-                _ = try executor.submit(kind: ScriptedKind.name, input: .integer(-1), options: JobOptions(runAt: Date().addingTimeInterval(60)),
-                                        whenDurable: { _ in })
+            #expect(throws: Never.self, "submission \(index) of \(maxQueued) to an empty queue") {
+                if let job = try executor.submit(kind: ScriptedKind.name, input: .integer(-1), whenDurable: { _ in }) { held.append(job) }
             }
         }
+        #expect(throws: SubmitError.queueFull(limit: maxQueued)) {
+            _ = try executor.submit(kind: ScriptedKind.name, input: .integer(-1), whenDurable: { _ in })
+        }
+        for job in held { job.cancel() }
         executor.drain(grace: .seconds(1))
     }
 
@@ -197,6 +211,8 @@ private struct ScriptedKind: JobKind {
     func makeWork(input: JSONValue) throws(InputError) -> JobWork {
         { [ledger] context throws(JobFailure) in
             ledger?.started(context.jobID)
+            // -1 holds its worker until cancelled (to fill the pool on purpose).
+            if input == .integer(-1) { try context.sleep(for: .seconds(60)) }
             guard ledger != nil else { return .null }
             try context.sleep(for: .microseconds(Int64.random(in: 0...1_000)))
             if Bool.random() { throw JobFailure(code: "timeout", message: "scripted", isRetryable: true) }

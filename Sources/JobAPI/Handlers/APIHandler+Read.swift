@@ -4,9 +4,9 @@ import JobCore
 extension APIHandler {
     /// `GET /v1/jobs/{id}`, with `?wait=N` to long-poll until the job finishes.
     func getJob(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
-        let query = QueryParameters(request.query)
-        try query.requireOnly(["wait"])
-        let wait = try query.integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
+        // Other parameters are ignored here, unlike on the list: a cache-buster (`?_=123`) that
+        // some clients add to a GET must not turn a poll into an error.
+        let wait = try QueryParameters(request.query).integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
         let job = try existingJob(id, owner: owner)
         guard wait > 0, !job.isFinished, !isDraining else {
             respond(request, status: 200, current: job, conditional: true)

@@ -110,7 +110,8 @@ final class APIHandler {
         request.onResponse = { [unowned self] status in
             let elapsed = ContinuousClock.now - started
             httpMetrics.record(route: route, method: method, status: status, elapsed: elapsed)
-            accessLog?.record(AccessLog.Entry(requestID: requestID, method: method, route: route, status: status, elapsed: elapsed))
+            accessLog?.record(AccessLog.Entry(requestID: requestID, method: method, route: route, status: status, elapsed: elapsed,
+                                              time: Date()))
         }
     }
 

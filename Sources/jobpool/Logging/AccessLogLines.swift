@@ -19,7 +19,7 @@ extension LogFormat {
     }
 
     private static func appendTextLine(_ entry: AccessLogEntry, label: String, to bytes: inout [UInt8]) {
-        bytes.append(contentsOf: LogTimestamp.now().utf8)
+        bytes.append(contentsOf: LogTimestamp.text(for: entry.time).utf8)
         bytes.append(contentsOf: " info \(label): duration_ms=".utf8)
         appendMilliseconds(entry.elapsed, to: &bytes)
         bytes.append(contentsOf: " method=\(entry.method) request.id=\(entry.requestID) route=\(entry.route) status=\(entry.status) [JobAPI] request\n".utf8)
@@ -28,7 +28,7 @@ extension LogFormat {
     private static func appendJSONLine(_ entry: AccessLogEntry, label: String, to bytes: inout [UInt8]) {
         var writer = JSONWriter()
         writer.object { fields in
-            fields.member("time") { $0.string(LogTimestamp.nowWithMilliseconds()) }
+            fields.member("time") { $0.string(LogTimestamp.textWithMilliseconds(for: entry.time)) }
             fields.member("level") { $0.string("info") }
             fields.member("label") { $0.string(label) }
             fields.member("message") { $0.string("request") }

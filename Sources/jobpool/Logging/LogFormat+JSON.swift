@@ -9,7 +9,7 @@ extension LogFormat {
     static func jsonLine(for event: LogEvent, label: String, metadata: Logger.Metadata) -> [UInt8] {
         var writer = JSONWriter()
         writer.object { fields in
-            fields.member("time") { $0.string(LogTimestamp.nowWithMilliseconds()) }
+            fields.member("time") { $0.string(LogTimestamp.textWithMilliseconds()) }
             fields.member("level") { $0.string(event.level.rawValue) }
             fields.member("label") { $0.string(label) }
             fields.member("message") { $0.string(event.message.description) }

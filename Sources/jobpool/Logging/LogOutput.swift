@@ -51,36 +51,54 @@ final class LogOutput: Sendable {
         state.withLock { $0.onDrop = report }
     }
 
-    /// Queues `line` (which ends in a newline) for writing.
-    func write(_ line: [UInt8]) {
-        enum Outcome { case queued(wake: Bool, startWriter: Bool), dropped((@Sendable (Int) -> Void)?) }
-        let outcome = state.withLock { state -> Outcome in
-            guard state.pending.count + line.count <= capacity else {
-                state.dropped += 1
-                return .dropped(state.onDrop)
-            }
+    /// Queues `lines` (one or more, each ending in a newline) for writing. When they do not
+    /// all fit, the whole lines that do are kept and the rest are dropped and counted.
+    func write(_ lines: [UInt8]) {
+        let (wakeWriter, startWriter, dropped, report) = state.withLock { state in
             let before = state.pending.count
-            state.pending.append(contentsOf: line)
+            var dropped = 0
+            if before + lines.count <= capacity {
+                state.pending.append(contentsOf: lines)
+            } else {
+                var lineStart = 0
+                for (index, byte) in lines.enumerated() where byte == UInt8(ascii: "\n") {
+                    if state.pending.count + (index + 1 - lineStart) <= capacity {
+                        state.pending.append(contentsOf: lines[lineStart...index])
+                    } else {
+                        dropped += 1
+                    }
+                    lineStart = index + 1
+                }
+                state.dropped += dropped
+            }
             defer { state.writerStarted = true }
             // Woken only when the batch grows past a threshold, not per line (see `interval`).
-            return .queued(wake: before < Self.wakeThreshold && state.pending.count >= Self.wakeThreshold,
-                           startWriter: !state.writerStarted)
+            return (before < Self.wakeThreshold && state.pending.count >= Self.wakeThreshold, !state.writerStarted,
+                    dropped, state.onDrop)
         }
-        switch outcome {
-        case .queued(let wakeWriter, let startWriter):
-            if startWriter { startWriterThread() }
-            if wakeWriter { wake.signal() }
-        case .dropped(let report):
-            report?(1)
-        }
+        if startWriter { startWriterThread() }
+        if wakeWriter { wake.signal() }
+        if dropped > 0 { report?(dropped) }
     }
 
     /// Writes everything queued so far, on the calling thread; returns once it is written.
     func flush() {
+        flush(deadline: nil)
+    }
+
+    /// The last flush before the process exits: it gives up after `timeout`, so that a stalled
+    /// reader of standard error cannot keep a stopping server from exiting.
+    func flushBeforeExit(timeout: Duration = .seconds(2)) {
+        let flags = fcntl(descriptor, F_GETFL)
+        if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) }
+        flush(deadline: .now + timeout)
+    }
+
+    private func flush(deadline: ContinuousClock.Instant?) {
         writing.withLock { _ in writeOut(state.withLock { state in
             defer { state.pending.removeAll(keepingCapacity: true) }
             return state.pending
-        }) }
+        }, deadline: deadline) }
     }
 
     private func startWriterThread() {
@@ -94,13 +112,18 @@ final class LogOutput: Sendable {
         thread.start()
     }
 
-    private func writeOut(_ bytes: [UInt8]) {
+    private func writeOut(_ bytes: [UInt8], deadline: ContinuousClock.Instant?) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
-                return // standard error is gone; nothing better to do with a log line
+                if errno == EAGAIN, let deadline, ContinuousClock.now < deadline {
+                    var ready = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&ready, 1, Int32(clamping: (deadline - .now).clampedMilliseconds))
+                    continue
+                }
+                return // standard error is gone or stalled; nothing better to do with a log line
             }
             offset += written
         }

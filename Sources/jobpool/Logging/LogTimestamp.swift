@@ -8,19 +8,19 @@ enum LogTimestamp {
     /// The current second's `2026-12-04T11:26:48`.
     private static let cache = Mutex((second: Int.min, text: ""))
 
-    static func now() -> String {
-        let (prefix, _) = current()
+    static func text(for date: Date = Date()) -> String {
+        let (prefix, _) = parts(of: date)
         return prefix + "Z"
     }
 
-    static func nowWithMilliseconds() -> String {
-        let (prefix, milliseconds) = current()
+    static func textWithMilliseconds(for date: Date = Date()) -> String {
+        let (prefix, milliseconds) = parts(of: date)
         let digits = String(milliseconds)
         return prefix + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 
-    private static func current() -> (prefix: String, milliseconds: Int) {
-        let time = Date().timeIntervalSince1970
+    private static func parts(of date: Date) -> (prefix: String, milliseconds: Int) {
+        let time = date.timeIntervalSince1970
         let second = Int(time.rounded(.down))
         let milliseconds = min(999, Int((time - Double(second)) * 1000))
         let prefix = cache.withLock { cache in

@@ -12,6 +12,8 @@ final class JobpoolProcess: Sendable {
     private let process: Process
     private let output = OutputBuffer()
     private let exited = DispatchSemaphore(value: 0)
+    /// Signalled once standard error reaches its end (the process and its children closed it).
+    private let outputEnded = DispatchSemaphore(value: 0)
 
     /// Starts `jobpool` with `arguments`, in `directory` if given; `launcher` (such as
     /// `setpriv ...`) goes in front.
@@ -27,9 +29,12 @@ final class JobpoolProcess: Sendable {
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
-        pipe.fileHandleForReading.readabilityHandler = { [output] handle in
+        pipe.fileHandleForReading.readabilityHandler = { [output, outputEnded] handle in
             let chunk = handle.availableData
-            if !chunk.isEmpty { output.append(chunk) }
+            guard chunk.isEmpty else { return output.append(chunk) }
+            // End of file: stop watching, or the handler fires on the closed pipe for ever.
+            handle.readabilityHandler = nil
+            outputEnded.signal()
         }
         process.terminationHandler = { [exited] _ in exited.signal() }
         try process.run()
@@ -53,10 +58,11 @@ final class JobpoolProcess: Sendable {
 
     /// Waits for the process to exit by itself; returns its status, or nil if it is still running.
     func waitForExit(timeout: Duration) -> Int32? {
-        guard exited.wait(timeout: .now() + .milliseconds(Int(timeout.components.seconds * 1000))) == .success else { return nil }
+        let deadline = DispatchTime.now() + .milliseconds(Int(timeout.components.seconds * 1000))
+        guard exited.wait(timeout: deadline) == .success else { return nil }
         exited.signal()
-        // Let the pipe's last bytes arrive.
-        Thread.sleep(forTimeInterval: 0.05)
+        // Everything it wrote has been read once its standard error reaches end of file.
+        if outputEnded.wait(timeout: deadline) == .success { outputEnded.signal() }
         return process.terminationStatus
     }
 
