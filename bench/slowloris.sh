@@ -44,7 +44,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 pin "${SERVER_CPUS:-}" "$binary" serve --host 127.0.0.1 --port 0 --store memory --log-level info \
-    --max-connections "$max_connections" >"$work/server.log" 2>&1 &
+    --max-connections "$max_connections" --max-waiters $((max_connections * 45 / 100)) >"$work/server.log" 2>&1 &
 server_pid=$!
 port=""
 for _ in $(seq 1 300); do

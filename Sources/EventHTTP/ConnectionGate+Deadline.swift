@@ -26,6 +26,7 @@ extension ConnectionGate {
     }
 
     func armDeadline(of connection: OpaquePointer) {
+        guard tracked.contains(connection) else { return }
         let deadline = ContinuousClock.now + requestTimeout
         awaitingRequest.arm(connection, deadline: deadline)
         if deadlineTimer == nil { scheduleDeadlineTimer(for: deadline) }
@@ -39,6 +40,8 @@ extension ConnectionGate {
     }
 
     private func scheduleDeadlineTimer(for deadline: ContinuousClock.Instant) {
+        // One timer at a time: a replaced one would outlive `releaseAll` and call a freed gate.
+        deadlineTimer?.cancel()
         deadlineTimer = loop.schedule(after: max(.zero, deadline - .now)) { [unowned self] in
             deadlineTimer = nil
             closeExpiredConnections()

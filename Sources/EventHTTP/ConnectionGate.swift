@@ -29,6 +29,11 @@ final class ConnectionGate {
     /// Adopted connections whose next request has not reached the handler yet, by deadline.
     /// These, and only these, may be closed by their deadline or to make room at the limit.
     var awaitingRequest = DeadlineQueue<OpaquePointer>()
+    /// Connections that carry this gate's close callback, from adoption to their close. Only
+    /// these may be armed: the close callback is what takes a connection out of
+    /// `awaitingRequest` before evhttp frees it, so a connection without it (one that evhttp
+    /// set up with a bufferevent of its own) must never be freed by a deadline.
+    var tracked = Set<OpaquePointer>()
     var deadlineTimer: LoopTimer?
     /// Bufferevents made for connections whose close callback is not set yet (+1 each).
     private var unadopted: [OpaquePointer] = []
@@ -84,6 +89,7 @@ final class ConnectionGate {
         for bufferEvent in unadopted {
             if let connection = connection(around: bufferEvent) {
                 evhttp_connection_set_closecb(connection, connectionGateClosedCallback, context)
+                tracked.insert(connection)
                 armDeadline(of: connection)
             } else {
                 openConnections -= 1 // evhttp already gave up on it (it could not set it up)
@@ -109,6 +115,7 @@ final class ConnectionGate {
 
     fileprivate func connectionClosed(_ connection: OpaquePointer) {
         openConnections -= 1
+        tracked.remove(connection)
         awaitingRequest.remove(connection)
         updateListening()
         closeObservers.removeValue(forKey: connection)?()
@@ -121,6 +128,7 @@ final class ConnectionGate {
         deadlineTimer?.cancel()
         deadlineTimer = nil
         awaitingRequest.removeAll()
+        tracked.removeAll()
         for bufferEvent in unadopted { bufferevent_decref(bufferEvent) }
         unadopted = []
         closeObservers = [:]

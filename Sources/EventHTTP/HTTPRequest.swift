@@ -95,8 +95,8 @@ public final class HTTPRequest {
 
     /// Starts a reply whose body is sent in pieces (chunked for HTTP/1.1) with
     /// ``sendChunk(_:)`` and ended with ``endStream()``. If the client goes away first,
-    /// `onClosed` runs once and the request must not be used again: libevent frees it right
-    /// after. (libevent notices a closed client when a write to it fails, so a stream should
+    /// `onClosed` runs once and the request must not be used again: it is freed then (see
+    /// `streamConnectionClosed`). (libevent notices a closed client when a write to it fails, so a stream should
     /// write now and then.)
     public func startStream(status: Int, headers: [(name: String, value: String)], onClosed: @escaping () -> Void) {
         assert(!isAnswered, "HTTPRequest answered twice")
@@ -133,6 +133,12 @@ public final class HTTPRequest {
     private func streamConnectionClosed() {
         guard isStreaming else { return }
         isStreaming = false
+        // When the client went away, libevent 2.1 detaches a request whose reply is not done
+        // (its connection becomes NULL) instead of freeing it, and the connection's close
+        // callback, which brought us here, runs after that. A detached request is ours to
+        // free, and `evhttp_send_reply_end` frees one that has no connection. A request still
+        // attached (the whole server is shutting down) is freed by libevent right after this.
+        if evhttp_request_get_connection(raw) == nil { evhttp_send_reply_end(raw) }
         let closed = onStreamClosed
         onStreamClosed = nil
         closed?()

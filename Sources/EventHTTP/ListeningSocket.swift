@@ -35,8 +35,17 @@ enum ListeningSocket {
                                                      address.pointee.ai_addr, Int32(address.pointee.ai_addrlen)) else {
             throw EventError.bind(host: host, port: port, reason: String(cString: strerror(errno)))
         }
+        // Linux copies both options to every accepted socket. SO_KEEPALIVE is what
+        // evhttp_bind_socket set, so that a peer that vanished is noticed eventually.
         var on: Int32 = 1
-        setsockopt(evconnlistener_get_fd(listener), Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        let socket = evconnlistener_get_fd(listener)
+        guard setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &on, size) == 0,
+              setsockopt(socket, SOL_SOCKET, SO_KEEPALIVE, &on, size) == 0 else {
+            let reason = String(cString: strerror(errno))
+            evconnlistener_free(listener)
+            throw EventError.bind(host: host, port: port, reason: "cannot set TCP_NODELAY or SO_KEEPALIVE: \(reason)")
+        }
         return listener
     }
 

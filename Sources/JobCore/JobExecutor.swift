@@ -116,6 +116,7 @@ public final class JobExecutor: Sendable {
         let runsNow = prepared.count { ($0.spec.options.runAt ?? now) <= now }
         // One request submits for one owner, so its first job's owner is everyone's.
         let owner = prepared.first?.spec.owner
+        precondition(prepared.allSatisfy { $0.spec.owner == owner }, "one submission, one owner: queue places are counted per owner")
         do throws(PoolError) {
             try pool.reserveSlot(count: runsNow, owner: owner)
         } catch {

@@ -153,6 +153,8 @@ public final class WorkerPool: Sendable {
         try state.withLock { state throws(PoolError) in
             // Before start() jobs may queue up (recovered work); they run once threads exist.
             guard state.phase == .accepting || state.phase == .idle else { throw PoolError.shuttingDown }
+            // Only scheduled jobs: nothing is queued now, so there is no limit to check.
+            guard count > 0 else { return }
             if let owner, let limit = maxQueuedPerOwner, state.queuedByOwner[owner, default: 0] + count > limit {
                 throw PoolError.ownerQueueFull(limit: limit)
             }

@@ -33,7 +33,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a connection has, from its accept or the end of its last reply, to send its next whole request; trickling bytes do not extend it. (env: JOBPOOL_REQUEST_TIMEOUT, default: 15)")
     var requestTimeout: Int?
 
-    @Option(help: "Requests that may wait for a job at once (Prefer: wait, ?wait=). (env: JOBPOOL_MAX_WAITERS, default: 10000)")
+    @Option(help: "Requests that may wait for a job at once (Prefer: wait, ?wait=), and event streams at once; at most 45% of --max-connections. (env: JOBPOOL_MAX_WAITERS, default: 4000)")
     var maxWaiters: Int?
 
     @Option(help: "Largest request body in bytes. (env: JOBPOOL_MAX_BODY_BYTES, default: 1048576)")
@@ -300,6 +300,11 @@ struct Serve: ParsableCommand {
         }
         guard (1...1_000_000).contains(configuration.http.maxConnections) else { throw ValidationError("--max-connections must be 1 to 1000000.") }
         guard (0...1_000_000).contains(configuration.api.maxWaiters) else { throw ValidationError("--max-waiters must be 0 to 1000000.") }
+        // Waiters and event streams (each up to --max-waiters) cannot be evicted to make room
+        // for a new client; together they must leave some connections that can.
+        guard configuration.api.maxWaiters * 20 <= configuration.http.maxConnections * 9 else {
+            throw ValidationError("--max-waiters (\(configuration.api.maxWaiters)) must be at most 45% of --max-connections (\(configuration.http.maxConnections)): waiters and event streams, each up to that many, cannot be closed to make room for new clients. Lower --max-waiters or raise --max-connections.")
+        }
         guard (1024...(1 << 30)).contains(configuration.api.maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1024 to 1073741824.") }
         if let echo = configuration.echoPort, !(0...65535).contains(echo) { throw ValidationError("--echo-port must be 0 to 65535.") }
     }

@@ -18,6 +18,7 @@ struct ServeCommandTests {
         (["--priority-aging-seconds", "9223372036854775807"], "--priority-aging-seconds must be 1 to 86400"),
         (["--webhook-timeout", "9223372036854775807"], "--webhook-timeout must be 1 to 600"),
         (["--max-body-bytes", "9223372036854775807"], "--max-body-bytes must be 1024 to"),
+        (["--max-connections", "100", "--max-waiters", "50"], "--max-waiters (50) must be at most 45% of --max-connections (100)"),
     ])
     func refusedFlags(arguments: [String], message: String) throws {
         let process = try JobpoolProcess(["serve", "--store", "memory", "--port", "0"] + arguments)

@@ -100,7 +100,7 @@ extension Problem {
 
     static func tenantQueueFull(limit: Int) -> Problem {
         Problem("tenant-queue-full", title: "Your share of the job queue is full", status: 429,
-                detail: "Your API key already has \(limit) jobs waiting for a worker, its limit (--max-queued-per-tenant); other tenants' jobs are not affected. Retry after the Retry-After delay, once some of yours have started.",
+                detail: "With this submission, your API key would have more than \(limit) jobs waiting for a worker, its limit (--max-queued-per-tenant); other tenants' jobs are not affected. Retry after the Retry-After delay, once some of yours have started; a batch of more than \(limit) jobs never fits, so split it.",
                 headers: [("Retry-After", "1")])
     }
 
