@@ -64,7 +64,9 @@ struct ClientCommandTests {
         defer { server.stop() }
         var ids: Set<String> = []
         for index in 0..<12 {
-            let run = try await ClientRun.run(["submit", "-q", "write_code", "--input", Self.input("p\(index)", seconds: 0),
+            // Brackets, braces, commas and escapes inside strings must not cut a job short.
+            let name = index == 3 ? #"a]},{[\"\\ é"# : "p\(index)"
+            let run = try await ClientRun.run(["submit", "-q", "write_code", "--input", Self.input(name, seconds: 0),
                                                "--wait", "10", "--url", url])
             #expect(run.status == 0, "\(run.output)")
             ids.insert(try #require(run.lines.first))
@@ -206,6 +208,18 @@ struct ClientCommandTests {
         #expect(unreachable.status == 7, "\(unreachable.output)")
         #expect(unreachable.stderr.contains("cannot connect to jobpool at \(url)"), "\(unreachable.stderr)")
         #expect(unreachable.stdout.isEmpty)
+    }
+
+    @Test("a 5xx exits 7 with the problem on stderr")
+    func serverError() async throws {
+        // With no room for waiting requests, the server answers ?wait=N on a running job with 503.
+        let (server, url) = try Self.startServer(["--max-waiters", "0"])
+        defer { server.stop() }
+        let submitted = try await ClientRun.run(["submit", "-q", "write_code", "--input", Self.input("w", seconds: 30), "--url", url])
+        let id = try #require(submitted.lines.first, "\(submitted.output)")
+        let run = try await ClientRun.run(["wait", id, "--url", url])
+        #expect(run.status == 7, "\(run.output)")
+        #expect(run.stderr.contains("(503)"), "\(run.stderr)")
     }
 
     @Test("usage errors exit 64", arguments: [

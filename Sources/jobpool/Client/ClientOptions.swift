@@ -12,7 +12,7 @@ struct ClientOptions: ParsableArguments {
         valueName: "key"))
     var apiKey: String?
 
-    @Option(help: "A file holding the API key (its first line that is not empty or a '#' comment).")
+    @Option(help: ArgumentHelp("A file holding the API key (its first line that is not empty or a '#' comment).", valueName: "path"))
     var apiKeyFile: String?
 
     @Flag(help: "Print the API's JSON, one document per line (the default when standard output is not a terminal).")

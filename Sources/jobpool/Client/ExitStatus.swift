@@ -30,9 +30,15 @@ enum ExitStatus: Int32, Sendable {
 
     /// The table that `--help` shows, as in the README.
     static let help = """
-        Exit codes: 0 success (for submit --wait and wait: the job succeeded); 1 the job failed; \
-        3 the job was cancelled; 4 the wait ended before the job finished; 5 not found; \
-        6 the server refused the request (another 4xx); 7 cannot connect, or a 5xx; 64 usage error.
+        Exit codes:
+          0   success; for submit --wait and wait, the job succeeded
+          1   the job failed (submit --wait, wait)
+          3   the job was cancelled (submit --wait, wait)
+          4   the wait ended before the job finished (submit --wait, wait)
+          5   not found
+          6   the server refused the request (another 4xx)
+          7   cannot connect, or a 5xx
+          64  usage error
         """
 }
 

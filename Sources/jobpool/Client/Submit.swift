@@ -13,25 +13,25 @@ struct Submit: ClientCommand {
     @Argument(help: ArgumentHelp("'-' reads the input JSON from standard input.", valueName: "-"))
     var standardInput: String?
 
-    @Option(help: "The job's input, as JSON. (default: {})")
+    @Option(help: ArgumentHelp("The job's input, as JSON. (default: {})", valueName: "json"))
     var input: String?
 
-    @Option(help: "A file holding the input JSON.")
+    @Option(help: ArgumentHelp("A file holding the input JSON.", valueName: "path"))
     var inputFile: String?
 
-    @Option(help: "Wait up to N seconds for the job to finish, then exit by its final state.")
+    @Option(help: ArgumentHelp("Wait up to this many seconds for the job to finish, then exit by its final state.", valueName: "seconds"))
     var wait: Int?
 
-    @Option(help: "A URL the server calls back (a signed webhook) when the job finishes.")
+    @Option(help: ArgumentHelp("A URL the server calls back (a signed webhook) when the job finishes.", valueName: "url"))
     var webhook: String?
 
-    @Option(help: "Makes a retried submit safe: the same key and body return the first job and create nothing.")
+    @Option(help: ArgumentHelp("Makes a retried submit safe: the same key and body return the first job and create nothing.", valueName: "key"))
     var idempotencyKey: String?
 
     @Option(help: "-10 to 10; higher runs first.")
     var priority: Int?
 
-    @Option(help: "Run the job this many seconds from now.")
+    @Option(help: ArgumentHelp("Run the job this many seconds from now.", valueName: "seconds"))
     var delay: Double?
 
     @Flag(name: .shortAndLong, help: "Print only the job's ID, also when standard output is not a terminal.")

@@ -9,7 +9,7 @@ struct Wait: ClientCommand {
     @Argument(help: "The job's ID.")
     var id: String
 
-    @Option(help: "Give up after N seconds (exit 4). (default: wait as long as it takes)")
+    @Option(help: ArgumentHelp("Give up after this many seconds (exit 4). (default: wait as long as it takes)", valueName: "seconds"))
     var timeout: Int?
 
     @OptionGroup var connection: ClientOptions
