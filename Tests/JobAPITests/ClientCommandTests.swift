@@ -127,7 +127,7 @@ struct ClientCommandTests {
         defer { server.stop() }
         var ids: [String] = []
         for name in ["seen", "piped"] {
-            let run = try await ClientRun.run(["submit", "-q", "write_code", "--input", Self.input(name, seconds: 2), "--url", url])
+            let run = try await ClientRun.run(["submit", "-q", "write_code", "--input", Self.input(name, seconds: 3), "--url", url])
             ids.append(try #require(run.lines.first, "\(run.output)"))
         }
         let (seen, piped) = (ids[0], ids[1])

@@ -20,8 +20,10 @@ struct ClientOptions: ParsableArguments {
 
     static let defaultURL = "http://127.0.0.1:8080"
 
+    /// Refuses a bad URL or key before any command runs, with the command's usage (exit 64).
     func validate() throws {
-        _ = try makeClient()
+        _ = try serverURL()
+        _ = try key()
     }
 
     /// The server URL, without a trailing slash: --url, else JOBPOOL_URL, else the default.

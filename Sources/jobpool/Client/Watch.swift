@@ -42,11 +42,12 @@ struct Watch: ClientCommand {
                         finished = finished || ExitStatus.finished(event.name) != nil
                     }
                 }
-            } catch let error as ClientError where error.status == .unavailable && lastEventID != nil && !finished {
+            } catch let error as ClientError where error.status == .unavailable && lastEventID != nil {
                 failure = error
             }
             if finished { return .success }
-            // Resumed only once some event came: a server that never answered is an error at once.
+            // A stream that broke after the final state needs nothing more. It is resumed only once
+            // some event came: a server that never answered is an error at once.
             if progressed { attemptsLeft = Self.resumeAttempts }
             guard lastEventID != nil, attemptsLeft > 0 else { throw failure }
             attemptsLeft -= 1
