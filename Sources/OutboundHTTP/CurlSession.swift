@@ -23,10 +23,14 @@ final class CurlSession: @unchecked Sendable {
         curl_multi_cleanup(multi)
     }
 
+    /// Performs one transfer. `receive`, if given, gets a 2xx response's body as it arrives,
+    /// on this thread, before `perform` returns.
     func perform(_ request: OutboundRequest, configuration: OutboundHTTPClient.Configuration,
-                 abort: AbortHandle) -> Result<OutboundResponse, OutboundFailure> {
+                 abort: AbortHandle, receive: ((UnsafeRawBufferPointer) -> Void)? = nil) -> Result<OutboundResponse, OutboundFailure> {
         let transfer = TransferState(policy: configuration.policy, maxBytes: request.maxBytes,
                                      checksAddresses: configuration.egressProxy == nil)
+        transfer.keepsBody = request.keepsBody
+        transfer.receive = receive
         curl_easy_reset(easy)
         var headerList: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(headerList) }
@@ -75,8 +79,20 @@ final class CurlSession: @unchecked Sendable {
         if let body = request.body {
             _ = ccurl_setopt_long(easy, CURLOPT_POST, 1)
             _ = ccurl_setopt_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
-            // COPYPOSTFIELDS: curl keeps its own copy, so the Swift buffer may go away.
-            body.withUnsafeBytes { _ = ccurl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress)) }
+            // COPYPOSTFIELDS: curl keeps its own copy, so the Swift buffer may go away. An empty
+            // array has no base address, and a NULL here would make curl read the body from
+            // standard input; "" is a real, empty buffer.
+            if body.isEmpty {
+                _ = ccurl_setopt_string(easy, CURLOPT_COPYPOSTFIELDS, "")
+            } else {
+                body.withUnsafeBytes { _ = ccurl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress)) }
+            }
+        }
+        if let method = request.method { _ = ccurl_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) }
+        if let idle = request.idleTimeout {
+            // curl's low-speed limit: less than 1 byte a second for this many seconds.
+            _ = ccurl_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
+            _ = ccurl_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, Int(idle.components.seconds)))
         }
         _ = ccurl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, curlSessionWrite)
         _ = ccurl_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
@@ -123,7 +139,7 @@ final class CurlSession: @unchecked Sendable {
                 status: status, finalURL: effectiveURL.map { String(cString: $0) } ?? request.url,
                 length: transfer.receivedBytes, contentType: contentType.map { String(cString: $0) },
                 redirects: redirects, elapsed: elapsed, retryAfter: transfer.retryAfter,
-                redirectLocation: redirectURL.map { String(cString: $0) }))
+                redirectLocation: redirectURL.map { String(cString: $0) }, body: transfer.body))
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
             return .failure(.dns(detail))
         case CURLE_COULDNT_CONNECT:
@@ -170,6 +186,12 @@ final class TransferState {
     var refusal: AddressPolicy.Refusal?
     /// The last response's Retry-After header, for webhook retries.
     var retryAfter: String?
+    /// The last response's status, from its status line: known before its body arrives.
+    var status = 0
+    var keepsBody = false
+    var body: [UInt8] = []
+    /// Gets a 2xx body as it arrives, instead of `body`.
+    var receive: ((UnsafeRawBufferPointer) -> Void)?
 
     init(policy: AddressPolicy, maxBytes: Int, checksAddresses: Bool) {
         self.policy = policy
@@ -178,8 +200,9 @@ final class TransferState {
     }
 }
 
-/// Counts body bytes (decoded) and stops the transfer as soon as they pass the cap. The body
-/// itself is not kept: jobs report its length, and webhooks only need the status.
+/// Counts body bytes (decoded) and stops the transfer as soon as they pass the cap. The body is
+/// kept only when asked for (the command-line client) or handed to a streaming receiver (its
+/// `watch`): jobs report its length, and webhooks only need the status.
 private func curlSessionWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
                               _ context: UnsafeMutableRawPointer?) -> Int {
     guard let context else { return 0 }
@@ -190,10 +213,16 @@ private func curlSessionWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int,
         transfer.exceededLimit = true
         return 0 // makes curl stop with CURLE_WRITE_ERROR
     }
+    let chunk = UnsafeRawBufferPointer(start: data, count: bytes)
+    if let receive = transfer.receive, (200..<300).contains(transfer.status) {
+        receive(chunk)
+    } else if transfer.keepsBody || transfer.receive != nil {
+        transfer.body.append(contentsOf: chunk)
+    }
     return bytes
 }
 
-/// Keeps the one response header the client reports, Retry-After, of the last response.
+/// Keeps what the client reports of the last response's head: its status and Retry-After.
 private func curlSessionHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
                                _ context: UnsafeMutableRawPointer?) -> Int {
     guard let context, let data else { return 0 }
@@ -201,7 +230,10 @@ private func curlSessionHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int
     let transfer = Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue()
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: bytes), as: UTF8.self)
     if line.hasPrefix("HTTP/") {
-        transfer.retryAfter = nil // a new response (after a redirect or a 100): start over
+        // A new response (after a redirect or a 100): start over.
+        transfer.retryAfter = nil
+        transfer.status = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        transfer.body.removeAll()
     } else if line.count > 12, line.prefix(12).lowercased() == "retry-after:" {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\r\n" }
         transfer.retryAfter = String(line.dropFirst(12).drop(while: isSpace).reversed().drop(while: isSpace).reversed())

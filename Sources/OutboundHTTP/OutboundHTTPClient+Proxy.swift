@@ -6,8 +6,8 @@ extension OutboundHTTPClient {
     /// Performs `request` through the proxy, following its redirects as curl would: relative
     /// `Location`s resolved by curl, `303` (and `301`/`302` after a POST) continued as a GET, at
     /// most `maxRedirects` hops, all within `timeout`.
-    func performThroughProxy(_ request: OutboundRequest, session: CurlSession,
-                             abort: AbortHandle) -> Result<OutboundResponse, OutboundFailure> {
+    func performThroughProxy(_ request: OutboundRequest, session: CurlSession, abort: AbortHandle,
+                             receive: ((UnsafeRawBufferPointer) -> Void)? = nil) -> Result<OutboundResponse, OutboundFailure> {
         let started = ContinuousClock.now
         var hop = request
         hop.followRedirects = false
@@ -29,7 +29,7 @@ extension OutboundHTTPClient {
             guard hop.timeout > .zero else {
                 return .failure(.timeout("the redirects took longer than the whole timeout"))
             }
-            switch session.perform(hop, configuration: configuration, abort: abort) {
+            switch session.perform(hop, configuration: configuration, abort: abort, receive: receive) {
             case .success(var response):
                 guard request.followRedirects, let location = response.redirectLocation else {
                     response.redirects = redirects

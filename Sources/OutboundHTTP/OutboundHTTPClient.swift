@@ -1,7 +1,8 @@
 import CCurl
 import Synchronization
 
-/// The one outbound HTTP client, over libcurl: fetch jobs and webhook deliveries both use it.
+/// The one outbound HTTP client, over libcurl: fetch jobs, webhook deliveries and the
+/// command-line client (`jobpool submit`, `watch`, ...) all use it.
 ///
 /// A request runs blocking on the calling (worker) thread, as in the seed. Connections are
 /// reused across requests: each transfer borrows a curl session (a multi handle, whose
@@ -28,6 +29,14 @@ public final class OutboundHTTPClient: Sendable {
             self.egressProxy = egressProxy
             self.userAgent = userAgent
         }
+
+        /// For a server the user names on the command line (`jobpool healthcheck`, the client
+        /// commands): every address is allowed. The SSRF guard keeps a server's submitters away
+        /// from its internal network; a user at a shell already reaches what they name.
+        /// Callers do not follow redirects, so nothing but that server is reached.
+        public static func namedServer(userAgent: String) -> Configuration {
+            Configuration(policy: AddressPolicy(allowsPrivateNetworks: true), userAgent: userAgent)
+        }
     }
 
     public let configuration: Configuration
@@ -47,11 +56,29 @@ public final class OutboundHTTPClient: Sendable {
 
     /// Performs `request` on the calling thread. `abort` stops it from any other thread.
     public func perform(_ request: OutboundRequest, abort: AbortHandle = AbortHandle()) -> Result<OutboundResponse, OutboundFailure> {
+        perform(request, abort: abort, receive: nil)
+    }
+
+    /// Performs `request` on the calling thread, handing a 2xx response's body to `receive`
+    /// chunk by chunk as it arrives (for Server-Sent Events); any other response's body is kept
+    /// whole in ``OutboundResponse/body``, so that an error can be read.
+    ///
+    /// ```swift
+    /// client.stream(OutboundRequest(url: events, timeout: .seconds(86_400))) { chunk in parser.feed(chunk) }
+    /// ```
+    public func stream(_ request: OutboundRequest, abort: AbortHandle = AbortHandle(),
+                       receive: (UnsafeRawBufferPointer) -> Void) -> Result<OutboundResponse, OutboundFailure> {
+        // The session calls `receive` only during the transfer, which ends before this returns.
+        withoutActuallyEscaping(receive) { perform(request, abort: abort, receive: $0) }
+    }
+
+    private func perform(_ request: OutboundRequest, abort: AbortHandle,
+                         receive: ((UnsafeRawBufferPointer) -> Void)?) -> Result<OutboundResponse, OutboundFailure> {
         let session = idleSessions.withLock { $0.popLast() } ?? CurlSession()
         guard let session else { return .failure(.protocolError("curl could not create a handle")) }
         let result = configuration.egressProxy == nil
-            ? session.perform(request, configuration: configuration, abort: abort)
-            : performThroughProxy(request, session: session, abort: abort)
+            ? session.perform(request, configuration: configuration, abort: abort, receive: receive)
+            : performThroughProxy(request, session: session, abort: abort, receive: receive)
         idleSessions.withLock { sessions in
             if sessions.count < maxIdleSessions { sessions.append(session) }
         }

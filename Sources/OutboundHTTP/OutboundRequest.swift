@@ -1,7 +1,10 @@
-/// One outbound HTTP request, as fetch jobs and webhook deliveries describe it.
+/// One outbound HTTP request, as fetch jobs, webhook deliveries and the command-line client
+/// describe it.
 public struct OutboundRequest: Sendable {
     public var url: String
-    /// `GET`, or `POST` when `body` is set.
+    /// The method; `nil` means `GET`, or `POST` when `body` is set.
+    public var method: String?
+    /// The request body; an empty one is sent as `Content-Length: 0`.
     public var body: [UInt8]?
     public var headers: [(name: String, value: String)]
     /// The whole transfer, connect included.
@@ -11,11 +14,19 @@ public struct OutboundRequest: Sendable {
     public var maxBytes: Int
     public var followRedirects: Bool
     public var maxRedirects: Int
+    /// Keep the response body in ``OutboundResponse/body``. Fetch jobs and webhooks leave it
+    /// off: they only count the bytes.
+    public var keepsBody: Bool
+    /// Stop when no byte has arrived for this long, however long `timeout` is: for a stream
+    /// that sends heartbeats, where a silent connection means a dead server.
+    public var idleTimeout: Duration?
 
-    public init(url: String, body: [UInt8]? = nil, headers: [(name: String, value: String)] = [],
+    public init(url: String, method: String? = nil, body: [UInt8]? = nil, headers: [(name: String, value: String)] = [],
                 timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(10),
-                maxBytes: Int = 10 * 1024 * 1024, followRedirects: Bool = true, maxRedirects: Int = 5) {
+                maxBytes: Int = 10 * 1024 * 1024, followRedirects: Bool = true, maxRedirects: Int = 5,
+                keepsBody: Bool = false, idleTimeout: Duration? = nil) {
         self.url = url
+        self.method = method
         self.body = body
         self.headers = headers
         self.timeout = timeout
@@ -23,6 +34,8 @@ public struct OutboundRequest: Sendable {
         self.maxBytes = maxBytes
         self.followRedirects = followRedirects
         self.maxRedirects = maxRedirects
+        self.keepsBody = keepsBody
+        self.idleTimeout = idleTimeout
     }
 }
 
@@ -40,6 +53,9 @@ public struct OutboundResponse: Sendable, Equatable {
     /// Where a redirect that was not followed points, resolved to an absolute URL by curl
     /// (CURLINFO_REDIRECT_URL): jobpool follows it itself through a proxy.
     var redirectLocation: String?
+    /// The body, when the request's `keepsBody` is set: all of it, or with a streaming
+    /// receiver, the body of a response that was not a 2xx (such as a problem+json error).
+    public var body: [UInt8] = []
 }
 
 /// Why a transfer failed. `code` is the stable vocabulary jobs report.

@@ -19,8 +19,7 @@ struct Healthcheck: ParsableCommand {
         let target = url ?? "http://127.0.0.1:\(port)/healthz"
         guard OutboundURL(target) != nil else { throw ValidationError("--url must be an absolute http URL.") }
         // The server checks itself over loopback, which the fetch policy would refuse.
-        let client = OutboundHTTPClient(configuration: .init(policy: AddressPolicy(allowsPrivateNetworks: true),
-                                                             userAgent: "jobpool-healthcheck"))
+        let client = OutboundHTTPClient(configuration: .namedServer(userAgent: "jobpool-healthcheck"))
         let request = OutboundRequest(url: target, timeout: .seconds(max(1, timeout)), maxBytes: 64 * 1024,
                                       followRedirects: false)
         switch client.perform(request) {
