@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobAPI
 import Testing
 
 /// A web page of any site must not be able to submit or cancel jobs through a visitor's browser.
@@ -91,5 +92,17 @@ struct BrowserRequestTests {
         // 200, or 409 if the job has finished already: either way not 415.
         let answer = cancel.read(until: "\r\n\r\n")
         #expect(answer.hasPrefix("HTTP/1.1 200") || answer.hasPrefix("HTTP/1.1 409"), "\(answer.prefix(40))")
+    }
+
+    @Test("the media type check reads the essence before any parameter, blanks trimmed, in any case")
+    func mediaTypeEdges() {
+        for taken in ["application/json", " application/json ", "\tAPPLICATION/Json;charset=utf-8", "application/json ;x=y",
+                      "application/merge-patch+json", "a/+json", "text/x+JSON"] {
+            #expect(JSONMediaType.accepts(taken), "\(taken)")
+        }
+        for refused in ["", " ", "/", "json", "+json", "/+json", "application/", "/json", "application/jsonx",
+                        "application/json/x", "application/x-json", "application/json+", "a/b/+json", ";application/json"] {
+            #expect(!JSONMediaType.accepts(refused), "\(refused)")
+        }
     }
 }

@@ -93,6 +93,11 @@ final class APIHandler {
     /// Refuses a cross-origin browser request with an unsafe method (403), and a body declared
     /// as anything but JSON (415), before any route looks at it.
     private func checkBrowserSafety(_ request: HTTPRequest) throws(Problem) {
+        // Safe methods pass both checks: skip the header lookups that GETs would pay for nothing.
+        switch request.method {
+        case .get, .head, .options: return
+        default: break
+        }
         if let problem = CrossOriginProtection.problem(method: request.method?.rawValue, secFetchSite: request.header("Sec-Fetch-Site"),
                                                        origin: request.header("Origin"), host: request.header("Host")) {
             throw problem
