@@ -7,6 +7,12 @@ public final class JobCounts: Sendable {
         public var owner: String?
         public var kind: String
         public var state: JobState
+
+        public init(owner: String?, kind: String, state: JobState) {
+            self.owner = owner
+            self.kind = kind
+            self.state = state
+        }
     }
 
     private let counts = Mutex<[Key: Int]>([:])

@@ -51,7 +51,7 @@ public final class JobExecutor: Sendable {
     ///   - store: where jobs are kept; ``MemoryStore`` keeps nothing.
     ///   - deferWakeUp: see ``WorkerPool/init(workerCount:maxQueued:logger:deferWakeUp:agingStep:backoff:onStart:)``.
     ///   - completionHandler: gets the completion of every job that has a webhook.
-    public init(configuration: Configuration, kinds: [any JobKind], store: any JobStore = MemoryStore(), logger: Logger,
+    public init(configuration: Configuration, kinds: [any JobKind], store: any JobStore = MemoryJobStore(), logger: Logger,
                 deferWakeUp: WorkerPool.WakeUpDeferral? = nil, completionHandler: (any CompletionHandler)? = nil,
                 metrics: JobMetrics = .none) {
         self.completionHandler = completionHandler

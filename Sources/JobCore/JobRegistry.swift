@@ -1,34 +1,6 @@
 import Foundation
 import Synchronization
 
-/// Where a page of a job list starts: just after the job with this key, in `(created_at, id)`
-/// order. The same pair names a job in the store.
-public typealias JobCursor = JobKey
-
-/// Which jobs a list shows.
-public struct JobFilter: Sendable, Hashable {
-    public var status: JobState?
-    public var kind: String?
-    /// Only this tenant's jobs (when access control is on).
-    public var owner: String?
-
-    public init(status: JobState? = nil, kind: String? = nil, owner: String? = nil) {
-        self.status = status
-        self.kind = kind
-        self.owner = owner
-    }
-
-    func matches(_ job: Job, status current: JobState) -> Bool {
-        (kind == nil || job.kind == kind) && (owner == nil || job.owner == owner) && (status == nil || current == status)
-    }
-}
-
-/// One page of a list, newest first, and where the next page starts.
-public struct JobPage: Sendable {
-    public var jobs: [JobSnapshot]
-    public var nextCursor: JobCursor?
-}
-
 /// The in-memory index of every job, by ID and in creation order.
 ///
 /// Creation times are made strictly increasing (a job created in the same microsecond as the
@@ -141,7 +113,7 @@ public final class JobRegistry: Sendable {
             var found: [Job] = []
             while index >= 0, found.count <= limit {
                 let job = jobs[index]
-                if filter.matches(job, status: job.snapshot().status) { found.append(job) }
+                if filter.matches(kind: job.kind, owner: job.owner, status: job.snapshot().status, createdAt: job.createdAt) { found.append(job) }
                 index -= 1
             }
             return found

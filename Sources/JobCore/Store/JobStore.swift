@@ -1,10 +1,15 @@
 import Foundation
 
-/// Where jobs are kept so that they outlive the process. The executor speaks to it in
-/// ``StoreChange``s; how they are stored (SQL or nothing) is the store's business, so neither the
-/// core nor the HTTP layer sees SQL.
+/// Where jobs are kept, and what answers questions about them: the source of truth.
+///
+/// Memory holds only live work (queued, scheduled and running jobs) and a bounded cache of
+/// recent ones; a finished job that has left the cache is read from here. The executor writes
+/// in ``StoreChange``s and reads through the queries below; how they are stored (SQL, or
+/// tables in memory) is the store's business, so neither the core nor the HTTP layer sees SQL.
+///
+/// The queries block: call them off the event loop (``StoreReader`` runs them on its threads).
 public protocol JobStore: Sendable {
-    /// False for a store that keeps nothing (`--store memory`).
+    /// False for a store that does not outlive the process (`--store memory`).
     var isDurable: Bool { get }
 
     /// Records `change`. `whenDurable` runs once it is committed and synced, or with the
@@ -12,9 +17,27 @@ public protocol JobStore: Sendable {
     /// A submission that fails is dropped; any other change is retried until it is written.
     func apply(_ change: StoreChange, whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?)
 
-    /// Everything stored, for recovery at start: jobs in `(created_at, id)` order, and the
-    /// webhook events that are not delivered or failed for good.
-    func load() throws(StoreError) -> StoredState
+    /// What a start needs, and nothing more: the jobs that are not finished (queued, scheduled,
+    /// running), in `(created_at, id)` order, the webhook events still pending, and the counts
+    /// of all stored jobs. Never every finished job.
+    func loadUnfinished() throws(StoreError) -> StoredState
+
+    /// The job with this ID.
+    func job(withID id: JobID) throws(StoreError) -> StoredJob?
+
+    /// Up to `limit` jobs matching `filter`, newest first, strictly after `cursor` in
+    /// `(created_at, id)` order (descending).
+    func jobs(matching filter: JobFilter, limit: Int, after cursor: JobCursor?) throws(StoreError) -> [StoredJob]
+
+    /// The job an unexpired idempotency key of this owner created.
+    func job(idempotencyKey key: String, owner: String?, now: Date) throws(StoreError) -> StoredJob?
+
+    /// The job's webhook event with its delivery attempts, if it has one.
+    func webhookEvent(of id: JobID) throws(StoreError) -> WebhookEventRecord?
+
+    /// Up to `limit` jobs that finished before `cutoff` and whose webhook (if any) is no longer
+    /// pending, oldest finished first: what retention may delete.
+    func expiredJobs(finishedBefore cutoff: Date, limit: Int) throws(StoreError) -> [StoredJobSummary]
 
     /// True while writes succeed (readiness).
     var isWritable: Bool { get }
@@ -23,14 +46,43 @@ public protocol JobStore: Sendable {
     func close()
 }
 
-/// What the store holds.
+/// A job as the store answers it: its record and its webhook's delivery state.
+public struct StoredJob: Sendable, Equatable {
+    public var record: JobRecord
+    public var webhookStatus: WebhookStatus?
+
+    public init(record: JobRecord, webhookStatus: WebhookStatus?) {
+        self.record = record
+        self.webhookStatus = webhookStatus
+    }
+}
+
+/// Enough of a job to delete it and keep the counts right.
+public struct StoredJobSummary: Sendable, Hashable {
+    public var key: JobKey
+    public var owner: String?
+    public var kind: String
+    public var status: JobState
+
+    public init(key: JobKey, owner: String?, kind: String, status: JobState) {
+        self.key = key
+        self.owner = owner
+        self.kind = kind
+        self.status = status
+    }
+}
+
+/// What a start reads from the store: the unfinished jobs, the pending webhook events, and the
+/// counts of every stored job by owner, kind and state (kept by the store as it writes).
 public struct StoredState: Sendable {
     public var jobs: [JobRecord]
     public var webhookEvents: [WebhookEventRecord]
+    public var counts: [JobCounts.Key: Int]
 
-    public init(jobs: [JobRecord] = [], webhookEvents: [WebhookEventRecord] = []) {
+    public init(jobs: [JobRecord] = [], webhookEvents: [WebhookEventRecord] = [], counts: [JobCounts.Key: Int] = [:]) {
         self.jobs = jobs
         self.webhookEvents = webhookEvents
+        self.counts = counts
     }
 }
 
@@ -119,16 +171,4 @@ public enum StoreChange: Sendable {
     case webhookRedelivered(JobID, roundStart: Int)
     /// Finished jobs removed by retention.
     case purged([JobKey])
-}
-
-/// The store for `--store memory`: keeps nothing, answers at once.
-public struct MemoryStore: JobStore {
-    public init() {}
-    public var isDurable: Bool { false }
-    public var isWritable: Bool { true }
-    public func apply(_ change: StoreChange, whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?) {
-        whenDurable?(.success(()))
-    }
-    public func load() throws(StoreError) -> StoredState { StoredState() }
-    public func close() {}
 }
