@@ -74,7 +74,7 @@ public final class JobpoolServer: Sendable {
         self.loop = loop
         let store: any JobStore
         switch configuration.store {
-        case .memory: store = MemoryStore()
+        case .memory: store = MemoryJobStore(maxJobs: configuration.memoryMaxJobs)
         case .sqlite(let path): store = try SQLiteJobStore(path: path, logger: logger)
         }
         self.store = store
@@ -188,6 +188,7 @@ public final class JobpoolServer: Sendable {
         accessLog?.stop()
         retention.stop()
         webhooks.stop()
+        executor.reader.stop()
         store.close()
         phase.withLock { $0 = .stopped }
         logger.info("Stopped")
@@ -195,11 +196,13 @@ public final class JobpoolServer: Sendable {
 
     /// Loads what the store kept and resumes it, before anything runs.
     private func recover() throws {
-        let stored = try store.load()
-        guard !stored.jobs.isEmpty else { return }
+        let stored = try store.loadUnfinished()
         let report = executor.recover(stored)
-        webhooks.restore(stored.webhookEvents) { [executor] id in executor.job(withID: id) }
-        logger.info("Recovered jobs from the store", metadata: [
+        // Pending events belong to finished jobs, which the store answers for (this is start-up,
+        // before any request: a blocking read is fine here).
+        webhooks.restore(stored.webhookEvents) { [executor] id in (try? executor.loadJob(withID: id)) ?? nil }
+        guard !stored.jobs.isEmpty || !stored.webhookEvents.isEmpty else { return }
+        logger.info("Recovered unfinished work from the store", metadata: [
             "jobs": "\(report.loaded)", "queued": "\(report.resumedQueued)",
             "requeued_after_crash": "\(report.requeuedAfterCrash)", "failed_out_of_attempts": "\(report.failedOutOfAttempts)",
             "pending_webhooks": "\(stored.webhookEvents.filter { $0.state == .pending }.count)",

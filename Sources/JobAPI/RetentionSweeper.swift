@@ -48,9 +48,14 @@ final class RetentionSweeper: Sendable {
         let cutoff = Date().addingTimeInterval(-retention.seconds)
         var removed = 0
         while !stopped.withLock({ $0 }) {
-            let count = executor.purgeFinished(before: cutoff, limit: Self.batchSize)
-            removed += count
-            if count < Self.batchSize { break }
+            do throws(StoreError) {
+                let count = try executor.purgeFinished(before: cutoff, limit: Self.batchSize)
+                removed += count
+                if count < Self.batchSize { break }
+            } catch {
+                logger.warning("Retention could not delete finished jobs; it tries again next sweep", metadata: ["error": "\(error.message)"])
+                break
+            }
         }
         if removed > 0 { logger.info("Retention removed finished jobs", metadata: ["count": "\(removed)"]) }
     }

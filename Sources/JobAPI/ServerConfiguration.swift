@@ -31,6 +31,9 @@ public struct ServerConfiguration: Sendable {
     }
 
     public var store = Store.sqlite(path: "./data/jobpool.sqlite")
+    /// The most jobs `--store memory` holds, live and finished; past it the oldest finished
+    /// jobs are evicted (counted in `jobpool_memory_store_evictions_total`).
+    public var memoryMaxJobs = 1_000_000
     /// Where access-log records go in batches, formatted by the caller; nil logs each request
     /// through the server's `Logger` at `info`. Either way, only when that level is enabled.
     public var accessLogSink: (@Sendable ([AccessLogEntry]) -> Void)?

@@ -78,7 +78,7 @@ public final class Job: Sendable {
 
     init(id: JobID = JobID(), kind: String, input: JSONValue, createdAt: Date, webhook: WebhookTarget? = nil,
          owner: String? = nil, options: JobOptions = JobOptions(), status: JobState = .queued, attempt: Int = 1,
-         onStateChange: JobStateChangeHook? = nil, work: @escaping JobWork) {
+         onStateChange: JobStateChangeHook? = nil, announcesCreation: Bool = true, work: @escaping JobWork) {
         self.owner = owner
         self.id = id
         self.kind = kind
@@ -92,7 +92,7 @@ public final class Job: Sendable {
         if status == .scheduled { initial.nextAttemptAt = options.runAt }
         if let webhook { initial.webhookStatus = WebhookStatus(url: webhook.url, state: .pending, attempts: 0) }
         state = Mutex(initial)
-        onStateChange?(self, nil, status)
+        if announcesCreation { onStateChange?(self, nil, status) }
     }
 
     /// How the store names this job.
@@ -107,7 +107,7 @@ public final class Job: Sendable {
                      work: @escaping JobWork) {
         self.init(id: record.id, kind: record.kind, input: record.input, createdAt: record.createdAt,
                   webhook: record.webhook, owner: record.owner, options: record.options, status: record.status,
-                  attempt: record.attempt, onStateChange: onStateChange, work: work)
+                  attempt: record.attempt, onStateChange: onStateChange, announcesCreation: false, work: work)
         state.withLock { state in
             state.result = record.result
             if record.status.isFinished { state.error = record.error } else { state.lastError = record.error }

@@ -29,9 +29,22 @@ public final class JobCounts: Sendable {
         }
     }
 
-    /// A job left the index (retention).
+    /// A job left the store (refused after all).
     func removed(_ job: Job, state: JobState) {
-        counts.withLock { $0[Key(owner: job.owner, kind: job.kind, state: state), default: 0] -= 1 }
+        removed(Key(owner: job.owner, kind: job.kind, state: state))
+    }
+
+    /// A stored job was deleted (retention, or eviction from the in-memory store).
+    func removed(_ key: Key) {
+        counts.withLock { $0[key, default: 0] -= 1 }
+    }
+
+    /// Starts from the counts the store kept of every stored job (at start, before any job is
+    /// made: recovered jobs are in these counts already, so they do not announce themselves).
+    func seed(_ stored: [Key: Int]) {
+        counts.withLock { counts in
+            for (key, count) in stored { counts[key, default: 0] += count }
+        }
     }
 
     /// Counts above zero, of every owner or of one (`.some(nil)` is the jobs without an owner).

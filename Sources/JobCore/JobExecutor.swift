@@ -24,9 +24,17 @@ public final class JobExecutor: Sendable {
         public var priorityAgingStep: Duration
         /// The wait between attempts after a retryable failure.
         public var retryBackoff: RetryBackoff
+        /// The most bytes of recently finished or read jobs kept in memory (`--cache-bytes`);
+        /// the store answers for the rest.
+        public var finishedCacheBytes: Int
+        /// Threads that run the store's reads, off the event loop.
+        public var storeReaders: Int
 
         public init(workers: Int = 8, maxQueued: Int = 100_000, maxQueuedPerOwner: Int? = nil,
-                    priorityAgingStep: Duration = .seconds(10), retryBackoff: RetryBackoff = RetryBackoff()) {
+                    priorityAgingStep: Duration = .seconds(10), retryBackoff: RetryBackoff = RetryBackoff(),
+                    finishedCacheBytes: Int = 64 << 20, storeReaders: Int = 2) {
+            self.finishedCacheBytes = finishedCacheBytes
+            self.storeReaders = storeReaders
             self.workers = workers
             self.maxQueued = maxQueued
             self.maxQueuedPerOwner = maxQueuedPerOwner
@@ -36,7 +44,12 @@ public final class JobExecutor: Sendable {
     }
 
     private let kinds: [String: any JobKind]
-    private let registry = JobRegistry()
+    /// Queued, scheduled and running jobs: the work this process will do.
+    private let live = LiveJobs()
+    /// Recently finished or read jobs, in front of the store.
+    private let cache: FinishedJobCache
+    /// Runs the store's reads off the event loop.
+    public let reader: StoreReader
     private let pool: WorkerPool
     private let store: any JobStore
     private let logger: Logger
@@ -58,7 +71,8 @@ public final class JobExecutor: Sendable {
         self.metrics = metrics
         self.kinds = Dictionary(kinds.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.store = store
-        let isDurable = store.isDurable
+        self.cache = FinishedJobCache(capacity: configuration.finishedCacheBytes)
+        self.reader = StoreReader(threads: configuration.storeReaders)
         let timers = self.timers
         let recordStart: @Sendable (Job) -> Void = { job in
             let snapshot = job.snapshot()
@@ -69,9 +83,7 @@ public final class JobExecutor: Sendable {
                 }
             }
             metrics.started(kind: job.kind, queueWait: .microseconds(Int64(startedAt.timeIntervalSince(job.createdAt) * 1_000_000)))
-            if isDurable {
-                store.apply(StoreChange.started(job.key, attempt: snapshot.attempt, at: startedAt), whenDurable: nil)
-            }
+            store.apply(StoreChange.started(job.key, attempt: snapshot.attempt, at: startedAt), whenDurable: nil)
         }
         let pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
                               maxQueuedPerOwner: configuration.maxQueuedPerOwner, logger: logger, deferWakeUp: deferWakeUp, agingStep: configuration.priorityAgingStep,
@@ -79,6 +91,9 @@ public final class JobExecutor: Sendable {
         self.pool = pool
         self.logger = logger
         pool.onRetry { [weak self] job, plan in self?.retryScheduled(job, plan: plan) }
+        if let memory = store as? MemoryJobStore {
+            memory.onEviction { [weak self] evicted in self?.forget(evicted, reason: "evicted") }
+        }
     }
 
     /// The kind names clients may submit, sorted.
@@ -87,7 +102,10 @@ public final class JobExecutor: Sendable {
     /// True while the store accepts writes.
     public var isStoreWritable: Bool { store.isWritable }
 
-    public func start() { pool.start() }
+    public func start() {
+        reader.start()
+        pool.start()
+    }
 
     /// Checks a job's kind and input, making its work. Nothing is created yet.
     public func prepare(_ spec: JobSpec) throws(SubmitError) -> PreparedJob {
@@ -108,9 +126,9 @@ public final class JobExecutor: Sendable {
 
     /// Creates prepared jobs, all or none, and queues (or schedules) them once durable.
     ///
-    /// Returns the jobs at once when the store keeps nothing (``MemoryStore``). Otherwise returns
-    /// `nil` and calls `whenDurable` (on the store's thread) once the jobs are committed and
-    /// queued, or with ``SubmitError/storeUnavailable(_:)``. Nothing is created unless it succeeds.
+    /// Returns the jobs at once when the store answers at once (``MemoryJobStore``). Otherwise
+    /// returns `nil` and calls `whenDurable` (on the store's thread) once the jobs are committed
+    /// and queued, or with ``SubmitError/storeUnavailable(_:)``. Nothing is created unless it succeeds.
     public func submit(_ prepared: [PreparedJob], whenDurable: @escaping @Sendable (Result<[Job], SubmitError>) -> Void) throws(SubmitError) -> [Job]? {
         let now = Date()
         let runsNow = prepared.count { ($0.spec.options.runAt ?? now) <= now }
@@ -131,34 +149,48 @@ public final class JobExecutor: Sendable {
             let scheduled = (spec.options.runAt ?? now) > now
             var options = spec.options
             if !scheduled { options.runAt = nil }
-            let job = Job(kind: spec.kind, input: spec.input, createdAt: registry.nextCreationTime(now: now), webhook: spec.webhook,
+            let job = Job(kind: spec.kind, input: spec.input, createdAt: live.nextCreationTime(now: now), webhook: spec.webhook,
                           owner: spec.owner, options: options, status: scheduled ? .scheduled : .queued,
                           onStateChange: counts.hook, work: item.work)
             watchCompletion(of: job)
             return job
         }
-        guard store.isDurable else {
-            for job in jobs { accept(job) }
-            return jobs
-        }
+        // The in-memory store answers before `apply` returns; a durable one after its commit.
+        // Either way the jobs are accepted only once the store has them.
+        let reply = Mutex<(returned: Bool, inline: Result<[Job], SubmitError>?)>((false, nil))
         store.apply(.submitted(jobs.map { $0.record() })) { [self] result in
+            let outcome: Result<[Job], SubmitError>
             switch result {
             case .success:
                 for job in jobs { accept(job) }
-                whenDurable(.success(jobs))
+                outcome = .success(jobs)
             case .failure(let error):
                 pool.releaseSlot(count: runsNow, owner: owner)
                 for job in jobs { counts.removed(job, state: job.snapshot().status) }
-                whenDurable(.failure(.storeUnavailable(error.message)))
+                outcome = .failure(.storeUnavailable(error.message))
             }
+            let later = reply.withLock { reply -> Bool in
+                if reply.returned { return true }
+                reply.inline = outcome
+                return false
+            }
+            if later { whenDurable(outcome) }
         }
-        return nil
+        let inline = reply.withLock { reply in
+            reply.returned = true
+            return reply.inline
+        }
+        switch inline {
+        case .success(let jobs): return jobs
+        case .failure(let error): throw error
+        case nil: return nil
+        }
     }
 
     /// Makes a durable job visible, and runnable now or when due.
     private func accept(_ job: Job) {
         metrics.submitted(kind: job.kind)
-        registry.insert(job)
+        live.insert(job)
         // A job created scheduled keeps its run_at as the due time (see submit).
         if let due = job.options.runAt {
             schedule(job, at: due)
@@ -183,16 +215,15 @@ public final class JobExecutor: Sendable {
             "job.id": "\(job.id)", "attempt": "\(plan.failedAttempt)", "error.code": "\(plan.failure.code)",
             "next_attempt_at": "\(plan.due)",
         ])
-        if store.isDurable {
-            store.apply(.retrying(job.key, attempt: plan.failedAttempt, startedAt: plan.startedAt, error: plan.failure,
-                                  at: Date(), nextAttemptAt: plan.due), whenDurable: nil)
-        }
+        store.apply(.retrying(job.key, attempt: plan.failedAttempt, startedAt: plan.startedAt, error: plan.failure,
+                              at: Date(), nextAttemptAt: plan.due), whenDurable: nil)
         schedule(job, at: plan.due)
     }
 
-    /// The unexpired job an idempotency key of this owner created, if any.
-    public func job(forIdempotencyKey key: String, owner: String?) -> Job? {
-        registry.job(forIdempotencyKey: key, owner: owner)
+    /// The live job an unexpired idempotency key of this owner created, if any: an answer
+    /// without the store. ``loadJob(forIdempotencyKey:owner:)`` also asks the store.
+    public func liveJob(forIdempotencyKey key: String, owner: String?) -> Job? {
+        live.job(forIdempotencyKey: key, owner: owner, now: Date())
     }
 
     /// Records the job's final state, with its webhook event in the same transaction, then hands
@@ -208,8 +239,7 @@ public final class JobExecutor: Sendable {
     private func jobFinished(_ job: Job, final: JobSnapshot) {
         let runTime = final.startedAt.flatMap { started in final.finishedAt.map { Duration.microseconds(Int64($0.timeIntervalSince(started) * 1_000_000)) } }
         metrics.finished(kind: job.kind, status: final.status, runTime: runTime)
-        guard store.isDurable || (job.webhook != nil && completionHandler != nil) else { return }
-        if store.isDurable, final.error == .interrupted {
+        if final.error == .interrupted, store.isDurable {
             // A drain stopped it: it runs again after the restart, as the same attempt.
             store.apply(.requeued(job.key, attempt: final.attempt, interrupted: nil), whenDurable: nil)
             return
@@ -217,9 +247,24 @@ public final class JobExecutor: Sendable {
         let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
         let change = StoreChange.finished(job.key, attempt: final.attempt, startedAt: final.startedAt, status: final.status,
                                           result: final.result, error: final.error, at: final.finishedAt ?? Date(), event: event)
-        store.apply(change) { [completionHandler] result in
+        store.apply(change) { [self] result in
             // Failed writes of a final state are retried by the store until they succeed.
-            if case .success = result, let event { completionHandler?.eventCommitted(event, job: job) }
+            guard case .success = result else { return }
+            // Durable: the store answers for it from now on; memory keeps it only as a cache.
+            cache.insert(job)
+            live.remove(job)
+            if let event { completionHandler?.eventCommitted(event, job: job) }
+        }
+    }
+
+    /// Forgets jobs the store no longer has.
+    private func forget(_ removed: [StoredJobSummary], reason: String) {
+        for summary in removed { counts.removed(JobCounts.Key(owner: summary.owner, kind: summary.kind, state: summary.status)) }
+        let ids = Set(removed.map(\.key.id))
+        cache.remove(ids)
+        completionHandler?.jobsPurged(ids)
+        if reason == "evicted" {
+            metrics.counter("jobpool_memory_store_evictions_total", []).increment(by: removed.count)
         }
     }
 
@@ -228,6 +273,7 @@ public final class JobExecutor: Sendable {
     /// and fail with `interrupted` otherwise. Call before ``start()``.
     public func recover(_ stored: StoredState) -> RecoveryReport {
         var report = RecoveryReport()
+        counts.seed(stored.counts)
         let webhookStatus = Dictionary(stored.webhookEvents.map {
             ($0.jobID, WebhookStatus(url: $0.url, state: $0.state, attempts: $0.attempts.count))
         }, uniquingKeysWith: { first, _ in first })
@@ -249,8 +295,9 @@ public final class JobExecutor: Sendable {
             }
             let status = webhookStatus[record.id] ?? record.webhook.map { WebhookStatus(url: $0.url, state: .pending, attempts: 0) }
             let job = Job(restoring: record, webhookStatus: status, onStateChange: counts.hook, work: work)
-            registry.insert(job)
-            guard !record.status.isFinished else { continue }
+            live.noteCreationTime(record.createdAt)
+            guard !record.status.isFinished else { continue } // only unfinished jobs are loaded
+            live.insert(job)
             watchCompletion(of: job)
             if record.status == .scheduled {
                 schedule(job, at: record.nextAttemptAt ?? Date())
@@ -276,31 +323,77 @@ public final class JobExecutor: Sendable {
     }
 
     /// Removes up to `limit` jobs that finished before `cutoff`, oldest first, except those
-    /// whose webhook is still pending. Returns how many were removed.
+    /// whose webhook is still pending. Blocks on the store: call it on retention's thread.
+    /// Returns how many were removed.
     @discardableResult
-    public func purgeFinished(before cutoff: Date, limit: Int) -> Int {
-        let ids = registry.finishedJobs(before: cutoff, limit: limit)
-        guard !ids.isEmpty else { return 0 }
+    public func purgeFinished(before cutoff: Date, limit: Int) throws(StoreError) -> Int {
+        let expired = try store.expiredJobs(finishedBefore: cutoff, limit: limit)
+        guard !expired.isEmpty else { return 0 }
         let done = DispatchSemaphore(value: 0)
-        let succeeded = Mutex(false)
-        store.apply(.purged(ids)) { result in
-            if case .success = result { succeeded.withLock { $0 = true } }
+        let outcome = Mutex<Result<Void, StoreError>>(.success(()))
+        store.apply(.purged(expired.map(\.key))) { result in
+            outcome.withLock { $0 = result }
             done.signal()
         }
         done.wait()
-        guard succeeded.withLock({ $0 }) else { return 0 }
-        let removed = Set(ids.map(\.id))
-        for job in registry.remove(removed) { counts.removed(job, state: job.snapshot().status) }
-        completionHandler?.jobsPurged(removed)
-        return ids.count
+        try outcome.withLock { $0 }.get()
+        forget(expired, reason: "retention")
+        return expired.count
     }
 
-    /// The job with this ID, if it exists.
-    public func job(withID id: JobID) -> Job? { registry.job(withID: id) }
+    // MARK: - Reads
 
-    /// A page of jobs, newest first.
-    public func list(filter: JobFilter = JobFilter(), limit: Int = 50, after cursor: JobCursor? = nil) -> JobPage {
-        registry.list(filter: filter, limit: limit, after: cursor)
+    /// The job with this ID if memory has it (live, or in the cache): an answer without the
+    /// store, cheap enough for the event loop. Otherwise ask ``loadJob(withID:)``.
+    public func cachedJob(withID id: JobID) -> Job? {
+        live.job(withID: id) ?? cache.job(withID: id)
+    }
+
+    /// The job with this ID, from memory or else from the store. Blocks on the store: call it
+    /// on a ``reader`` thread, never on the event loop.
+    public func loadJob(withID id: JobID) throws(StoreError) -> Job? {
+        if let job = cachedJob(withID: id) { return job }
+        guard let stored = try store.job(withID: id) else { return nil }
+        return materialize(stored)
+    }
+
+    /// The job an unexpired idempotency key of this owner created, from memory or the store.
+    /// Blocks: call it on a ``reader`` thread.
+    public func loadJob(forIdempotencyKey key: String, owner: String?) throws(StoreError) -> Job? {
+        if let job = liveJob(forIdempotencyKey: key, owner: owner) { return job }
+        guard let stored = try store.job(idempotencyKey: key, owner: owner, now: Date()) else { return nil }
+        return materialize(stored)
+    }
+
+    /// The job's webhook event as stored, with its attempts. Blocks: call it on a reader thread.
+    public func storedWebhookEvent(of id: JobID) throws(StoreError) -> WebhookEventRecord? {
+        try store.webhookEvent(of: id)
+    }
+
+    /// A stored job as a handle. A finished one joins the cache; a live one is the live handle
+    /// (a job the store had before it was accepted here is looked up again, then shown as stored).
+    private func materialize(_ stored: StoredJob) -> Job {
+        let record = stored.record
+        if let job = cachedJob(withID: record.id) { return job }
+        let job = Job(restoring: record, webhookStatus: stored.webhookStatus, onStateChange: nil, work: { _ throws(JobFailure) in .null })
+        if record.status.isFinished { cache.insert(job) }
+        return job
+    }
+
+    /// A page of jobs, newest first, from the store, with live jobs shown as they stand in
+    /// memory (a state change reaches the store a few milliseconds after). Blocks: call it on a
+    /// ``reader`` thread.
+    public func list(filter: JobFilter = JobFilter(), limit: Int = 50, after cursor: JobCursor? = nil) throws(StoreError) -> JobPage {
+        let stored = try store.jobs(matching: filter, limit: limit + 1, after: cursor)
+        var page: [JobSnapshot] = []
+        for item in stored.prefix(limit) {
+            let snapshot = cachedJob(withID: item.record.id)?.snapshot() ?? JobSnapshot(stored: item)
+            // A job whose newer state no longer matches leaves this page.
+            guard filter.status == nil || snapshot.status == filter.status else { continue }
+            page.append(snapshot)
+        }
+        let next = stored.count > limit ? stored[limit - 1].record.key : nil
+        return JobPage(jobs: page, nextCursor: next)
     }
 
     public var statistics: WorkerPool.Statistics { pool.statistics }

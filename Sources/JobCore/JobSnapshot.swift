@@ -31,3 +31,18 @@ public struct JobSnapshot: Sendable, Hashable {
     /// the job: later states of a job always have larger numbers. Used as SSE event IDs.
     public var stateSequence: Int { attempt * 10 + status.orderWithinAttempt }
 }
+
+extension JobSnapshot {
+    /// A stored job as it would show if loaded as a handle (see `Job(restoring:)`).
+    public init(stored: StoredJob) {
+        let record = stored.record
+        let finished = record.status.isFinished
+        self.init(id: record.id, kind: record.kind, status: record.status, input: record.input, result: record.result,
+                  error: finished ? record.error : nil, lastError: record.status == .scheduled ? record.error : nil,
+                  createdAt: record.createdAt, startedAt: finished || record.status == .running ? record.startedAt : nil,
+                  finishedAt: record.finishedAt, nextAttemptAt: record.status == .scheduled ? record.nextAttemptAt : nil,
+                  cancelRequested: false, webhook: stored.webhookStatus, attempt: record.attempt,
+                  maxAttempts: record.options.maxAttempts, priority: record.options.priority,
+                  timeLimitSeconds: record.options.timeLimitSeconds, version: 0)
+    }
+}

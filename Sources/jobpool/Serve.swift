@@ -27,6 +27,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Jobs one API key may have waiting for a worker, so that one tenant cannot fill the queue for all. (env: JOBPOOL_MAX_QUEUED_PER_TENANT, default: half of --max-queued)")
     var maxQueuedPerTenant: Int?
 
+    @Option(help: "With --store memory: the most jobs kept, live and finished. Past it the oldest finished jobs are evicted; when every job kept is live, submissions get 503. (env: JOBPOOL_MEMORY_MAX_JOBS, default: 1000000)")
+    var memoryMaxJobs: Int?
+
+    @Option(help: "Megabytes of recently finished or read jobs kept in memory in front of the store. (env: JOBPOOL_CACHE_MB, default: 64)")
+    var cacheMb: Int?
+
     @Option(help: "Open HTTP connections at most. (env: JOBPOOL_MAX_CONNECTIONS, default: 10000)")
     var maxConnections: Int?
 
@@ -116,6 +122,10 @@ struct Serve: ParsableCommand {
         configuration.executor.maxQueuedPerOwner = try environment.value(maxQueuedPerTenant, "JOBPOOL_MAX_QUEUED_PER_TENANT",
                                                                          default: max(1, configuration.executor.maxQueued / 2))
         configuration.http.maxConnections = try environment.value(maxConnections, "JOBPOOL_MAX_CONNECTIONS", default: configuration.http.maxConnections)
+        configuration.memoryMaxJobs = try environment.value(memoryMaxJobs, "JOBPOOL_MEMORY_MAX_JOBS", default: configuration.memoryMaxJobs)
+        let cacheMegabytes = try environment.value(cacheMb, "JOBPOOL_CACHE_MB", default: 64)
+        guard (0...65_536).contains(cacheMegabytes) else { throw ValidationError("--cache-mb must be 0 to 65536.") }
+        configuration.executor.finishedCacheBytes = cacheMegabytes << 20
         let requestSeconds = try environment.value(requestTimeout, "JOBPOOL_REQUEST_TIMEOUT", default: 15)
         guard (1...3600).contains(requestSeconds) else { throw ValidationError("--request-timeout must be 1 to 3600 seconds.") }
         configuration.http.requestTimeout = .seconds(requestSeconds)
@@ -298,6 +308,7 @@ struct Serve: ParsableCommand {
         guard (1...100_000_000).contains(configuration.executor.maxQueuedPerOwner ?? 1) else {
             throw ValidationError("--max-queued-per-tenant must be 1 to 100000000.")
         }
+        guard (1...1_000_000_000).contains(configuration.memoryMaxJobs) else { throw ValidationError("--memory-max-jobs must be 1 to 1000000000.") }
         guard (1...1_000_000).contains(configuration.http.maxConnections) else { throw ValidationError("--max-connections must be 1 to 1000000.") }
         guard (0...1_000_000).contains(configuration.api.maxWaiters) else { throw ValidationError("--max-waiters must be 0 to 1000000.") }
         // Waiters and event streams (each up to --max-waiters) cannot be evicted to make room

@@ -44,13 +44,13 @@ struct JobIDAndRegistryTests {
         var listed: [JobID] = []
         var cursor: JobCursor?
         repeat {
-            let page = executor.list(limit: 5, after: cursor)
+            let page = try executor.list(limit: 5, after: cursor)
             #expect(page.jobs.count <= 5)
             listed += page.jobs.map(\.id)
             cursor = page.nextCursor
         } while cursor != nil
         #expect(listed == submitted.reversed())
-        #expect(executor.list(filter: JobFilter(status: .succeeded)).jobs.isEmpty)
-        #expect(executor.list(filter: JobFilter(status: .queued), limit: 500).jobs.count == 23)
+        #expect(try executor.list(filter: JobFilter(status: .succeeded)).jobs.isEmpty)
+        #expect(try executor.list(filter: JobFilter(status: .queued), limit: 500).jobs.count == 23)
     }
 }

@@ -5,7 +5,12 @@ extension APIHandler {
     /// `POST /v1/jobs/{id}/cancel`: a queued job is cancelled at once; a running one is asked to
     /// stop and the reply waits (briefly) until it has; a finished one is a 409.
     func cancelJob(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
-        let job = try existingJob(id, owner: owner)
+        try withJob(request, id: id, owner: owner) { handler, request, job throws(Problem) in
+            try handler.cancel(job, request: request)
+        }
+    }
+
+    private func cancel(_ job: Job, request: HTTPRequest) throws(Problem) {
         switch job.cancel() {
         case .cancelled:
             respond(request, status: 200, job: job.snapshot())

@@ -5,17 +5,39 @@ import Webhooks
 extension APIHandler {
     /// `GET /v1/jobs/{id}/deliveries`: every attempt to deliver the job's webhook.
     func listDeliveries(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
-        let job = try existingJob(id, owner: owner)
-        guard let webhook = job.snapshot().webhook else { throw Self.noWebhook(job.id) }
-        let report = webhooks.report(jobID: job.id)
-        respond(request, status: 200) { $0.deliveries(report, webhook: webhook) }
+        try withJob(request, id: id, owner: owner) { handler, request, job throws(Problem) in
+            guard let webhook = job.snapshot().webhook else { throw Self.noWebhook(job.id) }
+            if let report = handler.webhooks.report(jobID: job.id) {
+                handler.respond(request, status: 200) { $0.deliveries(report, webhook: webhook) }
+                return
+            }
+            // The deliverer keeps records of recent events only; the store has them all.
+            handler.readStore(request, { [id = job.id] executor throws(StoreError) in try executor.storedWebhookEvent(of: id) }) { handler, request, event in
+                let report = event.map { DeliveryReport(webhookID: $0.webhookID, state: $0.state, attempts: $0.attempts) }
+                handler.respond(request, status: 200) { $0.deliveries(report, webhook: webhook) }
+            }
+        }
     }
 
     /// `POST /v1/jobs/{id}/deliveries/redeliver`: sends the job's event again, with the same
     /// `webhook-id` and body.
     func redeliver(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
-        let job = try existingJob(id, owner: owner)
-        guard job.webhook != nil else { throw Self.noWebhook(job.id) }
+        try withJob(request, id: id, owner: owner) { handler, request, job throws(Problem) in
+            guard job.webhook != nil else { throw Self.noWebhook(job.id) }
+            guard job.isFinished, handler.webhooks.report(jobID: job.id) == nil else {
+                try handler.redeliver(job, request: request)
+                return
+            }
+            // An event the deliverer no longer holds (an older job, or one from before a
+            // restart): take it back from the store, then send it again.
+            handler.readStore(request, { [id = job.id] executor throws(StoreError) in try executor.storedWebhookEvent(of: id) }) { handler, request, event throws(Problem) in
+                if let event { handler.webhooks.restore([event]) { _ in job } }
+                try handler.redeliver(job, request: request)
+            }
+        }
+    }
+
+    private func redeliver(_ job: Job, request: HTTPRequest) throws(Problem) {
         switch webhooks.redeliver(jobID: job.id) {
         case .queued:
             respond(request, status: 202, current: job)

@@ -7,7 +7,6 @@ extension APIHandler {
     /// after the final state. Event IDs are the job's state sequence numbers, so a client that
     /// reconnects with `Last-Event-ID` gets only later states, never one twice.
     func streamEvents(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
-        let job = try existingJob(id, owner: owner)
         var lastEventID = 0
         if let header = request.header("Last-Event-ID") {
             guard header.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let number = Int(header) else {
@@ -17,6 +16,12 @@ extension APIHandler {
             }
             lastEventID = number
         }
+        try withJob(request, id: id, owner: owner) { [lastEventID] handler, request, job throws(Problem) in
+            try handler.openStream(request, job: job, after: lastEventID)
+        }
+    }
+
+    private func openStream(_ request: HTTPRequest, job: Job, after lastEventID: Int) throws(Problem) {
         guard !isDraining else { throw Problem.shuttingDown }
         guard request.method != .head else {
             // HEAD sends no body, so there is no stream to hold open.

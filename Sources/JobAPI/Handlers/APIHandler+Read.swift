@@ -7,7 +7,12 @@ extension APIHandler {
         // Other parameters are ignored here, unlike on the list: a cache-buster (`?_=123`) that
         // some clients add to a GET must not turn a poll into an error.
         let wait = try QueryParameters(request.query).integer("wait", in: 0...configuration.maxWaitSeconds) ?? 0
-        let job = try existingJob(id, owner: owner)
+        try withJob(request, id: id, owner: owner) { handler, request, job throws(Problem) in
+            try handler.answer(request, job: job, wait: wait)
+        }
+    }
+
+    private func answer(_ request: HTTPRequest, job: Job, wait: Int) throws(Problem) {
         guard wait > 0, !job.isFinished, !isDraining else {
             respond(request, status: 200, current: job, conditional: true)
             return
@@ -46,7 +51,10 @@ extension APIHandler {
             }
             cursor = decoded
         }
-        let page = executor.list(filter: filter, limit: limit, after: cursor)
-        respond(request, status: 200) { $0.jobList(page) }
+        readStore(request, { [filter, cursor] executor throws(StoreError) in
+            try executor.list(filter: filter, limit: limit, after: cursor)
+        }) { handler, request, page in
+            handler.respond(request, status: 200) { $0.jobList(page) }
+        }
     }
 }

@@ -15,32 +15,50 @@ extension APIHandler {
         }
         let body = request.readBody()
         let wait = PreferHeader.wait(in: request.header("Prefer"), limit: configuration.maxWaitSeconds)
-        var idempotency: IdempotencyRecord?
-        if let key = try Self.idempotencyKey(request) {
-            let fingerprint = SHA256.hash(data: body).hexString
-            let scope = IdempotencyScope(owner: owner, key: key)
-            guard !idempotencyInFlight.contains(scope) else { throw Problem.idempotencyKeyInFlight }
-            if let original = executor.job(forIdempotencyKey: key, owner: owner) {
-                guard original.options.idempotency?.fingerprint == fingerprint else { throw Problem.idempotencyKeyReused }
-                let secret = original.options.idempotency?.webhookSecretGenerated == true
-                    ? original.webhook.map { WebhookSecret.text(forKey: $0.key) } : nil
-                acknowledge(request, job: original, wait: wait, secret: secret, replayed: true)
-                return
-            }
-            idempotency = IdempotencyRecord(key: key, fingerprint: fingerprint,
+        guard let key = try Self.idempotencyKey(request) else {
+            try createJob(request, body: body, owner: owner, wait: wait, idempotency: nil)
+            return
+        }
+        let fingerprint = SHA256.hash(data: body).hexString
+        let scope = IdempotencyScope(owner: owner, key: key)
+        guard !idempotencyInFlight.contains(scope) else { throw Problem.idempotencyKeyInFlight }
+        // Until this request is answered, the same key gets 409: its job may not exist yet.
+        idempotencyInFlight.insert(scope)
+        let answered = request.onResponse
+        request.onResponse = { [unowned self] status in
+            answered?(status)
+            idempotencyInFlight.remove(scope)
+        }
+        let idempotency = IdempotencyRecord(key: key, fingerprint: fingerprint,
                                             expiresAt: Date().addingTimeInterval(configuration.idempotencyKeyLifetime.seconds),
                                             webhookSecretGenerated: false)
-            // Until this request is answered, the same key gets 409: its job may not exist yet.
-            idempotencyInFlight.insert(scope)
-            let answered = request.onResponse
-            request.onResponse = { [unowned self] status in
-                answered?(status)
-                idempotencyInFlight.remove(scope)
+        if let original = executor.liveJob(forIdempotencyKey: key, owner: owner) {
+            try replay(request, original: original, fingerprint: fingerprint, wait: wait)
+            return
+        }
+        // The key may name a finished job that only the store still has.
+        readStore(request, { executor throws(StoreError) in try executor.loadJob(forIdempotencyKey: key, owner: owner) }) { handler, request, original throws(Problem) in
+            if let original {
+                try handler.replay(request, original: original, fingerprint: fingerprint, wait: wait)
+            } else {
+                try handler.createJob(request, body: body, owner: owner, wait: wait, idempotency: idempotency)
             }
         }
+    }
+
+    /// Answers a retried request with the job its key created, unless the body differs.
+    private func replay(_ request: HTTPRequest, original: Job, fingerprint: String, wait: Int?) throws(Problem) {
+        guard original.options.idempotency?.fingerprint == fingerprint else { throw Problem.idempotencyKeyReused }
+        let secret = original.options.idempotency?.webhookSecretGenerated == true
+            ? original.webhook.map { WebhookSecret.text(forKey: $0.key) } : nil
+        acknowledge(request, job: original, wait: wait, secret: secret, replayed: true)
+    }
+
+    private func createJob(_ request: HTTPRequest, body: [UInt8], owner: String?, wait: Int?, idempotency: IdempotencyRecord?) throws(Problem) {
         let submission = try readSubmission(try Self.parseJSON(body), at: "", owner: owner, idempotency: idempotency)
         // Refuse before creating anything, so a 503 never hides an accepted job.
         if let wait, wait > 0, waiters.isFull { throw Problem.tooManyWaiters(limit: waiters.limit) }
+        guard !isDraining else { throw Problem.shuttingDown }
 
         let secret = submission.generatedSecret
         let accepted = try submit([submission.prepared], request: request) { handler, request, jobs in

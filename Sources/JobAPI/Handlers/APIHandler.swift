@@ -207,15 +207,6 @@ final class APIHandler {
     /// Distinguishes this process's job versions from another run's in ETags.
     private static let etagEpoch = String(UInt32.random(in: .min ... .max), radix: 36)
 
-    /// The job with this ID, if the caller may see it, or a 404 problem: another tenant's job
-    /// is answered exactly like one that does not exist.
-    func existingJob(_ id: String, owner: String?) throws(Problem) -> Job {
-        guard let jobID = JobID(id), let job = executor.job(withID: jobID), owner == nil || job.owner == owner else {
-            throw Problem.jobNotFound(String(id.prefix(80)))
-        }
-        return job
-    }
-
     /// The tenant of an authorized request, nil when access control is off, or a 401 problem.
     private func authorize(_ request: HTTPRequest) throws(Problem) -> String? {
         guard access.isEnabled else { return nil }

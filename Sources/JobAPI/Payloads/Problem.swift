@@ -76,6 +76,13 @@ extension Problem {
                 detail: "There is no resource at \(path). The API lives under /v1/jobs.")
     }
 
+    /// The store could not answer a read (a damaged file, an I/O error): nothing changed.
+    static func storeReadFailed(_ message: String) -> Problem {
+        Problem("store-unavailable", title: "Job store unavailable", status: 503,
+                detail: "The job store could not be read: \(message). Nothing was changed; retry after the Retry-After delay.",
+                headers: [("Retry-After", "5")])
+    }
+
     static func jobNotFound(_ id: String) -> Problem {
         Problem("job-not-found", title: "Job not found", status: 404,
                 detail: "No job has the ID '\(id)'. Job IDs are the UUIDs returned by POST /v1/jobs.")

@@ -114,6 +114,8 @@ public struct JobRecord: Sendable, Equatable {
     public var owner: String?
 
     public var maxAttempts: Int { options.maxAttempts }
+    /// How the store names this job.
+    public var key: JobKey { JobKey(id: id, createdAt: createdAt) }
 
     public init(id: JobID, kind: String, input: JSONValue, status: JobState, result: JSONValue? = nil,
                 error: JobFailure? = nil, createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,

@@ -100,14 +100,16 @@ public final class MemoryJobStore: JobStore {
     /// The most jobs held; past it the oldest finished ones are evicted.
     public let maxJobs: Int
     private let tables = Mutex(Tables())
-    private let onEvicted: @Sendable ([StoredJobSummary]) -> Void
+    private let evictionHandler = Mutex<(@Sendable ([StoredJobSummary]) -> Void)?>(nil)
 
-    /// - Parameters:
-    ///   - maxJobs: the most jobs held, live and finished (`--memory-max-jobs`).
-    ///   - onEvicted: told of finished jobs evicted to stay within `maxJobs`, outside the lock.
-    public init(maxJobs: Int = 1_000_000, onEvicted: @escaping @Sendable ([StoredJobSummary]) -> Void = { _ in }) {
+    /// - Parameter maxJobs: the most jobs held, live and finished (`--memory-max-jobs`).
+    public init(maxJobs: Int = 1_000_000) {
         self.maxJobs = max(1, maxJobs)
-        self.onEvicted = onEvicted
+    }
+
+    /// Tells `handler` of the finished jobs evicted to stay within `maxJobs`, outside the lock.
+    public func onEviction(_ handler: @escaping @Sendable ([StoredJobSummary]) -> Void) {
+        evictionHandler.withLock { $0 = handler }
     }
 
     public var isDurable: Bool { false }
@@ -184,7 +186,7 @@ public final class MemoryJobStore: JobStore {
             }
             return .success(())
         }
-        if !evicted.isEmpty { onEvicted(evicted) }
+        if !evicted.isEmpty, let handler = evictionHandler.withLock({ $0 }) { handler(evicted) }
         whenDurable?(outcome)
     }
 

@@ -1,0 +1,75 @@
+import DequeModule
+import Synchronization
+
+/// Recently finished or recently read jobs, so that a client polling a job it just submitted
+/// is answered from memory (with its cached JSON) instead of the store. Bounded by an estimate
+/// of the bytes held; the oldest entries go first. A job that has left it is read from the
+/// store, which is the source of truth.
+final class FinishedJobCache: Sendable {
+    private struct State {
+        var byID: [JobID: (job: Job, bytes: Int)] = [:]
+        var order = Deque<JobID>()
+        var bytes = 0
+    }
+
+    /// The most bytes held (`--cache-bytes`); 0 keeps nothing.
+    let capacity: Int
+    private let state = Mutex(State())
+
+    init(capacity: Int) {
+        self.capacity = max(0, capacity)
+    }
+
+    func insert(_ job: Job) {
+        let size = Self.estimatedBytes(of: job)
+        guard size <= capacity else { return }
+        state.withLock { state in
+            if let old = state.byID.updateValue((job, size), forKey: job.id) {
+                state.bytes -= old.bytes
+            } else {
+                state.order.append(job.id)
+            }
+            state.bytes += size
+            while state.bytes > capacity, let oldest = state.order.popFirst() {
+                if let removed = state.byID.removeValue(forKey: oldest) { state.bytes -= removed.bytes }
+            }
+        }
+    }
+
+    func job(withID id: JobID) -> Job? {
+        state.withLock { $0.byID[id]?.job }
+    }
+
+    /// Drops jobs the store no longer has (retention, eviction).
+    func remove(_ ids: some Sequence<JobID>) {
+        state.withLock { state in
+            for id in ids {
+                if let removed = state.byID.removeValue(forKey: id) { state.bytes -= removed.bytes }
+            }
+            if state.order.count > 2 * state.byID.count + 64 { state.order.removeAll { state.byID[$0] == nil } }
+        }
+    }
+
+    var count: Int { state.withLock { $0.byID.count } }
+    var byteCount: Int { state.withLock { $0.bytes } }
+
+    /// Roughly what a finished job costs in memory: its values, its rendered JSON (kept once
+    /// it has been served), and the object around them.
+    static func estimatedBytes(of job: Job) -> Int {
+        let snapshot = job.snapshot()
+        return 600 + snapshot.input.estimatedBytes * 2 + (snapshot.result?.estimatedBytes ?? 0) * 2
+            + (snapshot.error.map { $0.message.utf8.count + $0.code.utf8.count } ?? 0)
+    }
+}
+
+extension JSONValue {
+    /// A rough size in memory: the bytes of its strings and 16 for every other value.
+    var estimatedBytes: Int {
+        switch self {
+        case .string(let text): return 16 + text.utf8.count
+        case .array(let items): return 16 + items.reduce(0) { $0 + $1.estimatedBytes }
+        case .object(let members): return 16 + members.reduce(0) { $0 + $1.key.utf8.count + $1.value.estimatedBytes }
+        default: return 16
+        }
+    }
+}
