@@ -52,7 +52,7 @@ public final class Job: Sendable {
         var version = 0
         /// A rendering of the job at `version`, kept for whoever made it (the HTTP layer
         /// caches its JSON here, so a finished job polled a thousand times is encoded once).
-        var rendering: (version: Int, bytes: [UInt8])?
+        var rendering: (version: Int, bytes: [UInt8], digest: String)?
         var webhookStatus: WebhookStatus?
         /// Gives back the job's place in the worker pool's queue; set while it is queued.
         var releaseQueueSlot: (@Sendable () -> Void)?
@@ -149,17 +149,18 @@ public final class Job: Sendable {
     }
 
     /// A rendering previously stored for the job's current state, if any.
-    public func cachedRendering(forVersion version: Int) -> [UInt8]? {
+    public func cachedRendering(forVersion version: Int) -> (bytes: [UInt8], digest: String)? {
         state.withLock { state in
             guard let rendering = state.rendering, rendering.version == version, state.version == version else { return nil }
-            return rendering.bytes
+            return (rendering.bytes, rendering.digest)
         }
     }
 
-    /// Stores `bytes` as the rendering of the job at `version`; ignored if the job has moved on.
-    public func storeRendering(_ bytes: [UInt8], forVersion version: Int) {
+    /// Stores `bytes` (and their `digest`) as the rendering of the job at `version`; ignored if
+    /// the job has moved on.
+    public func storeRendering(_ bytes: [UInt8], digest: String, forVersion version: Int) {
         state.withLock { state in
-            if state.version == version { state.rendering = (version, bytes) }
+            if state.version == version { state.rendering = (version, bytes, digest) }
         }
     }
 

@@ -177,14 +177,25 @@ final class APIHandler {
 
     /// Replies with `job` as it stands now, reusing its cached JSON when the job has not changed
     /// since it was last rendered (a finished job never changes).
+    ///
+    /// The ETag is a digest of the bytes sent, so it names the representation itself: the same
+    /// after the job has left the memory cache and been read back from the store, and after a
+    /// restart, and different whenever anything shown changes.
     func respond(_ request: HTTPRequest, status: Int, current job: Job, headers: [(name: String, value: String)] = [],
                  conditional: Bool = false) {
         let snapshot = job.snapshot()
+        let rendering: (bytes: [UInt8], digest: String)
+        if let cached = job.cachedRendering(forVersion: snapshot.version) {
+            rendering = cached
+        } else {
+            var writer = JSONWriter()
+            writer.job(snapshot)
+            rendering = (writer.bytes, Self.digest(writer.bytes))
+            job.storeRendering(rendering.bytes, digest: rendering.digest, forVersion: snapshot.version)
+        }
         var headers = headers
         if conditional {
-            // The job's version names its state; the process epoch keeps a version number seen
-            // before a restart from matching a different state after it.
-            let etag = "\"\(Self.etagEpoch)-\(snapshot.version)\""
+            let etag = "\"\(rendering.digest)\""
             headers.append(("ETag", etag))
             if let ifNoneMatch = request.header("If-None-Match"),
                ifNoneMatch == "*" || ifNoneMatch.split(separator: ",").contains(where: {
@@ -194,18 +205,20 @@ final class APIHandler {
                 return
             }
         }
-        if let cached = job.cachedRendering(forVersion: snapshot.version) {
-            request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: cached)
-            return
-        }
-        var writer = JSONWriter()
-        writer.job(snapshot)
-        job.storeRendering(writer.bytes, forVersion: snapshot.version)
-        request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: writer.bytes)
+        request.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: rendering.bytes)
     }
 
-    /// Distinguishes this process's job versions from another run's in ETags.
-    private static let etagEpoch = String(UInt32.random(in: .min ... .max), radix: 36)
+    /// 64-bit FNV-1a of the bytes, in hex: cheap, and collisions between two states of one job
+    /// are as good as impossible.
+    static func digest(_ bytes: [UInt8]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
 
     /// The tenant of an authorized request, nil when access control is off, or a 401 problem.
     private func authorize(_ request: HTTPRequest) throws(Problem) -> String? {
