@@ -54,6 +54,8 @@ public final class JobExecutor: Sendable {
     private let store: any JobStore
     private let logger: Logger
     private let completionHandler: (any CompletionHandler)?
+    /// Records outcomes: the one writer of what happens to accepted jobs.
+    private let completer: JobCompleter
     public let metrics: JobMetrics
     /// Jobs by owner, kind and state, for statistics.
     public let counts = JobCounts()
@@ -73,26 +75,21 @@ public final class JobExecutor: Sendable {
         self.store = store
         self.cache = FinishedJobCache(capacity: configuration.finishedCacheBytes)
         self.reader = StoreReader(threads: configuration.storeReaders)
-        let timers = self.timers
-        let recordStart: @Sendable (Job) -> Void = { job in
-            let snapshot = job.snapshot()
-            let startedAt = snapshot.startedAt ?? Date()
-            if let limit = job.options.timeLimitSeconds {
-                timers.asyncAfter(deadline: .now() + limit) { [weak job, attempt = snapshot.attempt] in
-                    job?.stop(.timeLimit(seconds: limit), attempt: attempt)
-                }
-            }
-            metrics.started(kind: job.kind, queueWait: .microseconds(Int64(startedAt.timeIntervalSince(job.createdAt) * 1_000_000)))
-            store.apply(StoreChange.started(job.key, attempt: snapshot.attempt, at: startedAt), whenDurable: nil)
-        }
+        self.logger = logger
+        // Built from the already-set properties, named through self: every one is initialized.
+        let completer = JobCompleter(store: store, live: self.live, cache: self.cache, counts: self.counts, metrics: metrics,
+                                     logger: logger, completionHandler: completionHandler, timers: self.timers)
+        self.completer = completer
         let pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
                               maxQueuedPerOwner: configuration.maxQueuedPerOwner, logger: logger, deferWakeUp: deferWakeUp, agingStep: configuration.priorityAgingStep,
-                              backoff: configuration.retryBackoff, onStart: recordStart)
+                              backoff: configuration.retryBackoff, onStart: completer.started)
         self.pool = pool
-        self.logger = logger
-        pool.onRetry { [weak self] job, plan in self?.retryScheduled(job, plan: plan) }
+        pool.onRetry { [weak self] job, plan in
+            completer.retrying(job, plan: plan)
+            self?.schedule(job, at: plan.due)
+        }
         if let memory = store as? MemoryJobStore {
-            memory.onEviction { [weak self] evicted in self?.forget(evicted, reason: "evicted") }
+            memory.onEviction { evicted in completer.removed(evicted, evicted: true) }
         }
     }
 
@@ -208,18 +205,6 @@ public final class JobExecutor: Sendable {
         }
     }
 
-    /// A run failed in a way worth retrying: record it and schedule the next attempt.
-    private func retryScheduled(_ job: Job, plan: RetryPlan) {
-        metrics.counter("jobpool_job_retries_total", [("kind", job.kind)]).increment()
-        logger.info("Job attempt failed; retrying", metadata: [
-            "job.id": "\(job.id)", "attempt": "\(plan.failedAttempt)", "error.code": "\(plan.failure.code)",
-            "next_attempt_at": "\(plan.due)",
-        ])
-        store.apply(.retrying(job.key, attempt: plan.failedAttempt, startedAt: plan.startedAt, error: plan.failure,
-                              at: Date(), nextAttemptAt: plan.due), whenDurable: nil)
-        schedule(job, at: plan.due)
-    }
-
     /// The live job an unexpired idempotency key of this owner created, if any: an answer
     /// without the store. ``loadJob(forIdempotencyKey:owner:)`` also asks the store.
     public func liveJob(forIdempotencyKey key: String, owner: String?) -> Job? {
@@ -232,39 +217,7 @@ public final class JobExecutor: Sendable {
         // Weak: a job refused by a full queue must not keep itself alive through this.
         job.addDoneCallback { [weak self, weak job] final in
             guard let self, let job else { return }
-            jobFinished(job, final: final)
-        }
-    }
-
-    private func jobFinished(_ job: Job, final: JobSnapshot) {
-        let runTime = final.startedAt.flatMap { started in final.finishedAt.map { Duration.microseconds(Int64($0.timeIntervalSince(started) * 1_000_000)) } }
-        metrics.finished(kind: job.kind, status: final.status, runTime: runTime)
-        if final.error == .interrupted, store.isDurable {
-            // A drain stopped it: it runs again after the restart, as the same attempt.
-            store.apply(.requeued(job.key, attempt: final.attempt, interrupted: nil), whenDurable: nil)
-            return
-        }
-        let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
-        let change = StoreChange.finished(job.key, attempt: final.attempt, startedAt: final.startedAt, status: final.status,
-                                          result: final.result, error: final.error, at: final.finishedAt ?? Date(), event: event)
-        store.apply(change) { [self] result in
-            // Failed writes of a final state are retried by the store until they succeed.
-            guard case .success = result else { return }
-            // Durable: the store answers for it from now on; memory keeps it only as a cache.
-            cache.insert(job)
-            live.remove(job)
-            if let event { completionHandler?.eventCommitted(event, job: job) }
-        }
-    }
-
-    /// Forgets jobs the store no longer has.
-    private func forget(_ removed: [StoredJobSummary], reason: String) {
-        for summary in removed { counts.removed(JobCounts.Key(owner: summary.owner, kind: summary.kind, state: summary.status)) }
-        let ids = Set(removed.map(\.key.id))
-        cache.remove(ids)
-        completionHandler?.jobsPurged(ids)
-        if reason == "evicted" {
-            metrics.counter("jobpool_memory_store_evictions_total", []).increment(by: removed.count)
+            completer.finished(job, final: final)
         }
     }
 
@@ -337,7 +290,7 @@ public final class JobExecutor: Sendable {
         }
         done.wait()
         try outcome.withLock { $0 }.get()
-        forget(expired, reason: "retention")
+        completer.removed(expired, evicted: false)
         return expired.count
     }
 
