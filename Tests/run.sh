@@ -3,7 +3,8 @@
 #
 # 1. `swift build --build-tests`: the tests and the `jobpool` binary that some tests start.
 #    With CI=true, any compiler warning in the project's own code fails the run.
-# 2. `swift test`: every unit and integration test. All traffic stays on 127.0.0.0/8 and ::1.
+# 2. `swift test`: every unit and integration test, twice for the API tests: once against the
+#    in-memory store, once against SQLite (JOBPOOL_TEST_STORE). Traffic stays on 127.0.0.0/8 and ::1.
 # 3. With CI=true (or JOBPOOL_SLOW_TESTS=1): the crash test (kill -9 under load, five times)
 #    and the fault test (full disk and read-only store, in a private mount namespace), against
 #    the jobpool binary. They take about a minute together.
@@ -87,7 +88,10 @@ races="LifecycleRaceTests|CancelRacingRetryTests"
 # One test at a time (about 95 s instead of 30): run together, 180 tests start dozens of servers
 # and client processes at once on 2 cores, and tests that watch a job for a few seconds then
 # missed their window now and then. Plain `swift test` still runs them in parallel.
-part "swift test" swift test --skip-build --no-parallel --skip "$races" "$@"
+# Every API test runs against both stores through the real server: memory first, then SQLite.
+part "swift test (memory store)" env JOBPOOL_TEST_STORE=memory swift test --skip-build --no-parallel --skip "$races" "$@"
+part "swift test (SQLite store)" env JOBPOOL_TEST_STORE=sqlite swift test --skip-build --no-parallel --skip "$races" \
+    --filter JobAPITests "$@"
 part "race stress tests" swift test --skip-build --filter "$races"
 
 if $slow; then

@@ -15,7 +15,7 @@ final class RetentionSweeper: Sendable {
     private let stopped = Mutex(false)
     private let wake = DispatchSemaphore(value: 0)
     private let exited = DispatchSemaphore(value: 0)
-    private static let batchSize = 500
+    static let batchSize = 500
 
     init(executor: JobExecutor, retention: Duration, interval: Duration, logger: Logger) {
         self.executor = executor
@@ -51,6 +51,10 @@ final class RetentionSweeper: Sendable {
             do throws(StoreError) {
                 let count = try executor.purgeFinished(before: cutoff, limit: Self.batchSize)
                 removed += count
+                if count > 0 {
+                    executor.metrics.counter("jobpool_retention_batches_total", []).increment()
+                    executor.metrics.counter("jobpool_retention_deleted_total", []).increment(by: count)
+                }
                 if count < Self.batchSize { break }
             } catch {
                 logger.warning("Retention could not delete finished jobs; it tries again next sweep", metadata: ["error": "\(error.message)"])

@@ -65,7 +65,7 @@ struct StoreTruthTests {
 struct MemoryBoundTests {
     @Test("past --memory-max-jobs the oldest finished jobs are evicted and counted")
     func evictsOldestFinished() async throws {
-        let server = try TestServer { $0.memoryMaxJobs = 5 }
+        let server = try TestServer { $0.store = .memory; $0.memoryMaxJobs = 5 }
         defer { server.stop() }
         var ids: [String] = []
         for _ in 0..<8 {
@@ -86,6 +86,7 @@ struct MemoryBoundTests {
     @Test("when every job held is live, a submission gets 503 with a message and nothing is lost")
     func refusesWhenAllLive() async throws {
         let server = try TestServer {
+            $0.store = .memory
             $0.memoryMaxJobs = 3
             $0.executor.workers = 1
         }
@@ -101,5 +102,43 @@ struct MemoryBoundTests {
         for id in live { #expect(try await server.client.get("/v1/jobs/\(id)").json["status"] as? String == "scheduled") }
         let listed = (try await server.client.get("/v1/jobs").json["jobs"] as? [Any])?.count
         #expect(listed == 3)
+    }
+}
+
+/// Retention deletes through the store's index, in batches, on its own thread.
+@Suite("Retention in batches")
+struct RetentionBatchTests {
+    @Test("retention deletes old finished jobs in batches while submissions go on", arguments: StoreKind.allCases)
+    func batchesWhileSubmitting(store: StoreKind) async throws {
+        let server = try TestServer {
+            store.apply(to: &$0)
+            $0.retention = .seconds(1)
+            $0.retentionSweepInterval = .milliseconds(200)
+            $0.executor.maxQueued = 10_000
+        }
+        defer { server.stop() }
+        let job = #"{"kind":"write_code","input":{"name":"old","max_seconds":0}}"#
+        let batch = #"{"jobs":["# + Array(repeating: job, count: 400).joined(separator: ",") + "]}"
+        var first: String?
+        for _ in 0..<3 {
+            let reply = try await server.client.post("/v1/jobs/batch", batch)
+            #expect(reply.status == 202)
+            first = first ?? ((reply.json["jobs"] as? [[String: Any]])?.first?["id"] as? String)
+        }
+        let oldest = try #require(first)
+        // Submissions keep being answered while retention deletes the 1,200 older jobs.
+        var submitted = 0
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            #expect(try await server.client.post("/v1/jobs", job).status == 202)
+            submitted += 1
+            if try await server.client.get("/v1/jobs/\(oldest)").status == 404, submitted >= 20 { break }
+        }
+        #expect(try await server.client.get("/v1/jobs/\(oldest)").status == 404)
+        let metrics = try await server.client.get("/metrics").text
+        let batches = metrics.split(separator: "\n").first { $0.hasPrefix("jobpool_retention_batches_total ") }
+            .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        // 1,200 jobs at most 500 a batch: at least three batches.
+        #expect(batches >= 3, "\(batches) batches")
     }
 }

@@ -6,6 +6,14 @@ import JobAPI
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibleLike {
     case memory, sqlite
 
+    /// The store the API tests run against by default: JOBPOOL_TEST_STORE (`memory` or
+    /// `sqlite`), memory when unset.
+    static let underTest: StoreKind = {
+        guard let name = ProcessInfo.processInfo.environment["JOBPOOL_TEST_STORE"] else { return .memory }
+        guard let kind = StoreKind(rawValue: name) else { fatalError("JOBPOOL_TEST_STORE must be memory or sqlite, not \(name)") }
+        return kind
+    }()
+
     /// Points `configuration` at a fresh store of this kind (SQLite in its own temporary folder).
     func apply(to configuration: inout ServerConfiguration) {
         switch self {

@@ -16,7 +16,9 @@ final class TestServer: Sendable {
         configuration.port = 0
         // Short: stop() blocks its (cooperative) test thread for up to the grace period.
         configuration.shutdownGrace = .milliseconds(300)
-        configuration.store = .memory
+        // Every API test runs against the store JOBPOOL_TEST_STORE names (memory unless set):
+        // Tests/run.sh runs the suite once per store. A test that needs one store sets it.
+        StoreKind.underTest.apply(to: &configuration)
         configure(&configuration)
         var logger = Logger(label: "jobpool-test")
         logger.logLevel = .warning
