@@ -8,39 +8,27 @@ extension SQLiteJobStore {
     func apply(_ change: StoreChange, in db: Database) throws {
         switch change {
         case .submitted(let jobs):
-            for job in jobs {
-                let idempotency = job.options.idempotency
-                try run(db, sql: """
-                    INSERT INTO jobs (created_at, id, kind, status, input, attempt, max_attempts, webhook_url, webhook_key, owner,
-                                      priority, time_limit_seconds, next_attempt_at, idempotency_key, idempotency_fingerprint,
-                                      idempotency_expires_at, webhook_secret_generated)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [Self.micros(job.createdAt), job.id.description, job.kind, job.status.rawValue, Self.json(job.input),
-                                     job.attempt, job.maxAttempts, job.webhook?.url, job.webhook.map { Data($0.key) }, job.owner,
-                                     job.options.priority, job.options.timeLimitSeconds, job.nextAttemptAt.map(Self.micros),
-                                     idempotency?.key, idempotency?.fingerprint, idempotency.map { Self.micros($0.expiresAt) },
-                                     idempotency?.webhookSecretGenerated ?? false])
-            }
+            try submit(jobs, in: db)
 
         case .retrying(let key, let attempt, let startedAt, let error, let at, let next):
             try run(db, sql: """
                 UPDATE jobs SET status = 'scheduled', attempt = ?, next_attempt_at = ?, started_at = NULL,
                                 error_code = ?, error_message = ?, error_status = ?
                 WHERE created_at = ? AND id = ? AND attempt = ? AND finished_at IS NULL
-                """, arguments: [attempt + 1, Self.micros(next), error.code, error.message, error.status,
-                                 Self.micros(key.createdAt), key.id.description, attempt])
+                """, arguments: [attempt + 1, StoredRows.micros(next), error.code, error.message, error.status,
+                                 StoredRows.micros(key.createdAt), key.id.description, attempt])
             guard db.changesCount > 0 else { return }
             try run(db, sql: """
                 INSERT OR REPLACE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome, error_code)
                 VALUES (?, ?, ?, ?, ?, 'failed', ?)
-                """, arguments: [Self.micros(key.createdAt), key.id.description, attempt, Self.micros(startedAt),
-                                 Self.micros(at), error.code])
+                """, arguments: [StoredRows.micros(key.createdAt), key.id.description, attempt, StoredRows.micros(startedAt),
+                                 StoredRows.micros(at), error.code])
 
         case .started(let key, let attempt, let at):
             try run(db, sql: """
                 UPDATE jobs SET status = 'running', started_at = ?, attempt = ?, next_attempt_at = NULL
                 WHERE created_at = ? AND id = ? AND attempt <= ? AND finished_at IS NULL
-                """, arguments: [Self.micros(at), attempt, Self.micros(key.createdAt), key.id.description, attempt])
+                """, arguments: [StoredRows.micros(at), attempt, StoredRows.micros(key.createdAt), key.id.description, attempt])
 
         case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event):
             // The attempt token: a stale attempt never overwrites a newer one's result.
@@ -48,15 +36,15 @@ extension SQLiteJobStore {
                 UPDATE jobs SET status = ?, result = ?, error_code = ?, error_message = ?, error_status = ?, finished_at = ?,
                                 started_at = coalesce(?, started_at), next_attempt_at = NULL
                 WHERE created_at = ? AND id = ? AND attempt = ? AND finished_at IS NULL
-                """, arguments: [status.rawValue, result.map(Self.json), error?.code, error?.message, error?.status, Self.micros(at),
-                                 startedAt.map(Self.micros), Self.micros(key.createdAt), key.id.description, attempt])
+                """, arguments: [status.rawValue, result.map(StoredRows.json), error?.code, error?.message, error?.status, StoredRows.micros(at),
+                                 startedAt.map(StoredRows.micros), StoredRows.micros(key.createdAt), key.id.description, attempt])
             guard db.changesCount > 0 else { return }
             if let startedAt {
                 try run(db, sql: """
                     INSERT OR REPLACE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome, error_code)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [Self.micros(key.createdAt), key.id.description, attempt, Self.micros(startedAt),
-                                     Self.micros(at), status.rawValue, error?.code])
+                    """, arguments: [StoredRows.micros(key.createdAt), key.id.description, attempt, StoredRows.micros(startedAt),
+                                     StoredRows.micros(at), status.rawValue, error?.code])
             }
             if let event {
                 try run(db, sql: """
@@ -70,23 +58,23 @@ extension SQLiteJobStore {
                 try run(db, sql: """
                     INSERT OR IGNORE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome)
                     VALUES (?, ?, ?, ?, ?, 'interrupted')
-                    """, arguments: [Self.micros(key.createdAt), key.id.description, interrupted.attempt,
-                                     Self.micros(interrupted.startedAt), Self.micros(Date())])
+                    """, arguments: [StoredRows.micros(key.createdAt), key.id.description, interrupted.attempt,
+                                     StoredRows.micros(interrupted.startedAt), StoredRows.micros(Date())])
             }
             try run(db, sql: """
                 UPDATE jobs SET status = 'queued', started_at = NULL, attempt = ?
                 WHERE created_at = ? AND id = ? AND finished_at IS NULL
-                """, arguments: [attempt, Self.micros(key.createdAt), key.id.description])
+                """, arguments: [attempt, StoredRows.micros(key.createdAt), key.id.description])
 
         case .webhookAttempted(let id, let attempt, let state, let next):
             try run(db, sql: """
                 INSERT OR REPLACE INTO webhook_attempts
                     (job_id, number, started_at, duration_us, status, error_code, error_message, next_attempt_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id.description, attempt.number, Self.micros(attempt.startedAt), Self.micros(attempt.duration),
-                                 attempt.status, attempt.error?.code, attempt.error?.message, next.map(Self.micros)])
+                """, arguments: [id.description, attempt.number, StoredRows.micros(attempt.startedAt), StoredRows.micros(attempt.duration),
+                                 attempt.status, attempt.error?.code, attempt.error?.message, attempt.nextAttemptAt.map(StoredRows.micros)])
             try run(db, sql: "UPDATE webhook_events SET state = ?, next_attempt_at = ? WHERE job_id = ?",
-                    arguments: [state.rawValue, next.map(Self.micros), id.description])
+                    arguments: [state.rawValue, next.map(StoredRows.micros), id.description])
 
         case .webhookRedelivered(let id, let roundStart):
             try run(db, sql: "UPDATE webhook_events SET state = 'pending', round_start = ?, next_attempt_at = NULL WHERE job_id = ?",
@@ -95,9 +83,9 @@ extension SQLiteJobStore {
         case .purged(let keys):
             for key in keys {
                 let id = key.id.description
-                try run(db, sql: "DELETE FROM jobs WHERE created_at = ? AND id = ?", arguments: [Self.micros(key.createdAt), id])
+                try run(db, sql: "DELETE FROM jobs WHERE created_at = ? AND id = ?", arguments: [StoredRows.micros(key.createdAt), id])
                 try run(db, sql: "DELETE FROM job_attempts WHERE job_created_at = ? AND job_id = ?",
-                        arguments: [Self.micros(key.createdAt), id])
+                        arguments: [StoredRows.micros(key.createdAt), id])
                 try run(db, sql: "DELETE FROM webhook_attempts WHERE job_id = ?", arguments: [id])
                 try run(db, sql: "DELETE FROM webhook_events WHERE job_id = ?", arguments: [id])
             }
@@ -105,25 +93,7 @@ extension SQLiteJobStore {
     }
 
     /// Runs `sql` through GRDB's statement cache.
-    private func run(_ db: Database, sql: String, arguments: StatementArguments) throws {
+    func run(_ db: Database, sql: String, arguments: StatementArguments) throws {
         try db.cachedStatement(sql: sql).execute(arguments: arguments)
-    }
-
-    static func micros(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
-    }
-
-    static func micros(_ duration: Duration) -> Int64 {
-        duration.clampedMicroseconds
-    }
-
-    static func date(_ micros: Int64) -> Date {
-        Date(timeIntervalSince1970: Double(micros) / 1_000_000)
-    }
-
-    static func json(_ value: JSONValue) -> String {
-        var writer = JSONWriter()
-        writer.value(value)
-        return String(decoding: writer.bytes, as: UTF8.self)
     }
 }

@@ -18,7 +18,7 @@ extension SQLiteJobStore {
 
     /// Opens the file, checks it, and migrates it forward (after a backup copy). The caller
     /// holds the store's owner lock.
-    static func open(path: String, logger: Logger) throws(StoreError) -> DatabaseQueue {
+    static func open(path: String, readerCount: Int, logger: Logger) throws(StoreError) -> DatabasePool {
         let isNew = !FileManager.default.fileExists(atPath: path)
         if isNew {
             // The file holds webhook secrets: only the server's user may read it. SQLite gives
@@ -29,14 +29,14 @@ extension SQLiteJobStore {
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
-        configuration.prepareDatabase { db in
-            // Set here, not with GRDB's journalMode option, which would also lower synchronous
-            // to NORMAL: a commit must be on disk before a job is acknowledged.
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
+        configuration.maximumReaderCount = max(1, readerCount)
         do {
-            let database = try DatabaseQueue(path: path, configuration: configuration)
+            // The pool turns WAL on for the writer, then sets synchronous = NORMAL on it (GRDB
+            // 7.10, Database.setUpWALMode), after any prepareDatabase has run. A commit must be
+            // on disk before a job is acknowledged, so FULL is set again once the pool is open.
+            // Only the writer's setting matters: readers never commit.
+            let database = try DatabasePool(path: path, configuration: configuration)
+            try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try checkAndMigrate(database, path: path, logger: logger)
             // SQLite quietly opens a write-protected file read-only; a store that cannot take
             // writes must stop the start instead.
@@ -52,15 +52,13 @@ extension SQLiteJobStore {
         }
     }
 
-    private static func checkAndMigrate(_ database: DatabaseQueue, path: String, logger: Logger) throws {
+    /// Checks that the file is a jobpool store this version can use, and migrates it. The full
+    /// integrity check runs after the start (see `SQLiteJobStore+Integrity.swift`); opening
+    /// has already read the header and the schema, so a file that is not a database stops here.
+    private static func checkAndMigrate(_ database: DatabasePool, path: String, logger: Logger) throws {
         let migrator = makeMigrator()
-        let (check, applied, superseded) = try database.read { db in
-            (try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "",
-             try migrator.appliedIdentifiers(db),
-             try migrator.hasBeenSuperseded(db))
-        }
-        guard check == "ok" else {
-            throw StoreError("\(path) is damaged (SQLite quick_check: \(check.prefix(200))). It was left as it is; restore it from a backup.")
+        let (applied, superseded) = try database.read { db in
+            (try migrator.appliedIdentifiers(db), try migrator.hasBeenSuperseded(db))
         }
         guard !superseded else {
             throw StoreError("\(path) was written by a newer jobpool (schema \(applied.sorted().joined(separator: ","))). Run that version, or restore a backup made before the upgrade.")
@@ -75,101 +73,5 @@ extension SQLiteJobStore {
             logger.notice("Migrating the job store; a backup copy was made", metadata: ["backup": "\(backup)"])
         }
         try migrator.migrate(database)
-    }
-
-    /// The schema, one migration per version. Add migrations; never edit a shipped one.
-    static func makeMigrator() -> DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            // Jobs are keyed by (created_at, id) and stored in that order (WITHOUT ROWID): a new
-            // job is appended, and a status change finds its row by key. A random UUID key
-            // would scatter every insert over the whole table, and group commit would then
-            // write a page per job to the WAL instead of a page per batch.
-            try db.execute(sql: """
-                CREATE TABLE jobs (
-                    created_at INTEGER NOT NULL,      -- microseconds since 1970, UTC
-                    id TEXT NOT NULL,
-                    kind TEXT NOT NULL,
-                    status TEXT NOT NULL,
-                    input TEXT NOT NULL,
-                    result TEXT,
-                    error_code TEXT,
-                    error_message TEXT,
-                    started_at INTEGER,
-                    finished_at INTEGER,
-                    attempt INTEGER NOT NULL,
-                    max_attempts INTEGER NOT NULL,
-                    webhook_url TEXT,
-                    webhook_key BLOB,                 -- the decoded secret; never returned by the API
-                    PRIMARY KEY (created_at, id)
-                ) WITHOUT ROWID;
-
-                -- One row per attempt, written when the attempt ends (or, after a crash, when
-                -- recovery finds it interrupted).
-                -- Keyed by the job's creation time first, for the same append-only reason.
-                CREATE TABLE job_attempts (
-                    job_created_at INTEGER NOT NULL,
-                    job_id TEXT NOT NULL,
-                    attempt INTEGER NOT NULL,
-                    started_at INTEGER NOT NULL,
-                    finished_at INTEGER NOT NULL,
-                    outcome TEXT NOT NULL,            -- succeeded, failed, cancelled, interrupted
-                    PRIMARY KEY (job_created_at, job_id, attempt)
-                ) WITHOUT ROWID;
-
-                -- The outbox: a finished job's webhook event, written with its final state.
-                CREATE TABLE webhook_events (
-                    job_id TEXT PRIMARY KEY NOT NULL,
-                    webhook_id TEXT NOT NULL,
-                    url TEXT NOT NULL,
-                    body BLOB NOT NULL,
-                    state TEXT NOT NULL,
-                    round_start INTEGER NOT NULL DEFAULT 0,
-                    next_attempt_at INTEGER
-                );
-
-                CREATE TABLE webhook_attempts (
-                    job_id TEXT NOT NULL,
-                    number INTEGER NOT NULL,
-                    started_at INTEGER NOT NULL,
-                    duration_us INTEGER NOT NULL,
-                    status INTEGER,
-                    error_code TEXT,
-                    error_message TEXT,
-                    next_attempt_at INTEGER,
-                    PRIMARY KEY (job_id, number)
-                );
-                """)
-        }
-        migrator.registerMigration("v2-list-and-retention-indexes") { db in
-            // The list filters (status, kind) and retention (finished_at) read through these.
-            try db.execute(sql: """
-                CREATE INDEX jobs_by_status ON jobs (status, created_at, id);
-                CREATE INDEX jobs_by_kind ON jobs (kind, created_at, id);
-                CREATE INDEX jobs_by_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
-                CREATE INDEX webhook_events_pending ON webhook_events (state) WHERE state = 'pending';
-                """)
-        }
-        migrator.registerMigration("v3-owner") { db in
-            // The tenant (a hash derived from the API key, never the key) that owns each job.
-            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN owner TEXT")
-        }
-        migrator.registerMigration("v4-scheduling-retries-idempotency") { db in
-            // next_attempt_at: when a 'scheduled' job (run_at, or a retry's backoff) falls due.
-            // error_*: the final error, or while scheduled for a retry, the last attempt's.
-            // The idempotency key lives with the job it created, so it outlives a restart.
-            try db.execute(sql: """
-                ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE jobs ADD COLUMN time_limit_seconds REAL;
-                ALTER TABLE jobs ADD COLUMN next_attempt_at INTEGER;
-                ALTER TABLE jobs ADD COLUMN error_status INTEGER;
-                ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;
-                ALTER TABLE jobs ADD COLUMN idempotency_fingerprint TEXT;
-                ALTER TABLE jobs ADD COLUMN idempotency_expires_at INTEGER;
-                ALTER TABLE jobs ADD COLUMN webhook_secret_generated INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE job_attempts ADD COLUMN error_code TEXT;
-                """)
-        }
-        return migrator
     }
 }

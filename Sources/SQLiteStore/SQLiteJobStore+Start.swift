@@ -1,0 +1,64 @@
+import Foundation
+import GRDB
+import JobCore
+
+extension SQLiteJobStore {
+    /// The unfinished jobs, oldest first. `jobs_by_status` turns this into one seek per live
+    /// state, so a start reads only live rows (and sorts them) however many finished jobs the
+    /// file holds; a test checks the plan.
+    static let unfinishedJobsSQL = """
+        SELECT * FROM jobs WHERE status IN ('scheduled', 'queued', 'running') ORDER BY created_at, id
+        """
+
+    /// The pending webhook events with their job's secret, through `webhook_events_pending`.
+    static let pendingEventsSQL = """
+        SELECT e.*, j.webhook_key FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id
+        WHERE e.state = 'pending' ORDER BY e.job_id
+        """
+
+    static let pendingAttemptsSQL = """
+        SELECT a.* FROM webhook_events e JOIN webhook_attempts a ON a.job_id = e.job_id
+        WHERE e.state = 'pending' ORDER BY a.job_id, a.number
+        """
+
+    /// What a start needs: the unfinished jobs, the pending webhook events, and the counts that
+    /// the triggers keep in `job_counts`. Finished jobs stay on disk; how many job rows this
+    /// read is left in ``lastStartRowsRead``.
+    public func loadUnfinished() throws(StoreError) -> StoredState {
+        do {
+            let (state, rowsRead) = try database.read { db -> (StoredState, Int) in
+                var jobs: [JobRecord] = []
+                let rows = try Row.fetchCursor(db, sql: Self.unfinishedJobsSQL)
+                while let row = try rows.next() { jobs.append(try StoredRows.job(row)) }
+
+                var attempts: [String: [DeliveryAttempt]] = [:]
+                for row in try Row.fetchAll(db, sql: Self.pendingAttemptsSQL) {
+                    attempts[row["job_id"], default: []].append(StoredRows.deliveryAttempt(row))
+                }
+                let events = try Row.fetchAll(db, sql: Self.pendingEventsSQL).map { row in
+                    try StoredRows.webhookEvent(row, attempts: attempts[row["job_id"]] ?? [])
+                }
+                return (StoredState(jobs: jobs, webhookEvents: events, counts: try Self.counts(db)), jobs.count)
+            }
+            lastStartRowsReadValue.store(rowsRead, ordering: .relaxed)
+            return state
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError("cannot read the job store: \(Self.describe(error, path: path))")
+        }
+    }
+
+    /// The counts of stored jobs by owner, kind and state; `''` is stored for no owner.
+    static func counts(_ db: Database) throws -> [JobCounts.Key: Int] {
+        var counts: [JobCounts.Key: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT owner, kind, status, count FROM job_counts WHERE count > 0") {
+            guard let state = JobState(rawValue: row["status"]) else {
+                throw StoreError("the job counts hold an unknown state \((row["status"] as String).prefix(40))")
+            }
+            let owner: String = row["owner"]
+            counts[JobCounts.Key(owner: owner.isEmpty ? nil : owner, kind: row["kind"], state: state), default: 0] += row["count"] as Int
+        }
+        return counts
+    }
+}
