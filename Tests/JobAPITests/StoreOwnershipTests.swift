@@ -70,7 +70,7 @@ struct StoreOwnershipTests {
         #expect(refused.log.contains("Address already in use"), "\(refused.log)")
 
         let store = try SQLiteJobStore(path: path, logger: Logger(label: "test"))
-        let stored = try store.load().jobs.first { $0.id.description == id }
+        let stored = try store.job(withID: try #require(JobID(id)))?.record
         store.close()
         #expect(stored?.status == .running, "the failed start re-queued the job (\(String(describing: stored?.status)))")
         #expect(stored?.attempt == 1, "the failed start spent an attempt (\(String(describing: stored?.attempt)))")

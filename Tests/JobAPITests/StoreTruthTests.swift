@@ -119,22 +119,24 @@ struct RetentionBatchTests {
         defer { server.stop() }
         let job = #"{"kind":"write_code","input":{"name":"old","max_seconds":0}}"#
         let batch = #"{"jobs":["# + Array(repeating: job, count: 400).joined(separator: ",") + "]}"
-        var first: String?
+        var old: [String] = []
         for _ in 0..<3 {
             let reply = try await server.client.post("/v1/jobs/batch", batch)
             #expect(reply.status == 202)
-            first = first ?? ((reply.json["jobs"] as? [[String: Any]])?.first?["id"] as? String)
+            old += ((reply.json["jobs"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
         }
-        let oldest = try #require(first)
+        #expect(old.count == 1200)
+        let oldest = try #require(old.first), newestOld = try #require(old.last)
         // Submissions keep being answered while retention deletes the 1,200 older jobs.
         var submitted = 0
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             #expect(try await server.client.post("/v1/jobs", job).status == 202)
             submitted += 1
-            if try await server.client.get("/v1/jobs/\(oldest)").status == 404, submitted >= 20 { break }
+            if try await server.client.get("/v1/jobs/\(newestOld)").status == 404, submitted >= 20 { break }
         }
         #expect(try await server.client.get("/v1/jobs/\(oldest)").status == 404)
+        #expect(try await server.client.get("/v1/jobs/\(newestOld)").status == 404)
         let metrics = try await server.client.get("/metrics").text
         let batches = metrics.split(separator: "\n").first { $0.hasPrefix("jobpool_retention_batches_total ") }
             .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0

@@ -31,6 +31,7 @@ public final class MemoryJobStore: JobStore {
         /// Finished jobs in the order they finished: eviction and retention take from the front.
         var finishedOrder = Deque<JobKey>()
         var idempotency: [IdempotencyScope: JobID] = [:]
+        var counts: [JobCounts.Key: Int] = [:]
         var liveCount = 0
 
         mutating func insert(_ record: JobRecord) {
@@ -44,16 +45,21 @@ public final class MemoryJobStore: JobStore {
             if let idempotency = record.options.idempotency {
                 self.idempotency[IdempotencyScope(owner: record.owner, key: idempotency.key)] = record.id
             }
+            counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: record.status), default: 0] += 1
             if record.status.isFinished { finishedOrder.append(JobKey(id: record.id, createdAt: record.createdAt)) } else { liveCount += 1 }
         }
 
-        /// Changes a job's record in place, keeping the finished order in step.
+        /// Changes a job's record in place, keeping the counts and the finished order in step.
         mutating func update(_ id: JobID, _ change: (inout Entry) -> Void) {
             guard let index = byID.index(forKey: id) else { return }
-            let wasFinished = byID.values[index].record.status.isFinished
+            let before = byID.values[index].record.status
             change(&byID.values[index])
-            if !wasFinished, byID.values[index].record.status.isFinished {
-                finishedOrder.append(JobKey(id: id, createdAt: byID.values[index].record.createdAt))
+            let record = byID.values[index].record
+            guard record.status != before else { return }
+            counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: before), default: 0] -= 1
+            counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: record.status), default: 0] += 1
+            if !before.isFinished, record.status.isFinished {
+                finishedOrder.append(JobKey(id: id, createdAt: record.createdAt))
                 liveCount -= 1
             }
         }
@@ -66,6 +72,9 @@ public final class MemoryJobStore: JobStore {
                 let scope = IdempotencyScope(owner: record.owner, key: idempotency.key)
                 if self.idempotency[scope] == id { self.idempotency[scope] = nil }
             }
+            let key = JobCounts.Key(owner: record.owner, kind: record.kind, state: record.status)
+            counts[key, default: 0] -= 1
+            if counts[key] == 0 { counts[key] = nil }
             if !record.status.isFinished { liveCount -= 1 }
             while let first = finishedOrder.first, byID[first.id] == nil { finishedOrder.removeFirst() }
             removedInOrder += 1
@@ -187,8 +196,7 @@ public final class MemoryJobStore: JobStore {
                 return record
             }
             let pending = tables.byID.values.compactMap { $0.webhookEvent }.filter { $0.state == .pending }
-            // No counts: this store starts empty with its process, whose executor keeps the counts.
-            return StoredState(jobs: live, webhookEvents: pending)
+            return StoredState(jobs: live, webhookEvents: pending, counts: tables.counts.filter { $0.value > 0 })
         }
     }
 
