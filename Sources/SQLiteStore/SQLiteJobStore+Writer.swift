@@ -73,7 +73,7 @@ extension SQLiteJobStore {
                             try submit(jobs, in: db)
                             return .commit
                         }
-                    } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                    } catch let error as DatabaseError where Self.refusesSubmissionOnly(error) {
                         refused[index] = Self.refusal(of: jobs, error)
                     }
                 }
@@ -98,6 +98,12 @@ extension SQLiteJobStore {
             }
             return retry
         }
+    }
+
+    /// True for an error that is the submission's own (a constraint, a value too large), as
+    /// opposed to the file's or the disk's, which fail the whole commit.
+    static func refusesSubmissionOnly(_ error: DatabaseError) -> Bool {
+        [.SQLITE_CONSTRAINT, .SQLITE_TOOBIG].contains(error.resultCode)
     }
 
     /// Drops a job's "started" change when the same batch also finishes that attempt: the
