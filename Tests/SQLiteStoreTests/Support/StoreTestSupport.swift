@@ -81,10 +81,6 @@ func makeJob(kind: String = "write_code", status: JobState = .queued, owner: Str
               options: JobOptions(idempotency: idempotency), webhook: webhook, owner: owner)
 }
 
-extension JobRecord {
-    var key: JobKey { JobKey(id: id, createdAt: createdAt) }
-}
-
 /// A fixed starting time, so that tests do not depend on the clock; whole seconds.
 let epoch = Date(timeIntervalSince1970: 1_800_000_000)
 
