@@ -7,8 +7,12 @@ import JobCore
 /// Times are whole microseconds since 1970 (UTC): exact, ordered as integers, and the same on
 /// every platform. A `Date` that round-trips through them comes back identical.
 enum StoredRows {
+    /// Clamped to what an `Int64` holds (about ±292,000 years), so that no date a client can
+    /// send into a filter traps the conversion.
     static func micros(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let value = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        guard value.isFinite else { return value > 0 ? .max : .min }
+        return value >= 9.2e18 ? .max : value <= -9.2e18 ? .min : Int64(value)
     }
 
     static func micros(_ duration: Duration) -> Int64 {
@@ -24,7 +28,7 @@ enum StoredRows {
     /// `d` falls between two microseconds.
     static func firstMicros(notBefore date: Date) -> Int64 {
         let nearest = micros(date)
-        return self.date(nearest) >= date ? nearest : nearest + 1
+        return self.date(nearest) >= date || nearest == .max ? nearest : nearest + 1
     }
 
     static func json(_ value: JSONValue) -> String {

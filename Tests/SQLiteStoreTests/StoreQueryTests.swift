@@ -114,6 +114,9 @@ struct StoreQueryTests {
         filters.append(JobFilter(createdFrom: epoch.addingTimeInterval(5.5), createdBefore: epoch.addingTimeInterval(30.25)))
         filters.append(JobFilter(status: .queued, owner: "tenant-a", createdFrom: epoch.addingTimeInterval(3), createdBefore: epoch.addingTimeInterval(33)))
         filters.append(JobFilter(kind: "fetch_url", createdBefore: epoch.addingTimeInterval(12)))
+        // Far beyond what microseconds in an Int64 hold: clamped, never a trap.
+        filters.append(JobFilter(createdFrom: Date(timeIntervalSince1970: -1e300), createdBefore: Date(timeIntervalSince1970: 1e300)))
+        filters.append(JobFilter(createdFrom: Date(timeIntervalSince1970: 1e300)))
         return filters
     }()
 
