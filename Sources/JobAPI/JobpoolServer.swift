@@ -196,8 +196,10 @@ public final class JobpoolServer: Sendable {
 
     /// Loads what the store kept and resumes it, before anything runs.
     private func recover() throws {
+        // The store takes back what a dead process left running, then hands over the rest.
+        let requeued = try store.requeueInterrupted(at: Date())
         let stored = try store.loadUnfinished()
-        let report = executor.recover(stored)
+        let report = executor.recover(stored, requeuedAfterCrash: requeued)
         // Pending events belong to finished jobs, which the store answers for (this is start-up,
         // before any request: a blocking read is fine here).
         webhooks.restore(stored.webhookEvents) { [executor] id in (try? executor.loadJob(withID: id)) ?? nil }

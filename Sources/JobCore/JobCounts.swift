@@ -39,6 +39,14 @@ public final class JobCounts: Sendable {
         counts.withLock { $0[key, default: 0] -= 1 }
     }
 
+    /// A job's state changed without its hook (a recovered job shown in a new state).
+    func shift(owner: String?, kind: String, from: JobState, to: JobState) {
+        counts.withLock { counts in
+            counts[Key(owner: owner, kind: kind, state: from), default: 0] -= 1
+            counts[Key(owner: owner, kind: kind, state: to), default: 0] += 1
+        }
+    }
+
     /// Starts from the counts the store kept of every stored job (at start, before any job is
     /// made: recovered jobs are in these counts already, so they do not announce themselves).
     func seed(_ stored: [Key: Int]) {

@@ -221,22 +221,26 @@ public final class JobExecutor: Sendable {
         }
     }
 
-    /// Loads what the store kept and resumes it: queued jobs in order; jobs that were running
-    /// when the process died run again as their next attempt while they have attempts left,
-    /// and fail with `interrupted` otherwise. Call before ``start()``.
-    public func recover(_ stored: StoredState) -> RecoveryReport {
+    /// Resumes the unfinished work the store handed over at start: queued jobs in order, and
+    /// scheduled ones when due. The store has already re-queued the jobs a dead process left
+    /// running (see ``JobStore/requeueInterrupted(at:)``); any still `running` here had no
+    /// attempt left, and fail with `interrupted`. Call before ``start()``.
+    public func recover(_ stored: StoredState, requeuedAfterCrash: Int = 0) -> RecoveryReport {
         var report = RecoveryReport()
+        report.requeuedAfterCrash = requeuedAfterCrash
         counts.seed(stored.counts)
         let webhookStatus = Dictionary(stored.webhookEvents.map {
             ($0.jobID, WebhookStatus(url: $0.url, state: $0.state, attempts: $0.attempts.count))
         }, uniquingKeysWith: { first, _ in first })
         for original in stored.jobs {
             var record = original
-            let wasRunning = record.status == .running
-            let outOfAttempts = wasRunning && record.attempt >= record.maxAttempts
-            if wasRunning {
+            live.noteCreationTime(record.createdAt)
+            guard !record.status.isFinished else { continue } // a start loads only unfinished jobs
+            let outOfAttempts = record.status == .running
+            if outOfAttempts {
+                // Shown queued for the moment it takes to fail it; the counts follow.
                 record.status = .queued
-                if !outOfAttempts { record.attempt += 1 }
+                counts.shift(owner: record.owner, kind: record.kind, from: .running, to: .queued)
             }
             let work: JobWork
             if let kind = kinds[record.kind], let made = try? kind.makeWork(input: record.input) {
@@ -248,28 +252,18 @@ public final class JobExecutor: Sendable {
             }
             let status = webhookStatus[record.id] ?? record.webhook.map { WebhookStatus(url: $0.url, state: .pending, attempts: 0) }
             let job = Job(restoring: record, webhookStatus: status, onStateChange: counts.hook, work: work)
-            live.noteCreationTime(record.createdAt)
-            guard !record.status.isFinished else { continue } // only unfinished jobs are loaded
             live.insert(job)
             watchCompletion(of: job)
             if record.status == .scheduled {
                 schedule(job, at: record.nextAttemptAt ?? Date())
                 report.resumedScheduled += 1
-                continue
-            }
-            if outOfAttempts {
+            } else if outOfAttempts {
                 job.fail(JobFailure(code: "interrupted", message: "The server stopped while this job was running, and it had used all \(record.maxAttempts) of its attempts (max_attempts)."))
                 report.failedOutOfAttempts += 1
-                continue
-            }
-            if wasRunning {
-                let interrupted = (attempt: job.attempt - 1, startedAt: original.startedAt ?? original.createdAt)
-                store.apply(.requeued(job.key, attempt: job.attempt, interrupted: interrupted), whenDurable: nil)
-                report.requeuedAfterCrash += 1
             } else {
                 report.resumedQueued += 1
+                pool.enqueueAccepted(job)
             }
-            pool.enqueueAccepted(job)
         }
         report.loaded = stored.jobs.count
         return report

@@ -21,6 +21,27 @@ extension SQLiteJobStore {
         WHERE e.state = 'pending' ORDER BY a.job_id, a.number
         """
 
+    /// Re-queues what a previous process left running, in one transaction, under this
+    /// process's owner lock: the store's own recovery, not the pool's.
+    public func requeueInterrupted(at now: Date) throws(StoreError) -> Int {
+        do {
+            return try database.write { db in
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome)
+                    SELECT created_at, id, attempt, coalesce(started_at, created_at), ?, 'interrupted'
+                    FROM jobs WHERE status = 'running' AND attempt < max_attempts
+                    """, arguments: [StoredRows.micros(now)])
+                try db.execute(sql: """
+                    UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL
+                    WHERE status = 'running' AND attempt < max_attempts
+                    """)
+                return db.changesCount
+            }
+        } catch {
+            throw StoreError("cannot re-queue interrupted jobs: \(Self.describe(error, path: path))")
+        }
+    }
+
     /// What a start needs: the unfinished jobs, the pending webhook events, and the counts that
     /// the triggers keep in `job_counts`. Finished jobs stay on disk; how many job rows this
     /// read is left in ``lastStartRowsRead``.

@@ -67,10 +67,11 @@ struct ListAndCancelTests {
         let workers = 3
         let server = try TestServer { $0.executor.workers = workers }
         defer { server.stop() }
-        var ids: [String] = []
-        for index in 0..<18 {
-            ids.append(try #require(try await server.client.submitWriteCode(name: "b\(index)", min: 0.1, max: 0.1).json["id"] as? String))
-        }
+        // One batch, so that all 18 are queued at once whatever a commit costs on this store.
+        let jobs = (0..<18).map { #"{"kind":"write_code","input":{"name":"b\#($0)","min_seconds":0.1,"max_seconds":0.1}}"# }
+        let batch = try await server.client.post("/v1/jobs/batch", #"{"jobs":["# + jobs.joined(separator: ",") + "]}")
+        let ids = ((batch.json["jobs"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
+        #expect(ids.count == 18)
         var intervals: [(start: String, end: String)] = []
         for id in ids {
             let job = try await server.client.get("/v1/jobs/\(id)?wait=30").json

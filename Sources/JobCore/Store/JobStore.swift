@@ -17,6 +17,14 @@ public protocol JobStore: Sendable {
     /// A submission that fails is dropped; any other change is retried until it is written.
     func apply(_ change: StoreChange, whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?)
 
+    /// Takes back the work that a previous owner of this store left running (it died, or was
+    /// killed): each running attempt is recorded as interrupted and its job goes back to the
+    /// queue as its next attempt, all in one write, at start, while this process holds the
+    /// store. Jobs with no attempt left stay `running`, for the executor to fail with
+    /// `interrupted` (their final state carries a webhook event, which the executor makes).
+    /// Returns how many were re-queued.
+    func requeueInterrupted(at now: Date) throws(StoreError) -> Int
+
     /// What a start needs, and nothing more: the jobs that are not finished (queued, scheduled,
     /// running), in `(created_at, id)` order, the webhook events still pending, and the counts
     /// of all stored jobs. Never every finished job.

@@ -189,6 +189,22 @@ public final class MemoryJobStore: JobStore {
         whenDurable?(outcome)
     }
 
+    public func requeueInterrupted(at now: Date) throws(StoreError) -> Int {
+        tables.withLock { tables in
+            let running = tables.byID.compactMap { id, entry in
+                entry.record.status == .running && entry.record.attempt < entry.record.maxAttempts ? id : nil
+            }
+            for id in running {
+                tables.update(id) { entry in
+                    entry.record.status = .queued
+                    entry.record.attempt += 1
+                    entry.record.startedAt = nil
+                }
+            }
+            return running.count
+        }
+    }
+
     public func loadUnfinished() throws(StoreError) -> StoredState {
         tables.withLock { tables in
             let live = tables.order.compactMap { key -> JobRecord? in
