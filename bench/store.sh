@@ -8,6 +8,7 @@
 # Every server started here is stopped by process group on exit.
 #
 # Usage: bench/store.sh          (ROUNDS [3], DURATION [10s], CONNS [64], THREADS [2])
+#        JOBPOOL_BINARY=/path/to/jobpool bench/store.sh   (an older build, for before/after)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -18,8 +19,12 @@ trap 'stop_all_servers' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-swift build -c release --package-path "$repo" >&2
-binary="$(swift build -c release --package-path "$repo" --show-bin-path)/jobpool"
+if [[ -n "${JOBPOOL_BINARY:-}" ]]; then
+    binary="$JOBPOOL_BINARY" # an older build, for before/after in one session
+else
+    swift build -c release --package-path "$repo" >&2
+    binary="$(swift build -c release --package-path "$repo" --show-bin-path)/jobpool"
+fi
 rounds="${ROUNDS:-3}"
 port="${PORT_BASE:-18103}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-store.XXXXXX")"
