@@ -83,8 +83,14 @@ public final class JobpoolServer: Sendable {
         self.outbound = outbound
         var webhookConfiguration = configuration.webhooks
         webhookConfiguration.userAgent = configuration.outbound.userAgent
+        let persist: @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void = { change, durable in
+            guard let durable else { return store.apply(change, whenDurable: nil) }
+            store.apply(change) { result in
+                if case .success = result { durable() }
+            }
+        }
         let webhooks = WebhookDeliverer(configuration: webhookConfiguration, client: outbound, logger: logger, metrics: metrics,
-                                        persist: { change in store.apply(change, whenDurable: nil) }) { type, final in
+                                        persist: persist) { type, final in
             var writer = JSONWriter()
             writer.webhookEvent(type: type, job: final)
             return writer.bytes

@@ -86,7 +86,8 @@ public final class WebhookDeliverer: CompletionHandler {
     private let client: OutboundHTTPClient
     private let renderBody: BodyRenderer
     /// Records attempts and redeliveries in the job store, so they survive a restart.
-    private let persist: @Sendable (StoreChange) -> Void
+    /// Writes a change to the store; the closure, if any, runs once it is durable.
+    private let persist: @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void
     private let metrics: JobMetrics
     private let logger: Logger
     private let state = Mutex(State())
@@ -94,7 +95,8 @@ public final class WebhookDeliverer: CompletionHandler {
     private let threads = DispatchGroup()
 
     public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger, metrics: JobMetrics = .none,
-                persist: @escaping @Sendable (StoreChange) -> Void = { _ in }, renderBody: @escaping BodyRenderer) {
+                persist: @escaping @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void = { _, durable in durable?() },
+                renderBody: @escaping BodyRenderer) {
         self.persist = persist
         self.metrics = metrics
         self.configuration = configuration
@@ -153,7 +155,7 @@ public final class WebhookDeliverer: CompletionHandler {
             persist(.webhookAttempted(job.id, attempt: DeliveryAttempt(
                 number: 1, startedAt: Date(), duration: .zero, status: nil,
                 error: JobFailure(code: "backlog_full", message: "The webhook backlog was full; redeliver the event later."),
-                nextAttemptAt: nil), state: .failed, nextAttemptAt: nil))
+                nextAttemptAt: nil), state: .failed, nextAttemptAt: nil), nil)
         }
     }
 
@@ -199,7 +201,7 @@ public final class WebhookDeliverer: CompletionHandler {
             return (.queued, record.event.job, record.attempts.count)
         }
         if outcome.0 == .queued, let job = outcome.1 {
-            persist(.webhookRedelivered(jobID, roundStart: outcome.2))
+            persist(.webhookRedelivered(jobID, roundStart: outcome.2), nil)
             job.updateWebhook(state: .pending, attempts: outcome.2)
             wake.signal()
         }
@@ -214,6 +216,15 @@ public final class WebhookDeliverer: CompletionHandler {
             for id in ids { state.records[id] = nil }
             state.ready.removeAll { ids.contains($0.event.job.id) }
             state.scheduled.removeAll { ids.contains($0.event.job.id) }
+        }
+    }
+
+    /// Drops the record of an event that is delivered or failed for good and not queued again
+    /// (a redelivery may have started meanwhile: then it stays).
+    private func forgetIfSettled(_ id: JobID) {
+        state.withLock { state in
+            guard let record = state.records[id], record.state != .pending, !record.isQueued else { return }
+            state.records[id] = nil
         }
     }
 
@@ -365,7 +376,12 @@ public final class WebhookDeliverer: CompletionHandler {
         let outcome = final == .delivered ? "delivered" : (final == .failed ? "failed" : "retry")
         metrics.counter("jobpool_webhook_attempts_total", [("outcome", outcome)]).increment()
         if let (webhookState, attempts, last) = update {
-            persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt))
+            // A settled event's record leaves memory once the store has its last attempt: the
+            // store answers for it from then on (GET .../deliveries, a redelivery).
+            let settled = webhookState != .pending
+            persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt)) { [weak self, id = event.job.id] in
+                if settled { self?.forgetIfSettled(id) }
+            }
             event.job.updateWebhook(state: webhookState, attempts: attempts)
             logger.debug("Webhook attempt", metadata: [
                 "job.id": "\(event.job.id)", "webhook.id": "\(event.id)", "status": "\(status.map(String.init) ?? "-")",

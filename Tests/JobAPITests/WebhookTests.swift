@@ -268,6 +268,10 @@ struct WebhookTests {
         defer { sink.stop() }
         let id = try #require(try await submit(server, sink: sink).json["id"] as? String)
         _ = try await waitForState(server, id, "delivered")
+        // A settled event leaves the deliverer's memory; its attempts and the redelivery come
+        // from the store.
+        #expect(try await eventually { server.server.webhookRecordCount == 0 })
+        #expect((try await server.client.get("/v1/jobs/\(id)/deliveries").json["deliveries"] as? [Any])?.count == 1)
         let response = try await server.client.post("/v1/jobs/\(id)/deliveries/redeliver")
         #expect(response.status == 202)
         #expect(try await eventually { sink.requestCount == 2 })
