@@ -76,11 +76,11 @@ public final class Job: Sendable {
         case retry(RetryPlan)
     }
 
-    init(id: JobID = JobID(), kind: String, input: JSONValue, createdAt: Date, webhook: WebhookTarget? = nil,
+    init(id: JobID? = nil, kind: String, input: JSONValue, createdAt: Date, webhook: WebhookTarget? = nil,
          owner: String? = nil, options: JobOptions = JobOptions(), status: JobState = .queued, attempt: Int = 1,
          onStateChange: JobStateChangeHook? = nil, announcesCreation: Bool = true, work: @escaping JobWork) {
         self.owner = owner
-        self.id = id
+        self.id = id ?? JobID(now: createdAt) // time-ordered like created_at, so the store's ID index appends
         self.kind = kind
         self.input = input
         self.createdAt = createdAt

@@ -5,14 +5,16 @@ import Testing
 
 @Suite("Job IDs and listing")
 struct JobIDAndRegistryTests {
-    @Test("IDs are random version 4 UUIDs that round-trip through text")
+    @Test("IDs are version 7 UUIDs: the time first, then random bits; they round-trip through text")
     func jobIDs() throws {
         var seen = Set<JobID>()
+        let now = Date(timeIntervalSince1970: 1_764_806_400.123) // 2025-12-04T00:00:00.123Z
+        #expect(JobID(now: now).description.hasPrefix("019ae6a8-987b-7"), "\(JobID(now: now))")
         for _ in 0..<1000 {
             let id = JobID()
             let text = id.description
             #expect(text.count == 36)
-            #expect(Array(text)[14] == "4")
+            #expect(Array(text)[14] == "7")
             #expect("89ab".contains(Array(text)[19]))
             #expect(JobID(text) == id)
             #expect(JobID(text.uppercased()) == id)
