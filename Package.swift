@@ -89,6 +89,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             // The contract, compiled in and served at GET /openapi.yaml: the link points at the
             // one copy in openapi/, so the served spec is always the one CI validates.

@@ -121,6 +121,15 @@ public final class HTTPRequest {
         evbuffer_free(buffer)
     }
 
+    /// Bytes of a streamed reply written but not yet taken by the kernel (the connection's
+    /// output buffer): how far a slow client has fallen behind. Zero once the stream is closed.
+    public var unsentByteCount: Int {
+        guard isStreaming, let connection = evhttp_request_get_connection(raw),
+              let events = evhttp_connection_get_bufferevent(connection),
+              let output = bufferevent_get_output(events) else { return 0 }
+        return evbuffer_get_length(output)
+    }
+
     /// Ends a streamed reply; the connection may then carry the client's next request.
     public func endStream() {
         guard isStreaming else { return }

@@ -87,6 +87,8 @@ public final class WebhookDeliverer: CompletionHandler {
     private let renderBody: BodyRenderer
     /// Records attempts and redeliveries in the job store, so they survive a restart.
     private let persist: @Sendable (StoreChange) -> Void
+    /// Told when a job's webhook is delivered or fails for good (the live event stream).
+    private let changes: JobChangeFeed?
     private let metrics: JobMetrics
     private let logger: Logger
     private let state = Mutex(State())
@@ -94,8 +96,10 @@ public final class WebhookDeliverer: CompletionHandler {
     private let threads = DispatchGroup()
 
     public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger, metrics: JobMetrics = .none,
-                persist: @escaping @Sendable (StoreChange) -> Void = { _ in }, renderBody: @escaping BodyRenderer) {
+                persist: @escaping @Sendable (StoreChange) -> Void = { _ in }, changes: JobChangeFeed? = nil,
+                renderBody: @escaping BodyRenderer) {
         self.persist = persist
+        self.changes = changes
         self.metrics = metrics
         self.configuration = configuration
         self.client = client
@@ -150,6 +154,7 @@ public final class WebhookDeliverer: CompletionHandler {
         } else {
             logger.warning("Webhook backlog full; delivery marked failed", metadata: ["job.id": "\(job.id)"])
             job.updateWebhook(state: .failed, attempts: 0)
+            changes?.webhookSettled(job, delivered: false)
             persist(.webhookAttempted(job.id, attempt: DeliveryAttempt(
                 number: 1, startedAt: Date(), duration: .zero, status: nil,
                 error: JobFailure(code: "backlog_full", message: "The webhook backlog was full; redeliver the event later."),
@@ -225,6 +230,20 @@ public final class WebhookDeliverer: CompletionHandler {
 
     /// How many jobs' delivery records are held in memory.
     public var recordCount: Int { state.withLock { $0.records.count } }
+
+    /// Completion events by delivery state, of every job or of one owner's (`.some(nil)` is the
+    /// jobs without an owner), for `GET /v1/stats`. A walk over the records, which retention
+    /// bounds; cheap next to the deliveries themselves.
+    public func deliveryCounts(owner: String?? = .none) -> [WebhookState: Int] {
+        state.withLock { state in
+            var counts: [WebhookState: Int] = [:]
+            for record in state.records.values {
+                if case .some(let wanted) = owner, record.event.job.owner != wanted { continue }
+                counts[record.state, default: 0] += 1
+            }
+            return counts
+        }
+    }
 
     /// The webhook's attempts so far, or `nil` if the job has no event yet.
     public func report(jobID: JobID) -> DeliveryReport? {
@@ -367,6 +386,7 @@ public final class WebhookDeliverer: CompletionHandler {
         if let (webhookState, attempts, last) = update {
             persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt))
             event.job.updateWebhook(state: webhookState, attempts: attempts)
+            if webhookState != .pending { changes?.webhookSettled(event.job, delivered: webhookState == .delivered) }
             logger.debug("Webhook attempt", metadata: [
                 "job.id": "\(event.job.id)", "webhook.id": "\(event.id)", "status": "\(status.map(String.init) ?? "-")",
                 "error": "\(error?.code ?? "-")", "state": "\(webhookState.rawValue)",

@@ -8,22 +8,14 @@ extension APIHandler {
     /// reconnects with `Last-Event-ID` gets only later states, never one twice.
     func streamEvents(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
         let job = try existingJob(id, owner: owner)
-        var lastEventID = 0
-        if let header = request.header("Last-Event-ID") {
-            guard header.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let number = Int(header) else {
-                throw Problem("invalid-header", title: "Invalid header", status: 400,
-                              detail: "'Last-Event-ID' must be the id of an event this stream sent (a whole number).",
-                              errors: [Problem.FieldError(header: "Last-Event-ID", detail: "a whole number")])
-            }
-            lastEventID = number
-        }
+        let lastEventID = try Self.lastEventID(request) ?? 0
         guard !isDraining else { throw Problem.shuttingDown }
         guard request.method != .head else {
             // HEAD sends no body, so there is no stream to hold open.
             request.respond(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store")])
             return
         }
-        guard !eventStreams.isFull else { throw Problem.tooManyWaiters(limit: eventStreams.limit) }
+        guard eventStreams.count + eventHub.count < eventStreams.limit else { throw Problem.tooManyWaiters(limit: eventStreams.limit) }
         eventStreams.open(request, job: job, after: lastEventID, heartbeat: configuration.eventStreamHeartbeat)
     }
 }
