@@ -58,6 +58,10 @@ final class APIHandler {
     func handle(_ request: HTTPRequest) {
         let requestID = RequestID.accept(request.header("X-Request-Id"))
         request.responseHeaders.append(("X-Request-Id", requestID))
+        if Self.isDashboardPath(request.path) {
+            observe(request, route: "/ui/", requestID: requestID)
+            return serveDashboard(request)
+        }
         let matched = Result { () throws(Problem) in try Router.route(method: request.method, path: request.path) }
         observe(request, route: (try? matched.get())?.template ?? "unmatched", requestID: requestID)
         do throws(Problem) {
