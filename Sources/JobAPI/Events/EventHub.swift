@@ -9,7 +9,7 @@ import JobCore
 /// renders each change at most once, builds one chunk per distinct filter, and writes it to
 /// each stream: at most one write per stream per `flushInterval`, however fast jobs change.
 /// A stream that falls more than `maxUnsentBytes` behind is sent a `reset` event and closed,
-/// so a slow client costs bounded memory; it reconnects and reloads.
+/// so a slow client costs at most that plus one batch; it reconnects and reloads.
 ///
 /// ```swift
 /// let hub = EventHub(loop: loop, feed: executor.changes, configuration: configuration.api)
@@ -145,7 +145,9 @@ final class EventHub {
                 chunks[stream.filter] = chunk
             }
             guard !chunk.isEmpty else { continue }
-            if stream.request.unsentByteCount + chunk.count > maxUnsentBytes {
+            // Behind means bytes from earlier flushes the client has not taken yet; a batch
+            // larger than the limit still goes to a client that keeps up.
+            if stream.request.unsentByteCount > maxUnsentBytes {
                 stream.request.sendChunk(resetEvent(reason: "This stream fell more than \(maxUnsentBytes) bytes behind; reconnect with Last-Event-ID, or reload."))
                 close(token, ending: true)
                 continue

@@ -151,19 +151,37 @@ struct EventHubTests {
         })
     }
 
-    @Test("a stream that would go over its unsent-bytes limit gets a reset event and is closed")
+    @Test("a client that stops reading is sent a reset once it is over the unsent-bytes limit, and the stream ends")
     func slowStreamReset() async throws {
-        // A limit below one event's size makes the first batch go over it, as a client that
-        // stopped reading would after a megabyte.
-        let server = try TestServer { $0.api.eventStreamMaxUnsentBytes = 100 }
+        let server = try TestServer { $0.api.eventStreamMaxUnsentBytes = 64 * 1024 }
         defer { server.stop() }
-        let stream = try SSEConnection(port: server.port)
-        await stream.read { $0.contains { $0.name == "ready" } }
-        _ = try await submitQuick(server, count: 1)
-        await stream.read { _ in stream.isEnded }
-        #expect(stream.events.map(\.name) == ["ready", "reset"])
-        #expect((stream.events.last?.data["reason"] as? String)?.contains("behind") == true)
-        #expect(stream.isEnded)
+        // A 4 KB receive buffer, and no reads while jobs run: the kernel's buffers fill soon,
+        // and then the server's output buffer grows past the limit.
+        let stalled = try SSEConnection(port: server.port, receiveBuffer: 4096)
+        await stalled.read { $0.contains { $0.name == "ready" } }
+        let batch = "{\"jobs\":[" + Array(repeating: Self.quickJob, count: 1000).joined(separator: ",") + "]}"
+        var submitted = 0
+        var wasReset = false
+        // Each batch is 3,000 events (about 700 KB); a few are past any loopback buffering.
+        while !wasReset, submitted < 8000 {
+            #expect(try await server.client.post("/v1/jobs/batch", batch).status == 202)
+            submitted += 1000
+            let done = submitted
+            #expect(try await eventually {
+                (try await server.client.get("/v1/stats").json["by_state"] as? [String: Any])?["succeeded"] as? Int == done
+            })
+            // A peek of at most 50 ms that takes what the small buffer holds; the reset is far behind it.
+            wasReset = await stalled.read(timeout: .milliseconds(50)) { _ in false }.contains { $0.name == "reset" }
+        }
+        // Now read everything: the events it got, then the reset, then the end of the stream.
+        await stalled.read(timeout: .seconds(20)) { _ in stalled.isEnded }
+        #expect(stalled.events.last?.name == "reset")
+        #expect((stalled.events.last?.data["reason"] as? String)?.contains("behind") == true)
+        #expect(stalled.isEnded)
+        // What came before the reset had no gap (the reset skips the rest).
+        let ids = stalled.events.dropLast().compactMap(\.id)
+        #expect(ids == Array(ids[0]..<(ids[0] + ids.count)))
+        #expect(ids.count < submitted * 3)
     }
 
     @Test("a quiet stream gets heartbeats")

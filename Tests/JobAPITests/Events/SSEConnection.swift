@@ -12,9 +12,14 @@ final class SSEConnection {
 
     let socket: RawSocket
     private(set) var text = ""
+    /// Parsed so far; lines are parsed once, as they complete.
+    private(set) var events: [Event] = []
+    private var partialLine = ""
+    private var current = Event(id: nil, name: "message", data: [:])
+    private var hasData = false
 
-    init(port: Int, query: String = "", lastEventID: Int? = nil, apiKey: String? = nil) throws {
-        socket = try RawSocket(port: port)
+    init(port: Int, query: String = "", lastEventID: Int? = nil, apiKey: String? = nil, receiveBuffer: Int32? = nil) throws {
+        socket = try RawSocket(port: port, receiveBuffer: receiveBuffer)
         var request = "GET /v1/events\(query) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
         if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
         if let apiKey { request += "Authorization: Bearer \(apiKey)\r\n" }
@@ -28,24 +33,24 @@ final class SSEConnection {
         while ContinuousClock.now < deadline, !done(events), !isEnded {
             let more = await onThread { [socket] in socket.read(until: "\n\n", timeout: .milliseconds(200)) }
             text += more
+            parse(more)
         }
         return events
     }
 
     /// True once the chunked reply has ended (the server closed the stream).
-    var isEnded: Bool { text.contains("\r\n0\r\n\r\n") }
+    var isEnded: Bool { text.hasSuffix("\r\n0\r\n\r\n") }
 
     /// The status line's code.
     var status: Int? { text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } }
 
-    var events: [Event] {
-        var found: [Event] = []
-        var current = Event(id: nil, name: "message", data: [:])
-        var hasData = false
+    private func parse(_ more: String) {
+        var lines = (partialLine + more).replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+        partialLine = String(lines.removeLast()) // not complete yet
         // Chunk-size lines sit between chunks: only lines with a known field count.
-        for line in text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in lines {
             if line.isEmpty {
-                if hasData { found.append(current) }
+                if hasData { events.append(current) }
                 current = Event(id: nil, name: "message", data: [:])
                 hasData = false
             } else if line.hasPrefix("id: ") {
@@ -57,7 +62,6 @@ final class SSEConnection {
                 hasData = true
             }
         }
-        return found
     }
 
     /// The job events (not `ready`/`reset`).

@@ -55,6 +55,8 @@ async function show() {
 
 /** Asks for the API key; `error` is what the server said about the last one. */
 function askForKey(error) {
+  // The page's request and the stream may both be refused: the first prompt stays.
+  if (document.getElementById('api-key') && !apiKey.get()) return;
   if (leave) { try { leave(); } catch { /* ignore */ } leave = null; }
   events.stop();
   const input = h('input', { id: 'api-key', name: 'api-key', type: 'password', autocomplete: 'off', required: true, class: 'wide' });

@@ -41,8 +41,8 @@ export function series(now = Date.now()) {
 
 /** An inline SVG line chart of `points` (finished per second, solid; failure %, dashed). */
 export function chart(points) {
-  const width = 600;
-  const height = 180;
+  const width = 1000;
+  const height = 240;
   const pad = { left: 40, right: 40, top: 12, bottom: 22 };
   const peak = Math.max(1, ...points.map((point) => point.perSecond));
   const x = (index) => pad.left + (index * (width - pad.left - pad.right)) / (points.length - 1);
