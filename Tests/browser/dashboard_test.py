@@ -66,8 +66,13 @@ class Browser:
             self.driver.quit()
         except Exception as error:  # the browser may be gone already
             print("quit:", error)
+        # Chromium's helpers exit on their own shortly after; whatever is left then is killed.
+        deadline = time.time() + 5
         try:
-            os.killpg(self.group, signal.SIGKILL)  # anything of chromedriver's left behind
+            while time.time() < deadline:
+                os.killpg(self.group, 0)
+                time.sleep(0.1)
+            os.killpg(self.group, signal.SIGKILL)
         except ProcessLookupError:
             pass
 

@@ -29,6 +29,7 @@ typedef struct {
     char pending_event[64];
     long long last_id;         // the last event id seen, or -1 before `ready`
     int last_was_reset;
+    int ended;                 // the chunked reply's last chunk ("0") came after a reset
     long long events, resets, gaps, reconnects;
 } Stream;
 
@@ -54,6 +55,7 @@ static int open_stream(Stream *stream) {
     stream->line_length = 0;
     stream->pending_id = -1;
     stream->pending_event[0] = 0;
+    stream->ended = 0;
     return 0;
 }
 
@@ -83,6 +85,8 @@ static void take_line(Stream *stream, char *line, size_t length) {
     if (length > 0 && line[length - 1] == '\r') length--;
     line[length] = 0; // strtoll below must stop at the line's end, not run into an older line's bytes
     if (length == 0) { event_done(stream); return; }
+    // The server ends a reset stream's reply (the connection may stay open for another request).
+    if (stream->last_was_reset && length == 1 && line[0] == '0') { stream->ended = 1; return; }
     if (length > 4 && memcmp(line, "id: ", 4) == 0) {
         stream->pending_id = strtoll(line + 4, NULL, 10);
     } else if (length > 7 && memcmp(line, "event: ", 7) == 0) {
@@ -133,8 +137,13 @@ int main(int argc, char **argv) {
         for (int item = 0; item < n; item++) {
             Stream *stream = &streams[ready[item].data.u32];
             ssize_t got = read(stream->fd, buffer, sizeof buffer);
-            if (got > 0) { bytes += got; take_bytes(stream, buffer, (size_t)got); continue; }
-            if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (got > 0) {
+                bytes += got;
+                take_bytes(stream, buffer, (size_t)got);
+                if (!stream->ended) continue;
+            } else if (got < 0 && (errno == EINTR || errno == EAGAIN)) {
+                continue;
+            }
             epoll_ctl(poller, EPOLL_CTL_DEL, stream->fd, NULL);
             close(stream->fd);
             stream->fd = -1;
