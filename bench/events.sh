@@ -24,7 +24,7 @@ export STREAMS_SUMMARY_DIR="$work"
 cc -O2 -Wall -o "$STREAM_READER" "$here/events/stream_reader.c"
 
 echo "== jobpool alone" >&2
-CAND_LABEL=jobpool "$here/compare.sh" | tee "$work/alone.txt"
+STREAMS=0 CAND_LABEL=jobpool JOBPOOL_WRAPPER="$here/events/with_streams.sh" "$here/compare.sh" | tee "$work/alone.txt"
 echo "== jobpool with $STREAMS open event streams" >&2
 CAND_LABEL="jobpool+${STREAMS}streams" JOBPOOL_WRAPPER="$here/events/with_streams.sh" "$here/compare.sh" | tee "$work/streams.txt"
 
@@ -33,13 +33,23 @@ with="$(sed -n 's/^RATIO mode=post .* rps=\([0-9.]*\) .*/\1/p' "$work/streams.tx
 echo "STREAMS verdicts (one per round):"
 cat "$work"/streams-*.json
 python3 - "$alone" "$with" "$work" <<'PY'
-import glob, json, sys
+import glob, json, statistics, sys
 alone, with_streams, work = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 verdicts = [json.loads(open(path).read()) for path in sorted(glob.glob(f"{work}/streams-*.json"))]
-cost = 1 - with_streams / alone
-ok = all(v["gaps"] == 0 and v["refused"] == 0 and v["fewest_per_stream"] > 0 for v in verdicts) and verdicts
+servers = [json.loads(open(path).read()) for path in sorted(glob.glob(f"{work}/server-*.json"))]
+def cpu_per_job(streams):
+    """The server's CPU microseconds per job submitted (and run), per round."""
+    rounds = [1e6 * s["cpu_seconds"] / s["jobs"] for s in servers if s["streams"] == streams and s["jobs"] > 0]
+    return (statistics.median(rounds) if rounds else float("nan")), rounds
+cpu_alone, rounds_alone = cpu_per_job(0)
+cpu_with, rounds_with = cpu_per_job(verdicts[0]["streams"] if verdicts else -1)
+ok = bool(verdicts) and all(v["gaps"] == 0 and v["refused"] == 0 and v["fewest_per_stream"] > 0 for v in verdicts)
 print(f"EVENTS streams={verdicts[0]['streams'] if verdicts else 0} ratio_alone={alone:.3f} ratio_with_streams={with_streams:.3f} "
-      f"cost={100 * cost:.1f}% every_event_or_reset={'yes' if ok else 'NO'} "
-      f"resets={sum(v['resets'] for v in verdicts)} events_per_round={[v['most_per_stream'] for v in verdicts]}")
+      f"throughput_cost={100 * (1 - with_streams / alone):.1f}%")
+print(f"EVENTS server_cpu_us_per_job alone={cpu_alone:.1f} {['%.1f' % r for r in rounds_alone]} "
+      f"with_streams={cpu_with:.1f} {['%.1f' % r for r in rounds_with]} server_cost={100 * (cpu_with / cpu_alone - 1):.1f}%")
+print(f"EVENTS every_event_or_reset={'yes' if ok else 'NO'} resets={sum(v['resets'] for v in verdicts)} "
+      f"reconnects={sum(v['reconnects'] for v in verdicts)} events_per_stream={[v['most_per_stream'] for v in verdicts]} "
+      f"MB_per_stream={[round(v['bytes'] / v['streams'] / 1e6, 1) for v in verdicts]}")
 sys.exit(0 if ok else 1)
 PY

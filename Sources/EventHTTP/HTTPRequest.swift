@@ -104,6 +104,12 @@ public final class HTTPRequest {
         isAnswered = true
         addHeaders(headers)
         evhttp_send_reply_start(raw, Int32(status), HTTPStatusReason.phrase(for: status))
+        if let connection = evhttp_request_get_connection(raw), let events = evhttp_connection_get_bufferevent(connection) {
+            // libevent writes at most 16 KiB per write(2) by default; a stream's batch can be
+            // hundreds of KiB, and a system call per 16 KiB for each of many streams cost more
+            // than the bytes.
+            bufferevent_set_max_single_write(events, 1 << 20)
+        }
         isStreaming = true
         onStreamClosed = onClosed
         if let connection = evhttp_request_get_connection(raw) {

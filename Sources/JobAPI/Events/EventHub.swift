@@ -66,9 +66,13 @@ final class EventHub {
     var newestEventID: Int { window.newestID }
 
     /// Opens a stream: a `reset` if `lastEventID` is outside the window, else the events after
-    /// it; then a `ready` event carrying the newest ID; then live events.
+    /// it; then a `ready` event carrying the ID it starts from; then live events.
     func open(_ request: HTTPRequest, filter: EventFilter, lastEventID: Int?) {
-        flush() // the open streams get what is pending, so the window is current for this one
+        // The new stream starts where the others stand (`flushedThrough`): the next flush,
+        // on the usual schedule, brings it what came after, with everyone else's. (Flushing
+        // here instead made every reconnect an extra write to every stream.)
+        absorbPending()
+        let start = flushedThrough
         let token = nextToken
         nextToken += 1
         let stream = Stream(request: request, filter: filter)
@@ -81,15 +85,18 @@ final class EventHub {
         // Tell the client how soon to come back if the connection drops.
         var opening = Array("retry: 2000\n\n".utf8)
         if let lastEventID {
-            if window.canResume(after: lastEventID) {
-                opening += window.render(after: lastEventID, matching: filter)
+            if lastEventID < window.oldestID - 1 {
+                opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is older than the replay window (the oldest event kept is \(window.oldestID)); reload, then follow from here.", id: start)
+            } else if lastEventID > start {
+                opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is not an event this server has sent (it may have restarted); reload, then follow from here.", id: start)
             } else {
-                opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is older than the replay window (the oldest event kept is \(window.oldestID)); reload, then follow from here.")
+                opening += window.render(after: lastEventID, through: start, matching: filter)
             }
         }
-        opening += Array("id: \(window.newestID)\nevent: ready\ndata: {\"last_event_id\":\"\(window.newestID)\"}\n\n".utf8)
+        opening += Array("id: \(start)\nevent: ready\ndata: {\"last_event_id\":\"\(start)\"}\n\n".utf8)
         stream.request.sendChunk(opening)
         armHeartbeat()
+        if window.newestID > flushedThrough { changesArrived() }
     }
 
     /// Ends every stream (a drain): clients reconnect with Last-Event-ID to another instance.
@@ -159,13 +166,14 @@ final class EventHub {
 
     /// `event: reset`, carrying the newest ID, so that a client reconnecting from it continues
     /// from here once it has reloaded.
-    private func resetEvent(reason: String) -> [UInt8] {
+    private func resetEvent(reason: String, id: Int? = nil) -> [UInt8] {
+        let id = id ?? window.newestID
         var writer = JSONWriter()
         writer.object { members in
             members.member("reason") { $0.string(reason) }
-            members.member("last_event_id") { $0.string(String(window.newestID)) }
+            members.member("last_event_id") { $0.string(String(id)) }
         }
-        return Array("id: \(window.newestID)\nevent: reset\ndata: ".utf8) + writer.bytes + Array("\n\n".utf8)
+        return Array("id: \(id)\nevent: reset\ndata: ".utf8) + writer.bytes + Array("\n\n".utf8)
     }
 
     // MARK: - Heartbeats and closing

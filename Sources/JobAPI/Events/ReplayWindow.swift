@@ -42,12 +42,14 @@ struct ReplayWindow {
         id >= oldestID - 1 && id <= newestID
     }
 
-    /// The rendered events after `id` that `filter` lets through, concatenated.
-    mutating func render(after id: Int, matching filter: EventFilter) -> [UInt8] {
+    /// The rendered events after `id` (up to `last`, or the newest) that `filter` lets
+    /// through, concatenated.
+    mutating func render(after id: Int, through last: Int? = nil, matching filter: EventFilter) -> [UInt8] {
         var chunk: [UInt8] = []
         let start = max(0, id + 1 - oldestID)
-        guard start < entries.count else { return chunk }
-        for index in start..<entries.count where filter.matches(entries[index].change) {
+        let end = min(entries.count, (last ?? newestID) + 1 - oldestID)
+        guard start < end else { return chunk }
+        for index in start..<end where filter.matches(entries[index].change) {
             if entries[index].bytes == nil { entries[index].bytes = Self.render(entries[index]) }
             chunk += entries[index].bytes!
         }
