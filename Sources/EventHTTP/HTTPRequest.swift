@@ -127,6 +127,20 @@ public final class HTTPRequest {
         evbuffer_free(buffer)
     }
 
+    /// Sends one piece of a streamed reply that other replies send too, without copying it:
+    /// the connection's buffer refers to `shared` until it is written.
+    public func sendChunk(_ shared: SharedBytes) {
+        guard isStreaming, shared.count > 0, let buffer = evbuffer_new() else { return }
+        let context = Unmanaged.passRetained(shared).toOpaque()
+        if evbuffer_add_reference(buffer, shared.pointer, shared.count, sharedBytesReleased, context) != 0 {
+            Unmanaged<SharedBytes>.fromOpaque(context).release()
+        } else {
+            // Moves the reference into the connection's output (no copy), behind the chunk's size line.
+            evhttp_send_reply_chunk(raw, buffer)
+        }
+        evbuffer_free(buffer)
+    }
+
     /// Bytes of a streamed reply written but not yet taken by the kernel (the connection's
     /// output buffer): how far a slow client has fallen behind. Zero once the stream is closed.
     public var unsentByteCount: Int {

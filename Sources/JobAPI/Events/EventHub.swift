@@ -136,7 +136,8 @@ final class EventHub {
         guard !streams.isEmpty, from < window.newestID else { return }
         // A batch larger than the window has pushed out events no stream was sent yet.
         let lostSome = !window.canResume(after: from)
-        var chunks: [EventFilter: [UInt8]] = [:]
+        // One copy of each filter's batch, which every stream with that filter refers to.
+        var chunks: [EventFilter: SharedBytes] = [:]
         for token in streams.keys.sorted() {
             guard let stream = streams[token] else { continue }
             if lostSome {
@@ -144,14 +145,14 @@ final class EventHub {
                 stream.isActive = true
                 continue
             }
-            let chunk: [UInt8]
+            let chunk: SharedBytes
             if let rendered = chunks[stream.filter] {
                 chunk = rendered
             } else {
-                chunk = window.render(after: from, matching: stream.filter)
+                chunk = SharedBytes(window.render(after: from, matching: stream.filter))
                 chunks[stream.filter] = chunk
             }
-            guard !chunk.isEmpty else { continue }
+            guard chunk.count > 0 else { continue }
             // Behind means bytes from earlier flushes the client has not taken yet; a batch
             // larger than the limit still goes to a client that keeps up.
             if stream.request.unsentByteCount > maxUnsentBytes {
