@@ -62,8 +62,6 @@ final class EventHub {
     }
 
     var count: Int { streams.count }
-    /// The replay window's bounds, for tests and the `ready` event.
-    var newestEventID: Int { window.newestID }
 
     /// Opens a stream: a `reset` if `lastEventID` is outside the window, else the events after
     /// it; then a `ready` event carrying the ID it starts from; then live events.
