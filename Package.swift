@@ -89,10 +89,15 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             // The contract, compiled in and served at GET /openapi.yaml: the link points at the
             // one copy in openapi/, so the served spec is always the one CI validates.
-            resources: [.embedInCode("Resources/openapi.yaml")]
+            // The dashboard at /ui/ is compiled in the same way: hand-written files, no build step.
+            resources: [.embedInCode("Resources/openapi.yaml")] + [
+                "index.html", "app.css", "favicon.svg", "app.js", "api.js", "dom.js", "sse.js", "chart.js",
+                "overview.js", "jobs.js", "job.js", "submit.js",
+            ].map { .embedInCode("Resources/ui/" + $0) }
         ),
         // The executable only parses configuration and wires the parts together.
         .executableTarget(

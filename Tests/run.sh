@@ -16,6 +16,11 @@
 #    openapi/openapi.yaml, in the loopback-only namespace (fuzzed bodies hold URLs the server
 #    would fetch). It needs schemathesis: JOBPOOL_SCHEMATHESIS names the executable, or it is
 #    installed into a virtual environment under .build-venv. About six minutes.
+# 6. With CI=true (or JOBPOOL_BROWSER_TESTS=1): the dashboard at /ui/ in headless Chromium,
+#    driven by Selenium, with axe-core (Tests/browser/dashboard_test.py), in the loopback-only
+#    namespace (Chromium phones home on its own). It needs Debian's chromium and
+#    chromium-driver; selenium and selenium-axe-python go into .build-venv first. About a
+#    minute; screenshots land in Tests/artifacts/.
 #
 # Every part runs even when an earlier one failed (a build failure stops the rest, since they
 # need it); the summary at the end names each part that failed, and the exit code is 1 if any did.
@@ -75,6 +80,18 @@ schemathesis_run() {
         "ip link set lo up && exec python3 -u contract_fuzz.py '$binary' '$schemathesis'")
 }
 
+browser_run() {
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        echo "Tests/run.sh: the browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)" >&2
+        return 1
+    fi
+    # Installed before entering the namespace, which has no network. selenium-axe-python 2.2.0
+    # bundles axe-core 4.9 (axe-selenium-python would bring a 2018 axe-core on Python 3.11).
+    python3 -m venv .build-venv && .build-venv/bin/pip install --quiet selenium 'selenium-axe-python==2.2.0' || return 1
+    timeout 900 "${unshare[@]}" -- sh -c \
+        "ip link set lo up && SE_OFFLINE=true exec .build-venv/bin/python -u Tests/browser/dashboard_test.py '$binary'"
+}
+
 part "build" build
 if [ ${#failed[@]} -gt 0 ]; then
     echo "Tests/run.sh: the build failed; nothing else can run" >&2
@@ -102,6 +119,7 @@ fi
 if "${unshare[@]}" true 2>/dev/null; then
     part "network-namespace tests (loopback only)" in_namespace
     if $slow; then part "schemathesis (loopback only)" schemathesis_run; fi
+    if $slow || [ "${JOBPOOL_BROWSER_TESTS:-}" = "1" ]; then part "browser tests (loopback only)" browser_run; fi
 else
     echo "Tests/run.sh: cannot create a network namespace here; the namespace tests were skipped" >&2
     if [ "${CI:-}" = "true" ]; then failed+=("network namespace"); fi

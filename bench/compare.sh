@@ -28,4 +28,5 @@ export JOB_BODY='{"kind":"write_code","input":{"name":"alex","max_seconds":0}}'
 export CAND_LABEL="${CAND_LABEL:-jobpool}"
 # A 10 s POST phase at ~50k req/s submits ~500k jobs: give the queue room so that no 429
 # spoils a round (the harness discards any round with an error reply).
-exec "$shared/compare.sh" "$binary serve --host 127.0.0.1 --port {port} --max-queued 10000000 --log-level ${LOG_LEVEL:-warning} --store ${STORE:-memory}"
+# JOBPOOL_WRAPPER: a command put before the candidate (bench/events.sh holds event streams open with it).
+exec "$shared/compare.sh" "${JOBPOOL_WRAPPER:+$JOBPOOL_WRAPPER }$binary serve --host 127.0.0.1 --port {port} --max-queued 10000000 --log-level ${LOG_LEVEL:-warning} --store ${STORE:-memory}"

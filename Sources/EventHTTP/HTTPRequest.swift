@@ -104,6 +104,12 @@ public final class HTTPRequest {
         isAnswered = true
         addHeaders(headers)
         evhttp_send_reply_start(raw, Int32(status), HTTPStatusReason.phrase(for: status))
+        if let connection = evhttp_request_get_connection(raw), let events = evhttp_connection_get_bufferevent(connection) {
+            // libevent writes at most 16 KiB per write(2) by default; a stream's batch can be
+            // hundreds of KiB, and a system call per 16 KiB for each of many streams cost more
+            // than the bytes.
+            bufferevent_set_max_single_write(events, 1 << 20)
+        }
         isStreaming = true
         onStreamClosed = onClosed
         if let connection = evhttp_request_get_connection(raw) {
@@ -119,6 +125,29 @@ public final class HTTPRequest {
         bytes.withUnsafeBytes { _ = evbuffer_add(buffer, $0.baseAddress, $0.count) }
         evhttp_send_reply_chunk(raw, buffer)
         evbuffer_free(buffer)
+    }
+
+    /// Sends one piece of a streamed reply that other replies send too, without copying it:
+    /// the connection's buffer refers to `shared` until it is written.
+    public func sendChunk(_ shared: SharedBytes) {
+        guard isStreaming, shared.count > 0, let buffer = evbuffer_new() else { return }
+        let context = Unmanaged.passRetained(shared).toOpaque()
+        if evbuffer_add_reference(buffer, shared.pointer, shared.count, sharedBytesReleased, context) != 0 {
+            Unmanaged<SharedBytes>.fromOpaque(context).release()
+        } else {
+            // Moves the reference into the connection's output (no copy), behind the chunk's size line.
+            evhttp_send_reply_chunk(raw, buffer)
+        }
+        evbuffer_free(buffer)
+    }
+
+    /// Bytes of a streamed reply written but not yet taken by the kernel (the connection's
+    /// output buffer): how far a slow client has fallen behind. Zero once the stream is closed.
+    public var unsentByteCount: Int {
+        guard isStreaming, let connection = evhttp_request_get_connection(raw),
+              let events = evhttp_connection_get_bufferevent(connection),
+              let output = bufferevent_get_output(events) else { return 0 }
+        return evbuffer_get_length(output)
     }
 
     /// Ends a streamed reply; the connection may then carry the client's next request.

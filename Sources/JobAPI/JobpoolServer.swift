@@ -81,6 +81,8 @@ public final class JobpoolServer: Sendable {
         let metrics = JobMetrics(factory: PrometheusMetricsFactory(registry: metricsRegistry))
         let outbound = OutboundHTTPClient(configuration: configuration.outbound)
         self.outbound = outbound
+        // Job changes and webhook outcomes, announced in one place for GET /v1/events.
+        let changes = JobChangeFeed()
         var webhookConfiguration = configuration.webhooks
         webhookConfiguration.userAgent = configuration.outbound.userAgent
         let persist: @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void = { change, durable in
@@ -90,7 +92,7 @@ public final class JobpoolServer: Sendable {
             }
         }
         let webhooks = WebhookDeliverer(configuration: webhookConfiguration, client: outbound, logger: logger, metrics: metrics,
-                                        persist: persist) { type, final in
+                                        persist: persist, changes: changes) { type, final in
             var writer = JSONWriter()
             writer.webhookEvent(type: type, job: final)
             return writer.bytes
@@ -100,7 +102,8 @@ public final class JobpoolServer: Sendable {
         // of once per request saves a futex wake and a context switch per job under load.
         let executor = JobExecutor(configuration: configuration.executor,
                                    kinds: [WriteCode(), FetchURL(client: outbound, metrics: metrics)], store: store, logger: logger,
-                                   deferWakeUp: { wakeUp in loop.execute(wakeUp) }, completionHandler: webhooks, metrics: metrics)
+                                   deferWakeUp: { wakeUp in loop.execute(wakeUp) }, completionHandler: webhooks, metrics: metrics,
+                                   changes: changes)
         self.executor = executor
         self.accessLog = logger.logLevel <= .info
             ? AccessLog(logger: logger, metrics: metrics, sink: configuration.accessLogSink) : nil

@@ -8,6 +8,7 @@ enum Route: Equatable, Sendable {
     case metrics
     case openAPI
     case stats
+    case events
     case submitJob
     case submitBatch
     case listJobs
@@ -37,6 +38,7 @@ enum Router {
         Entry(template: "/metrics", method: .get) { _ in .metrics },
         Entry(template: "/openapi.yaml", method: .get) { _ in .openAPI },
         Entry(template: "/v1/stats", method: .get) { _ in .stats },
+        Entry(template: "/v1/events", method: .get) { _ in .events },
         Entry(template: "/v1/jobs", method: .get) { _ in .listJobs },
         Entry(template: "/v1/jobs", method: .post) { _ in .submitJob },
         Entry(template: "/v1/jobs/batch", method: .post) { _ in .submitBatch },

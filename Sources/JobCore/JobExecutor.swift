@@ -59,6 +59,8 @@ public final class JobExecutor: Sendable {
     public let metrics: JobMetrics
     /// Jobs by owner, kind and state, for statistics.
     public let counts = JobCounts()
+    /// Every visible change of every job, for the live event stream.
+    public let changes: JobChangeFeed
     /// Scheduled jobs falling due and time limits: one serial queue of timers, off the loop.
     private let timers = DispatchQueue(label: "jobpool.timers")
 
@@ -66,10 +68,12 @@ public final class JobExecutor: Sendable {
     ///   - store: where jobs are kept; ``MemoryStore`` keeps nothing.
     ///   - deferWakeUp: see ``WorkerPool/init(workerCount:maxQueued:logger:deferWakeUp:agingStep:backoff:onStart:)``.
     ///   - completionHandler: gets the completion of every job that has a webhook.
+    ///   - changes: where every job change is announced (the webhook deliverer may share it).
     public init(configuration: Configuration, kinds: [any JobKind], store: any JobStore = MemoryJobStore(), logger: Logger,
                 deferWakeUp: WorkerPool.WakeUpDeferral? = nil, completionHandler: (any CompletionHandler)? = nil,
-                metrics: JobMetrics = .none) {
+                metrics: JobMetrics = .none, changes: JobChangeFeed = JobChangeFeed()) {
         self.completionHandler = completionHandler
+        self.changes = changes
         self.metrics = metrics
         self.kinds = Dictionary(kinds.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.store = store
@@ -148,7 +152,7 @@ public final class JobExecutor: Sendable {
             if !scheduled { options.runAt = nil }
             let job = Job(kind: spec.kind, input: spec.input, createdAt: live.nextCreationTime(now: now), webhook: spec.webhook,
                           owner: spec.owner, options: options, status: scheduled ? .scheduled : .queued,
-                          onStateChange: counts.hook, work: item.work)
+                          onStateChange: stateChangeHook, work: item.work)
             watchCompletion(of: job)
             return job
         }
@@ -184,10 +188,20 @@ public final class JobExecutor: Sendable {
         }
     }
 
+    /// Each job's state changes go to the counts and to the change feed.
+    private var stateChangeHook: JobStateChangeHook {
+        let counts = counts.hook
+        return { [changes] job, from, to in
+            counts(job, from, to)
+            changes.stateChanged(job, from: from, to: to)
+        }
+    }
+
     /// Makes a durable job visible, and runnable now or when due.
     private func accept(_ job: Job) {
         metrics.submitted(kind: job.kind)
         live.insert(job)
+        changes.created(job, status: job.options.runAt == nil ? .queued : .scheduled)
         // A job created scheduled keeps its run_at as the due time (see submit).
         if let due = job.options.runAt {
             schedule(job, at: due)
@@ -251,7 +265,7 @@ public final class JobExecutor: Sendable {
                 }
             }
             let status = webhookStatus[record.id] ?? record.webhook.map { WebhookStatus(url: $0.url, state: .pending, attempts: 0) }
-            let job = Job(restoring: record, webhookStatus: status, onStateChange: counts.hook, work: work)
+            let job = Job(restoring: record, webhookStatus: status, onStateChange: stateChangeHook, work: work)
             live.insert(job)
             watchCompletion(of: job)
             if record.status == .scheduled {

@@ -69,9 +69,16 @@ extension SQLiteJobStore {
                         continue
                     }
                     do {
-                        try db.inSavepoint {
+                        // A submission of one statement needs no savepoint: a failing INSERT
+                        // undoes itself (SQLite aborts the statement, not the transaction). A
+                        // batch, or a key that retires an expired one first, has several.
+                        if jobs.count > 1 || jobs.contains(where: { $0.options.idempotency != nil }) {
+                            try db.inSavepoint {
+                                try submit(jobs, in: db)
+                                return .commit
+                            }
+                        } else {
                             try submit(jobs, in: db)
-                            return .commit
                         }
                     } catch let error as DatabaseError where Self.refusesSubmissionOnly(error) {
                         refused[index] = Self.refusal(of: jobs, error)

@@ -73,7 +73,14 @@ public final class WebhookDeliverer: CompletionHandler {
         var inFlight: [String: Int] = [:]
         var records: [JobID: Record] = [:]
         var aborts: [ObjectIdentifier: AbortHandle] = [:]
+        /// Events delivered or failed for good since this process started, by owner.
+        var settled: [SettledKey: Int] = [:]
         var backlog: Int { ready.count + scheduled.count }
+    }
+
+    private struct SettledKey: Hashable {
+        var owner: String?
+        var state: WebhookState
     }
 
     private enum Step {
@@ -88,6 +95,8 @@ public final class WebhookDeliverer: CompletionHandler {
     /// Records attempts and redeliveries in the job store, so they survive a restart.
     /// Writes a change to the store; the closure, if any, runs once it is durable.
     private let persist: @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void
+    /// Told when a job's webhook is delivered or fails for good (the live event stream).
+    private let changes: JobChangeFeed?
     private let metrics: JobMetrics
     private let logger: Logger
     private let state = Mutex(State())
@@ -96,8 +105,10 @@ public final class WebhookDeliverer: CompletionHandler {
 
     public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger, metrics: JobMetrics = .none,
                 persist: @escaping @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void = { _, durable in durable?() },
+                changes: JobChangeFeed? = nil,
                 renderBody: @escaping BodyRenderer) {
         self.persist = persist
+        self.changes = changes
         self.metrics = metrics
         self.configuration = configuration
         self.client = client
@@ -152,6 +163,7 @@ public final class WebhookDeliverer: CompletionHandler {
         } else {
             logger.warning("Webhook backlog full; delivery marked failed", metadata: ["job.id": "\(job.id)"])
             job.updateWebhook(state: .failed, attempts: 0)
+            changes?.webhookSettled(job, delivered: false)
             persist(.webhookAttempted(job.id, attempt: DeliveryAttempt(
                 number: 1, startedAt: Date(), duration: .zero, status: nil,
                 error: JobFailure(code: "backlog_full", message: "The webhook backlog was full; redeliver the event later."),
@@ -237,6 +249,26 @@ public final class WebhookDeliverer: CompletionHandler {
     /// How many jobs' delivery records are held in memory.
     public var recordCount: Int { state.withLock { $0.records.count } }
 
+    /// Completion events by delivery state, of every job or of one owner's (`.some(nil)` is the
+    /// jobs without an owner), for `GET /v1/stats`. A walk over the records, which retention
+    /// bounds; cheap next to the deliveries themselves.
+    public func deliveryCounts(owner: String?? = .none) -> [WebhookState: Int] {
+        state.withLock { state in
+            // Pending events are all held here; settled ones leave memory once stored, so
+            // they are counted as they settle (since this process started).
+            var counts: [WebhookState: Int] = [:]
+            for record in state.records.values where record.state == .pending {
+                if case .some(let wanted) = owner, record.event.job.owner != wanted { continue }
+                counts[.pending, default: 0] += 1
+            }
+            for (key, count) in state.settled {
+                if case .some(let wanted) = owner, key.owner != wanted { continue }
+                counts[key.state, default: 0] += count
+            }
+            return counts
+        }
+    }
+
     /// The webhook's attempts so far, or `nil` if the job has no event yet.
     public func report(jobID: JobID) -> DeliveryReport? {
         state.withLock { state in
@@ -247,6 +279,7 @@ public final class WebhookDeliverer: CompletionHandler {
     private func enqueue(_ event: Event, due: ContinuousClock.Instant, in state: inout State) -> Bool {
         guard state.backlog < configuration.maxBacklog else {
             state.records[event.job.id]?.state = .failed
+            state.settled[SettledKey(owner: event.job.owner, state: .failed), default: 0] += 1
             return false
         }
         state.ready.append(Pending(event: event, due: due))
@@ -366,6 +399,7 @@ public final class WebhookDeliverer: CompletionHandler {
                 number: record.attempts.count + 1, startedAt: result.startedAt, duration: result.duration,
                 status: status, error: error, nextAttemptAt: nextAt))
             record.state = final ?? .pending
+            if let final { state.settled[SettledKey(owner: event.job.owner, state: final), default: 0] += 1 }
             if let nextDue {
                 state.scheduled.append(Pending(event: event, due: nextDue))
                 record.isQueued = true
@@ -383,6 +417,7 @@ public final class WebhookDeliverer: CompletionHandler {
                 if settled { self?.forgetIfSettled(id) }
             }
             event.job.updateWebhook(state: webhookState, attempts: attempts)
+            if webhookState != .pending { changes?.webhookSettled(event.job, delivered: webhookState == .delivered) }
             logger.debug("Webhook attempt", metadata: [
                 "job.id": "\(event.job.id)", "webhook.id": "\(event.id)", "status": "\(status.map(String.init) ?? "-")",
                 "error": "\(error?.code ?? "-")", "state": "\(webhookState.rawValue)",

@@ -40,6 +40,9 @@ def main():
             # say), so a body sent after the headers is parsed as a next request and answered 400
             # by libevent. Undeclared methods get 405 otherwise; ErrorTests checks that.
             "--exclude-checks", "positive_data_acceptance,unsupported_method",
+            # GET /v1/events never ends by itself (it is a live stream of every job change), so
+            # every example would wait out the request timeout; EventHubTests cover it instead.
+            "--exclude-path", "/v1/events",
             # Bounded: a fixed number of examples per operation, a time budget, a request timeout.
             "--max-examples", os.environ.get("JOBPOOL_FUZZ_EXAMPLES", "40"),
             "--max-time", "300",

@@ -7,16 +7,8 @@ extension APIHandler {
     /// after the final state. Event IDs are the job's state sequence numbers, so a client that
     /// reconnects with `Last-Event-ID` gets only later states, never one twice.
     func streamEvents(_ request: HTTPRequest, id: String, owner: String?) throws(Problem) {
-        var lastEventID = 0
-        if let header = request.header("Last-Event-ID") {
-            guard header.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let number = Int(header) else {
-                throw Problem("invalid-header", title: "Invalid header", status: 400,
-                              detail: "'Last-Event-ID' must be the id of an event this stream sent (a whole number).",
-                              errors: [Problem.FieldError(header: "Last-Event-ID", detail: "a whole number")])
-            }
-            lastEventID = number
-        }
-        try withJob(request, id: id, owner: owner) { [lastEventID] handler, request, job throws(Problem) in
+        let lastEventID = try Self.lastEventID(request) ?? 0
+        try withJob(request, id: id, owner: owner) { handler, request, job throws(Problem) in
             try handler.openStream(request, job: job, after: lastEventID)
         }
     }
@@ -28,7 +20,7 @@ extension APIHandler {
             request.respond(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store")])
             return
         }
-        guard !eventStreams.isFull else { throw Problem.tooManyWaiters(limit: eventStreams.limit) }
+        guard eventStreams.count + eventHub.count < eventStreams.limit else { throw Problem.tooManyWaiters(limit: eventStreams.limit) }
         eventStreams.open(request, job: job, after: lastEventID, heartbeat: configuration.eventStreamHeartbeat)
     }
 }

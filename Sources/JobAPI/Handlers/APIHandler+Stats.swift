@@ -20,6 +20,7 @@ extension APIHandler {
             ? executor.statistics(owner: owner)
             : (pool.running, pool.oldestQueuedAt)
         let now = Date()
+        let deliveries = webhooks.deliveryCounts(owner: access.isEnabled ? .some(owner) : .none)
         respond(request, status: 200) { writer in
             writer.object { members in
                 members.member("by_state") { $0.stateCounts(byState) }
@@ -34,6 +35,12 @@ extension APIHandler {
                 members.member("oldest_queued_age_seconds") { writer in
                     guard let oldestQueuedAt else { return writer.null() }
                     writer.number((max(0, now.timeIntervalSince(oldestQueuedAt)) * 1000).rounded() / 1000)
+                }
+                // Completion events of finished jobs, by delivery state (the dashboard's webhook panel).
+                members.member("webhooks") { writer in
+                    writer.object { states in
+                        for state in [WebhookState.pending, .delivered, .failed] { states.member(state.rawValue) { $0.integer(deliveries[state] ?? 0) } }
+                    }
                 }
             }
         }

@@ -20,6 +20,8 @@ final class APIHandler {
     let logger: Logger
     let waiters: WaiterTable
     let eventStreams: EventStreams
+    /// `GET /v1/events`: every job change, to every stream that may see it.
+    let eventHub: EventHub
     /// Idempotency keys whose first request has not been answered yet (those get 409).
     var idempotencyInFlight = Set<IdempotencyScope>()
     let metricsRegistry: PrometheusCollectorRegistry
@@ -49,11 +51,17 @@ final class APIHandler {
         self.logger = logger
         self.waiters = WaiterTable(loop: loop, limit: configuration.maxWaiters, gauge: waiterGauge)
         self.eventStreams = EventStreams(loop: loop, limit: configuration.maxWaiters)
+        self.eventHub = EventHub(loop: loop, feed: executor.changes, configuration: configuration)
+        eventHub.start()
     }
 
     func handle(_ request: HTTPRequest) {
         let requestID = RequestID.accept(request.header("X-Request-Id"))
         request.responseHeaders.append(("X-Request-Id", requestID))
+        if Self.isDashboardPath(request.path) {
+            observe(request, route: "/ui/", requestID: requestID)
+            return serveDashboard(request)
+        }
         let matched = Result { () throws(Problem) in try Router.route(method: request.method, path: request.path) }
         observe(request, route: (try? matched.get())?.template ?? "unmatched", requestID: requestID)
         do throws(Problem) {
@@ -79,6 +87,7 @@ final class APIHandler {
                 case .stats: stats(request, owner: owner)
                 case .getJob(let id): try getJob(request, id: id, owner: owner)
                 case .jobEvents(let id): try streamEvents(request, id: id, owner: owner)
+                case .events: try streamAllEvents(request, owner: owner)
                 case .cancelJob(let id): try cancelJob(request, id: id, owner: owner)
                 case .listDeliveries(let id): try listDeliveries(request, id: id, owner: owner)
                 case .redeliver(let id): try redeliver(request, id: id, owner: owner)
@@ -149,6 +158,7 @@ final class APIHandler {
         isDraining = true
         waiters.completeAll()
         eventStreams.closeAll()
+        eventHub.closeAll()
     }
 
     // MARK: - Replies

@@ -12,9 +12,17 @@ import Synchronization
 ///
 /// Writes apply at once and call `whenDurable` before `apply` returns.
 public final class MemoryJobStore: JobStore {
-    private struct Entry {
+    /// A class, so that the table's values are one pointer each: growing a dictionary of a
+    /// million large structs moved all of them at once, a pause of tens of milliseconds on the
+    /// thread that submitted (the event loop's).
+    private final class Entry {
         var record: JobRecord
         var webhookEvent: WebhookEventRecord?
+
+        init(record: JobRecord, webhookEvent: WebhookEventRecord? = nil) {
+            self.record = record
+            self.webhookEvent = webhookEvent
+        }
     }
 
     private struct IdempotencyScope: Hashable {
@@ -50,11 +58,11 @@ public final class MemoryJobStore: JobStore {
         }
 
         /// Changes a job's record in place, keeping the counts and the finished order in step.
-        mutating func update(_ id: JobID, _ change: (inout Entry) -> Void) {
-            guard let index = byID.index(forKey: id) else { return }
-            let before = byID.values[index].record.status
-            change(&byID.values[index])
-            let record = byID.values[index].record
+        mutating func update(_ id: JobID, _ change: (Entry) -> Void) {
+            guard let entry = byID[id] else { return }
+            let before = entry.record.status
+            change(entry)
+            let record = entry.record
             guard record.status != before else { return }
             counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: before), default: 0] -= 1
             counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: record.status), default: 0] += 1

@@ -5,8 +5,11 @@ import Glibc
 final class RawSocket: Sendable {
     let fd: Int32
 
-    init(port: Int) throws {
+    /// - Parameter receiveBuffer: a small kernel receive buffer (set before connecting, so the
+    ///   window stays small), for a client that falls behind soon when it stops reading.
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var bytes = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size)) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

@@ -1,0 +1,204 @@
+import EventHTTP
+import Foundation
+import JobCore
+
+/// Serves every `GET /v1/events` stream from the loop thread.
+///
+/// Job changes reach it through ``JobChangeFeed``: producers only append, and the first change
+/// of a batch wakes the loop once. A flush then numbers the batch into the ``ReplayWindow``,
+/// renders each change at most once, builds one chunk per distinct filter, and writes it to
+/// each stream: at most one write per stream per `flushInterval`, however fast jobs change.
+/// A stream that falls more than `maxUnsentBytes` behind is sent a `reset` event and closed,
+/// so a slow client costs at most that plus one batch; it reconnects and reloads.
+///
+/// ```swift
+/// let hub = EventHub(loop: loop, feed: executor.changes, configuration: configuration.api)
+/// hub.start()                                   // on the loop thread, before requests
+/// hub.open(request, filter: filter, lastEventID: nil)
+/// ```
+final class EventHub {
+    private final class Stream {
+        let request: HTTPRequest
+        let filter: EventFilter
+        /// True when something was written since the last heartbeat tick.
+        var isActive = false
+
+        init(request: HTTPRequest, filter: EventFilter) {
+            self.request = request
+            self.filter = filter
+        }
+    }
+
+    private let loop: EventLoop
+    private let feed: JobChangeFeed
+    private let flushInterval: Duration
+    private let heartbeatInterval: Duration
+    let maxUnsentBytes: Int
+    private var window: ReplayWindow
+    private var streams: [Int: Stream] = [:]
+    private var nextToken = 0
+    /// The newest event every open stream has been sent (or judged not to want).
+    private var flushedThrough: Int
+    private var flushTimer: LoopTimer?
+    private var lastFlush = ContinuousClock.now - .seconds(1)
+    private var heartbeatTimer: LoopTimer?
+
+    init(loop: EventLoop, feed: JobChangeFeed, configuration: APIConfiguration) {
+        self.loop = loop
+        self.feed = feed
+        self.flushInterval = configuration.eventFlushInterval
+        self.heartbeatInterval = configuration.eventStreamHeartbeat
+        self.maxUnsentBytes = configuration.eventStreamMaxUnsentBytes
+        let firstID = Int(Date().timeIntervalSince1970 * 1000) * 1000
+        self.window = ReplayWindow(capacity: configuration.eventReplayWindow, firstID: firstID)
+        self.flushedThrough = window.newestID
+    }
+
+    /// Starts taking changes from the feed. Call once, on the loop thread or before it runs.
+    func start() {
+        let bound = LoopBound(self, on: loop)
+        let loop = self.loop
+        feed.connect { loop.execute { bound.value.changesArrived() } }
+    }
+
+    var count: Int { streams.count }
+
+    /// Opens a stream: a `reset` if `lastEventID` is outside the window, else the events after
+    /// it; then a `ready` event carrying the ID it starts from; then live events.
+    func open(_ request: HTTPRequest, filter: EventFilter, lastEventID: Int?) {
+        // The new stream starts where the others stand (`flushedThrough`): the next flush,
+        // on the usual schedule, brings it what came after, with everyone else's. (Flushing
+        // here instead made every reconnect an extra write to every stream.)
+        absorbPending()
+        let start = flushedThrough
+        let token = nextToken
+        nextToken += 1
+        let stream = Stream(request: request, filter: filter)
+        streams[token] = stream
+        request.startStream(status: 200, headers: [
+            ("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no"),
+        ]) { [unowned self] in
+            close(token, ending: false) // the client went away
+        }
+        // Tell the client how soon to come back if the connection drops.
+        var opening = Array("retry: 2000\n\n".utf8)
+        if let lastEventID {
+            if lastEventID < window.oldestID - 1 {
+                opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is older than the replay window (the oldest event kept is \(window.oldestID)); reload, then follow from here.", id: start)
+            } else if lastEventID > start {
+                opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is not an event this server has sent (it may have restarted); reload, then follow from here.", id: start)
+            } else {
+                opening += window.render(after: lastEventID, through: start, matching: filter)
+            }
+        }
+        opening += Array("id: \(start)\nevent: ready\ndata: {\"last_event_id\":\"\(start)\"}\n\n".utf8)
+        stream.request.sendChunk(opening)
+        armHeartbeat()
+        if window.newestID > flushedThrough { changesArrived() }
+    }
+
+    /// Ends every stream (a drain): clients reconnect with Last-Event-ID to another instance.
+    func closeAll() {
+        for token in streams.keys.sorted() { close(token, ending: true) }
+        flushTimer?.cancel()
+        flushTimer = nil
+    }
+
+    // MARK: - Flushing
+
+    /// The feed's wake-up: flush now if the last flush is a whole interval ago, else when it is.
+    private func changesArrived() {
+        guard flushTimer == nil else { return }
+        let due = lastFlush + flushInterval
+        let now = ContinuousClock.now
+        if due <= now {
+            flush()
+        } else {
+            flushTimer = loop.schedule(after: due - now) { [unowned self] in
+                flushTimer = nil
+                flush()
+            }
+        }
+    }
+
+    /// Moves the feed's pending changes into the window.
+    private func absorbPending() {
+        for change in feed.take() { window.append(change) }
+    }
+
+    private func flush() {
+        lastFlush = .now
+        absorbPending()
+        let from = flushedThrough
+        flushedThrough = window.newestID
+        guard !streams.isEmpty, from < window.newestID else { return }
+        // A batch larger than the window has pushed out events no stream was sent yet.
+        let lostSome = !window.canResume(after: from)
+        // One copy of each filter's batch, which every stream with that filter refers to.
+        var chunks: [EventFilter: SharedBytes] = [:]
+        for token in streams.keys.sorted() {
+            guard let stream = streams[token] else { continue }
+            if lostSome {
+                stream.request.sendChunk(resetEvent(reason: "More events arrived at once than the replay window holds; reload, then follow from here."))
+                stream.isActive = true
+                continue
+            }
+            let chunk: SharedBytes
+            if let rendered = chunks[stream.filter] {
+                chunk = rendered
+            } else {
+                chunk = SharedBytes(window.render(after: from, matching: stream.filter))
+                chunks[stream.filter] = chunk
+            }
+            guard chunk.count > 0 else { continue }
+            // Behind means bytes from earlier flushes the client has not taken yet; a batch
+            // larger than the limit still goes to a client that keeps up.
+            if stream.request.unsentByteCount > maxUnsentBytes {
+                stream.request.sendChunk(resetEvent(reason: "This stream fell more than \(maxUnsentBytes) bytes behind; reconnect with Last-Event-ID, or reload."))
+                close(token, ending: true)
+                continue
+            }
+            stream.request.sendChunk(chunk)
+            stream.isActive = true
+        }
+    }
+
+    /// `event: reset`, carrying the newest ID, so that a client reconnecting from it continues
+    /// from here once it has reloaded.
+    private func resetEvent(reason: String, id: Int? = nil) -> [UInt8] {
+        let id = id ?? window.newestID
+        var writer = JSONWriter()
+        writer.object { members in
+            members.member("reason") { $0.string(reason) }
+            members.member("last_event_id") { $0.string(String(id)) }
+        }
+        return Array("id: \(id)\nevent: reset\ndata: ".utf8) + writer.bytes + Array("\n\n".utf8)
+    }
+
+    // MARK: - Heartbeats and closing
+
+    /// One timer for all streams: each that was sent nothing for a whole interval gets a comment,
+    /// which also lets libevent notice a client that went away.
+    private func armHeartbeat() {
+        guard heartbeatTimer == nil else { return }
+        heartbeatTimer = loop.schedule(after: heartbeatInterval) { [unowned self] in
+            heartbeatTimer = nil
+            guard !streams.isEmpty else { return }
+            for token in streams.keys.sorted() {
+                guard let stream = streams[token] else { continue }
+                if !stream.isActive { stream.request.sendChunk(Array(": heartbeat\n\n".utf8)) }
+                stream.isActive = false
+            }
+            armHeartbeat()
+        }
+    }
+
+    private func close(_ token: Int, ending: Bool) {
+        guard let stream = streams.removeValue(forKey: token) else { return }
+        if ending { stream.request.endStream() }
+        if streams.isEmpty {
+            heartbeatTimer?.cancel()
+            heartbeatTimer = nil
+        }
+    }
+}
