@@ -162,9 +162,10 @@ public final class JobpoolServer: Sendable {
         return BoundPorts(http: httpPort, echo: echoPort)
     }
 
-    /// Drains and stops: new submissions get 503 while the listener stays open, waiting
-    /// requests are answered, running jobs get the grace period, then the loop stops. Blocks
-    /// until done; safe to call more than once and from any thread but the loop's.
+    /// Drains and stops: new submissions get 503 while the listener stays open, running jobs
+    /// get the grace period, and parked waiters get their jobs' final states as they finish
+    /// (those still waiting when the grace ends get their jobs as they stand); then the loop
+    /// stops. Blocks until done; safe to call more than once and from any thread but the loop's.
     public func shutdown() {
         let first = phase.withLock { phase -> Bool in
             guard phase == .running else { return false }
@@ -175,9 +176,9 @@ public final class JobpoolServer: Sendable {
         logger.info("Draining", metadata: ["grace_seconds": .stringConvertible(Int(configuration.shutdownGrace.components.seconds))])
         loop.execute { frontEnd.value.handler.beginDrain() }
         executor.drain(grace: configuration.shutdownGrace)
-        // Answer anything parked while the workers were finishing, then stop the loop.
+        // Answer whatever is still parked, then stop the loop.
         loop.execute { [loop] in
-            frontEnd.value.handler.beginDrain()
+            frontEnd.value.handler.finishDrain()
             loop.stop()
         }
         loopExited.wait()
