@@ -162,7 +162,9 @@ public final class APIFrontEnd: Sendable {
             guard let parts = parts.withLock({ $0 }) else { return }
             loop.execute { [loop] in
                 parts.value.handler.finishDrain()
-                loop.stop()
+                // The replies just sent leave on later loop turns; a client that does not read
+                // them holds the stop back for 2 s at most.
+                parts.value.http.whenRepliesSent(timeout: .seconds(2)) { loop.stop() }
             }
             loopExited.wait()
             self.parts.withLock { $0 = nil }

@@ -53,6 +53,22 @@ struct ServerLifecycleTests {
         #expect(try await eventually(timeout: .seconds(12)) { stopped.withLock { $0 } })
     }
 
+    @Test("a request still waiting when the drain ends gets its reply before the server stops")
+    func lastRepliesLeave() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        // A scheduled job does not run in a drain, so its waiter is answered only as the drain
+        // ends, on the loop turn that stops the loop: that reply must still be written.
+        let submitted = try await server.client.post("/v1/jobs", #"{"kind":"write_code","delay_seconds":3600,"input":{"name":"later"}}"#)
+        let id = try #require(submitted.json["id"] as? String, "\(submitted.text)")
+        async let parked = server.client.get("/v1/jobs/\(id)?wait=30")
+        #expect(try await eventually { server.server.parkedRequests == 1 })
+        server.stop()
+        let answer = try await parked
+        #expect(answer.status == 200)
+        #expect(answer.json["status"] as? String == "scheduled", "\(answer.json)")
+    }
+
     @Test("readyz answers 200 while the server takes work")
     func ready() async throws {
         let server = try TestServer()
