@@ -2,7 +2,7 @@ import EventHTTP
 
 /// What the HTTP front end is told: where it listens, its limits, and who may use it.
 ///
-/// The application's configuration holds one of these (see `ServerConfiguration.frontEnd`).
+/// The application builds one from its own configuration and hands it to ``APIFrontEnd``.
 public struct FrontEndConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// 0 picks a free port; ``APIFrontEnd/bind()`` returns the one bound.
