@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libevent's C API, from Debian's libevent-dev. Only EventHTTP imports it.
@@ -75,15 +76,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The REST API: routes, payloads, problem+json errors, parked waiters.
+        // The REST API and its front end (the event loop serving it): routes, payloads,
+        // problem+json errors, parked waiters. It sees jobs through JobCore, never a store.
         .target(
             name: "JobAPI",
             dependencies: [
                 "EventHTTP",
                 "JobCore",
-                "JobKinds",
                 "OutboundHTTP",
-                "SQLiteStore",
                 "Webhooks",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -99,11 +99,29 @@ let package = Package(
                 "overview.js", "jobs.js", "job.js", "submit.js",
             ].map { .embedInCode("Resources/ui/" + $0) }
         ),
-        // The executable only parses configuration and wires the parts together.
+        // The composition root: one configuration value, the store, the kinds, and the
+        // long-lived parts as services started in dependency order and stopped in reverse.
+        .target(
+            name: "JobpoolApp",
+            dependencies: [
+                "EventHTTP",
+                "JobAPI",
+                "JobCore",
+                "JobKinds",
+                "OutboundHTTP",
+                "SQLiteStore",
+                "Webhooks",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The executable only parses configuration and runs the app.
         .executableTarget(
             name: "jobpool",
             dependencies: [
                 "JobAPI",
+                "JobpoolApp",
                 "OutboundHTTP",
                 "Webhooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -117,7 +135,7 @@ let package = Package(
         ),
         .testTarget(name: "JobCoreTests", dependencies: ["JobCore"]),
         .testTarget(name: "JobAPITests", dependencies: [
-            "JobAPI", "EventHTTP", "JobCore", "SQLiteStore", .product(name: "Prometheus", package: "swift-prometheus"),
+            "JobAPI", "JobpoolApp", "EventHTTP", "JobCore", "SQLiteStore", .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP"]),
         .testTarget(name: "WebhooksTests", dependencies: ["Webhooks", "JobCore"]),

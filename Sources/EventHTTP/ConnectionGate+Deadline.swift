@@ -16,6 +16,7 @@ extension ConnectionGate {
     func requestArrived(on connection: OpaquePointer) {
         adoptConnections()
         awaitingRequest.remove(connection)
+        inHandler.insert(connection)
         updateListening()
     }
 
@@ -23,6 +24,7 @@ extension ConnectionGate {
     func replyCompleted(on connection: OpaquePointer) {
         armDeadline(of: connection)
         updateListening()
+        replyEnded(on: connection)
     }
 
     func armDeadline(of connection: OpaquePointer) {

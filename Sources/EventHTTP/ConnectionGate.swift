@@ -34,6 +34,10 @@ final class ConnectionGate {
     /// `awaitingRequest` before evhttp frees it, so a connection without it (one that evhttp
     /// set up with a bufferevent of its own) must never be freed by a deadline.
     var tracked = Set<OpaquePointer>()
+    /// Connections whose request is in the handler, from its arrival to the end of its reply.
+    var inHandler = Set<OpaquePointer>()
+    /// Run once when ``inHandler`` empties (see ``HTTPServer/whenRepliesSent(timeout:_:)``).
+    var onIdle: (() -> Void)?
     var deadlineTimer: LoopTimer?
     /// Bufferevents made for connections whose close callback is not set yet (+1 each).
     private var unadopted: [OpaquePointer] = []
@@ -119,6 +123,14 @@ final class ConnectionGate {
         awaitingRequest.remove(connection)
         updateListening()
         closeObservers.removeValue(forKey: connection)?()
+        replyEnded(on: connection)
+    }
+
+    /// `connection` has no request in the handler any more: its reply was written, or it closed.
+    func replyEnded(on connection: OpaquePointer) {
+        guard inHandler.remove(connection) != nil, inHandler.isEmpty, let onIdle else { return }
+        self.onIdle = nil
+        onIdle()
     }
 
     /// Called when the server goes away, after evhttp has freed its connections.
@@ -129,6 +141,8 @@ final class ConnectionGate {
         deadlineTimer = nil
         awaitingRequest.removeAll()
         tracked.removeAll()
+        inHandler.removeAll()
+        onIdle = nil
         for bufferEvent in unadopted { bufferevent_decref(bufferEvent) }
         unadopted = []
         closeObservers = [:]

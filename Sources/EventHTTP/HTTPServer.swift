@@ -56,6 +56,26 @@ public final class HTTPServer {
         return ListeningSocket.port(of: listener)
     }
 
+    /// Runs `body` on the loop thread once every request that reached the handler has had its
+    /// reply written out (or its client has gone), or after `timeout` for clients that do not
+    /// read, whichever is first. A stopping server calls it before it stops the loop: a reply
+    /// is written on a later loop turn than the one that sends it, and stopping at once would
+    /// free its connection with the reply unwritten. Loop thread only.
+    public func whenRepliesSent(timeout: Duration, _ body: @escaping () -> Void) {
+        var done = false
+        var timer: LoopTimer?
+        let finish = { [gate] in
+            guard !done else { return }
+            done = true
+            timer?.cancel()
+            gate.onIdle = nil
+            body()
+        }
+        guard !gate.inHandler.isEmpty else { return finish() }
+        timer = loop.schedule(after: timeout) { finish() }
+        gate.onIdle = finish
+    }
+
     fileprivate func handle(_ raw: OpaquePointer) {
         if let connection = evhttp_request_get_connection(raw) { gate.requestArrived(on: connection) }
         evhttp_request_set_on_complete_cb(raw, httpServerReplyCompleted, Unmanaged.passUnretained(gate).toOpaque())

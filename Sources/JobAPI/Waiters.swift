@@ -47,7 +47,7 @@ final class WaiterTable {
         }
     }
 
-    /// Answers every parked request with its job as it stands (used when draining).
+    /// Answers every parked request with its job as it stands (at the end of a drain).
     func completeAll() {
         for token in waiters.keys.sorted() { complete(token, finished: false) }
     }

@@ -38,6 +38,8 @@ public final class SQLiteJobStore: JobStore {
     struct Queue {
         var items: [Item] = []
         var isClosing = false
+        /// The writer thread runs (see ``start()``); changes applied before wait for it.
+        var isStarted = false
     }
 
     public let path: String
@@ -90,6 +92,16 @@ public final class SQLiteJobStore: JobStore {
             throw error
         }
         ownerLock = lock
+    }
+
+    /// Starts the writer thread, which writes whatever was applied before, and the background
+    /// integrity check. No thread starts in `init`.
+    public func start() {
+        let first = queue.withLock { queue -> Bool in
+            defer { queue.isStarted = true }
+            return !queue.isStarted && !queue.isClosing
+        }
+        guard first else { return }
         Thread { [self] in
             writerLoop()
             writerExited.signal()
@@ -111,12 +123,18 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func close() {
-        let first = queue.withLock { queue -> Bool in
-            defer { queue.isClosing = true }
-            return !queue.isClosing
+        let (first, started) = queue.withLock { queue -> (Bool, Bool) in
+            defer { queue.isClosing = true; queue.isStarted = true }
+            return (!queue.isClosing, queue.isStarted)
         }
         guard first else { return }
         stopIntegrityCheck()
+        if !started {
+            // Never started (a start that failed, or a server stopped before it ran): write
+            // what was applied meanwhile here, then close. With nothing queued this returns at once.
+            writerLoop()
+            writerExited.signal()
+        }
         wake.signal()
         // Pending writes are flushed first; a store that cannot write gives up after a while.
         if writerExited.wait(timeout: .now() + .seconds(10)) == .success {

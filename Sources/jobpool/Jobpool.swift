@@ -3,7 +3,7 @@ import JobAPI
 
 /// `jobpool`: Python's ThreadPoolExecutor over HTTP.
 @main
-struct Jobpool: ParsableCommand {
+struct Jobpool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobpool",
         abstract: "A self-hosted job service: submit jobs over HTTP, then poll, wait, or get called back.",

@@ -1,12 +1,16 @@
 import ArgumentParser
 import Foundation
 import JobAPI
+import JobpoolApp
 import Logging
 import OutboundHTTP
 import Webhooks
 
 /// `jobpool serve`: runs the service until SIGINT or SIGTERM, then drains and exits 0.
-struct Serve: ParsableCommand {
+///
+/// It only reads flags and environment into one ``ServerConfiguration``; every default and
+/// every setting that follows from another lives there, so the tests get the same service.
+struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the job service.",
         discussion: "Every option can also be set through the environment variable shown with it; a flag wins over the variable."
@@ -119,19 +123,19 @@ struct Serve: ParsableCommand {
         configuration.port = try environment.value(port, "JOBPOOL_PORT", default: configuration.port)
         configuration.executor.workers = try environment.value(workers, "JOBPOOL_WORKERS", default: configuration.executor.workers)
         configuration.executor.maxQueued = try environment.value(maxQueued, "JOBPOOL_MAX_QUEUED", default: configuration.executor.maxQueued)
-        configuration.executor.maxQueuedPerOwner = try environment.value(maxQueuedPerTenant, "JOBPOOL_MAX_QUEUED_PER_TENANT",
-                                                                         default: max(1, configuration.executor.maxQueued / 2))
+        configuration.executor.maxQueuedPerOwner = try environment.optional(maxQueuedPerTenant, "JOBPOOL_MAX_QUEUED_PER_TENANT")
         configuration.http.maxConnections = try environment.value(maxConnections, "JOBPOOL_MAX_CONNECTIONS", default: configuration.http.maxConnections)
         configuration.memoryMaxJobs = try environment.value(memoryMaxJobs, "JOBPOOL_MEMORY_MAX_JOBS", default: configuration.memoryMaxJobs)
-        let cacheMegabytes = try environment.value(cacheMb, "JOBPOOL_CACHE_MB", default: 64)
+        let cacheMegabytes = try environment.value(cacheMb, "JOBPOOL_CACHE_MB", default: configuration.executor.finishedCacheBytes >> 20)
         guard (0...65_536).contains(cacheMegabytes) else { throw ValidationError("--cache-mb must be 0 to 65536.") }
         configuration.executor.finishedCacheBytes = cacheMegabytes << 20
-        let requestSeconds = try environment.value(requestTimeout, "JOBPOOL_REQUEST_TIMEOUT", default: 15)
+        let requestSeconds = try environment.value(requestTimeout, "JOBPOOL_REQUEST_TIMEOUT",
+                                                   default: Int(configuration.http.requestTimeout.components.seconds))
         guard (1...3600).contains(requestSeconds) else { throw ValidationError("--request-timeout must be 1 to 3600 seconds.") }
         configuration.http.requestTimeout = .seconds(requestSeconds)
         configuration.api.maxWaiters = try environment.value(maxWaiters, "JOBPOOL_MAX_WAITERS", default: configuration.api.maxWaiters)
         configuration.api.maxBodyBytes = try environment.value(maxBodyBytes, "JOBPOOL_MAX_BODY_BYTES", default: configuration.api.maxBodyBytes)
-        let grace = try environment.value(shutdownGrace, "JOBPOOL_SHUTDOWN_GRACE", default: 25)
+        let grace = try environment.value(shutdownGrace, "JOBPOOL_SHUTDOWN_GRACE", default: Int(configuration.shutdownGrace.components.seconds))
         guard (0...3600).contains(grace) else { throw ValidationError("--shutdown-grace must be 0 to 3600 seconds.") }
         configuration.shutdownGrace = .seconds(grace)
         configuration.echoPort = try environment.optional(echoPort, "JOBPOOL_ECHO_PORT")
@@ -148,20 +152,18 @@ struct Serve: ParsableCommand {
             configuration.store = parsed
         }
         if let text = try environment.optional(retention, "JOBPOOL_RETENTION") {
-            let duration = try Self.duration(text, flag: "--retention", in: .seconds(1) ... .seconds(3650 * 86_400))
-            configuration.retention = duration
-            configuration.retentionSweepInterval = min(.seconds(60), max(.milliseconds(100), duration / 10))
+            configuration.retention = try Self.duration(text, flag: "--retention", in: .seconds(1) ... .seconds(3650 * 86_400))
         }
         if let text = try environment.optional(idempotencyTtl, "JOBPOOL_IDEMPOTENCY_TTL") {
             configuration.api.idempotencyKeyLifetime = try Self.duration(text, flag: "--idempotency-ttl",
                                                                         in: .seconds(1) ... .seconds(365 * 86_400))
         }
-        let aging = try environment.value(priorityAgingSeconds, "JOBPOOL_PRIORITY_AGING_SECONDS", default: 10)
+        let aging = try environment.value(priorityAgingSeconds, "JOBPOOL_PRIORITY_AGING_SECONDS",
+                                          default: Int(configuration.executor.priorityAgingStep.components.seconds))
         guard (1...86_400).contains(aging) else { throw ValidationError("--priority-aging-seconds must be 1 to 86400.") }
         configuration.executor.priorityAgingStep = .seconds(aging)
         configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
         try validate(configuration)
-        configuration.http.maxBodySize = max(configuration.http.maxBodySize, configuration.api.maxBodyBytes * 4)
         let formatName = try environment.value(logFormat, "JOBPOOL_LOG_FORMAT", default: "text")
         guard let format = LogFormat(rawValue: formatName) else { throw ValidationError("--log-format must be text or json.") }
         return (configuration, level, format)
@@ -171,7 +173,7 @@ struct Serve: ParsableCommand {
         _ = try makeSettings()
     }
 
-    func run() throws {
+    func run() async throws {
         let (settings, level, format) = try makeSettings()
         var configuration = settings
         configuration.accessLogSink = { entries in format.writeAccessLines(entries, label: "jobpool") }
@@ -182,11 +184,10 @@ struct Serve: ParsableCommand {
         defer { LogOutput.standardError.flushBeforeExit() }
         let logger = Logger(label: "jobpool")
         let server: JobpoolServer
-        let ports: JobpoolServer.BoundPorts
         do {
             logger.info("Opening the job store", metadata: ["store": "\(configuration.store.description)"])
             server = try JobpoolServer(configuration: configuration, logger: logger)
-            ports = try server.start()
+            try server.open()
         } catch {
             logger.critical("Cannot start: \(error)")
             throw ExitCode(2)
@@ -200,13 +201,14 @@ struct Serve: ParsableCommand {
         if !configuration.apiKeys.isEmpty, configuration.metricsAPIKey == nil, !configuration.publicMetrics {
             logger.notice("/metrics is closed (403): API keys are set but no metrics key. Set --metrics-api-key, or --public-metrics to open it.")
         }
-        logger.info("listening on http://\(shownHost):\(ports.http)",
-                    metadata: ["workers": .stringConvertible(configuration.executor.workers),
-                               "max_queued": .stringConvertible(configuration.executor.maxQueued)])
-        if let echo = ports.echo { logger.info("echo service listening on tcp://\(shownHost):\(echo)") }
-        let signal = server.waitForTerminationSignal()
-        logger.info("Received signal \(signal); shutting down")
-        server.shutdown()
+        // Starts the services (the HTTP server logs "listening on"), and drains and stops them
+        // on SIGTERM or SIGINT, which the service group alone handles.
+        do {
+            try await server.run()
+        } catch {
+            logger.critical("Stopped on an error: \(error)")
+            throw ExitCode(1)
+        }
     }
 
     /// Keys from --api-key (or JOBPOOL_API_KEYS) and --api-keys-file (or JOBPOOL_API_KEYS_FILE).
@@ -226,38 +228,6 @@ struct Serve: ParsableCommand {
         return keys
     }
 
-    /// `90s`, `30m`, `12h`, `7d`, or nil if `text` is not such a duration.
-    static func parseDuration(_ text: String) -> Duration? {
-        guard let unit = text.last, let value = Double(text.dropLast()), value.isFinite, value >= 0 else { return nil }
-        let secondsPerUnit: Double
-        switch unit {
-        case "s": secondsPerUnit = 1
-        case "m": secondsPerUnit = 60
-        case "h": secondsPerUnit = 3600
-        case "d": secondsPerUnit = 86_400
-        default: return nil
-        }
-        // Checked before converting: Int64(Double) traps past Int64.max.
-        let milliseconds = value * secondsPerUnit * 1000
-        guard milliseconds < 9e15 else { return nil }
-        return .milliseconds(Int64(milliseconds))
-    }
-
-    /// A duration flag's value, refused with a message unless it lies in `range`.
-    static func duration(_ text: String, flag: String, in range: ClosedRange<Duration>) throws -> Duration {
-        guard let duration = parseDuration(text), range.contains(duration) else {
-            throw ValidationError("\(flag): '\(text.prefix(40))' is not a duration from \(describe(range.lowerBound)) to \(describe(range.upperBound)), written like 7d, 12h, 30m or 90s.")
-        }
-        return duration
-    }
-
-    private static func describe(_ duration: Duration) -> String {
-        let seconds = Int(duration.components.seconds)
-        if seconds % 86_400 == 0 { return "\(seconds / 86_400)d" }
-        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
-        return "\(seconds)s"
-    }
-
     private func configureWebhooks(_ configuration: inout ServerConfiguration, _ environment: Environment) throws {
         if let secret = try environment.optional(webhookSecret, "JOBPOOL_WEBHOOK_SECRET") {
             do {
@@ -269,7 +239,7 @@ struct Serve: ParsableCommand {
         }
         var webhooks = configuration.webhooks
         webhooks.workers = try environment.value(webhookWorkers, "JOBPOOL_WEBHOOK_WORKERS", default: webhooks.workers)
-        let timeout = try environment.value(webhookTimeout, "JOBPOOL_WEBHOOK_TIMEOUT", default: 15)
+        let timeout = try environment.value(webhookTimeout, "JOBPOOL_WEBHOOK_TIMEOUT", default: Int(webhooks.timeout.components.seconds))
         guard (1...600).contains(timeout) else { throw ValidationError("--webhook-timeout must be 1 to 600 seconds.") }
         webhooks.timeout = .seconds(timeout)
         webhooks.maxPerHost = try environment.value(webhookMaxPerHost, "JOBPOOL_WEBHOOK_MAX_PER_HOST", default: webhooks.maxPerHost)

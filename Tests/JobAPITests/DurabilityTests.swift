@@ -1,5 +1,6 @@
 import Foundation
 import JobAPI
+import JobpoolApp
 import JobCore
 import OutboundHTTP
 import Testing

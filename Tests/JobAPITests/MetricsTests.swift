@@ -63,6 +63,7 @@ struct MetricsTests {
         #expect(value("jobpool_queue_depth") == 0)
         #expect(value("jobpool_workers_busy") == 0)
         #expect(value("jobpool_workers") == 3)
+        #expect(value("jobpool_requests_waiting") == 0)
         #expect(value("jobpool_http_requests_total", ["route": "/v1/jobs", "method": "POST", "status": "200"]) == 3)
         #expect(value("jobpool_http_requests_total", ["route": "/v1/jobs/{id}", "method": "GET", "status": "404"]) == 1)
         #expect(value("jobpool_http_request_duration_seconds_count", ["route": "/v1/jobs"]) == 3)

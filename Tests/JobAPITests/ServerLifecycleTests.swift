@@ -1,20 +1,30 @@
 import Foundation
+import OutboundHTTP
 import Testing
 import Synchronization
 
 @Suite("Drain, connection limits and the echo service")
 struct ServerLifecycleTests {
-    @Test("shutdown drains: waiters are answered, new submissions get 503, running jobs get the grace period")
+    @Test("shutdown drains: new submissions get 503, running jobs get the grace period, parked waiters their jobs' final states")
     func drain() async throws {
-        let server = try TestServer { $0.shutdownGrace = .seconds(5) }
+        let target = try HeldFetchTarget(pages: ["short"])
+        defer { target.stop() }
+        let server = try TestServer {
+            $0.shutdownGrace = .seconds(8)
+            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.2/32")!])
+        }
         // The drain below stops it; this covers a path that leaves early (stopping is idempotent).
         defer { server.stop() }
         let client = server.client
         let long = try #require(try await client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
-        let short = try #require(try await client.submitWriteCode(min: 0.5, max: 0.5).json["id"] as? String)
+        // Runs until the test releases its page, well within the grace period.
+        let short = try #require(try await client.post("/v1/jobs", #"{"kind":"fetch_url","input":{"url":"\#(target.url("short"))"}}"#)
+            .json["id"] as? String)
         #expect(try await eventually { try await client.get("/v1/jobs/\(long)").json["status"] as? String == "running" })
-        async let parked = client.get("/v1/jobs/\(long)?wait=30")
-        #expect(try await eventually { server.server.parkedRequests == 1 })
+        #expect(try await eventually { target.requestCount == 1 })
+        async let parkedOnLong = client.get("/v1/jobs/\(long)?wait=30")
+        async let parkedOnShort = client.get("/v1/jobs/\(short)?wait=30")
+        #expect(try await eventually { server.server.parkedRequests == 2 })
 
         let stopped = Mutex(false)
         Thread {
@@ -22,20 +32,41 @@ struct ServerLifecycleTests {
             stopped.withLock { $0 = true }
         }.start()
 
-        let waiter = try await parked
-        #expect(waiter.status == 200)
-        #expect(waiter.json["status"] as? String == "running", "answered with the job as it stands")
+        #expect(try await eventually { try await client.get("/readyz").status == 503 }, "not ready while draining")
+        #expect((try await client.get("/readyz").json["detail"] as? String)?.contains("draining") == true)
         let refused = try await client.submitWriteCode()
         #expect(refused.status == 503)
         #expect(refused.header("Retry-After") != nil)
-        let readiness = try await client.get("/readyz")
-        #expect(readiness.status == 503, "not ready while draining")
-        #expect((readiness.json["detail"] as? String)?.contains("draining") == true)
         #expect(try await client.get("/healthz").status == 200, "still alive while draining")
-        // Reads still work while draining, and a job that finishes within the grace period succeeds.
-        #expect(try await eventually { try await client.get("/v1/jobs/\(short)").json["status"] as? String == "succeeded" })
+        // The waiter on the short job stays parked through the drain and gets its final state.
+        target.release("short")
+        let onShort = try await parkedOnShort
+        #expect(onShort.status == 200)
+        #expect(onShort.json["status"] as? String == "succeeded", "answered with the final state: \(onShort.json)")
+        // Reads still work while draining, and the long job runs on.
         #expect(try await client.get("/v1/jobs/\(long)").json["status"] as? String == "running")
+        // The grace period ends: the long job is interrupted, and its waiter gets it as it ends.
+        let onLong = try await parkedOnLong
+        #expect(onLong.status == 200)
+        #expect(onLong.json["status"] as? String == "failed", "\(onLong.json)")
+        #expect((onLong.json["error"] as? [String: Any])?["code"] as? String == "interrupted", "\(onLong.json)")
         #expect(try await eventually(timeout: .seconds(12)) { stopped.withLock { $0 } })
+    }
+
+    @Test("a request still waiting when the drain ends gets its reply before the server stops")
+    func lastRepliesLeave() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        // A scheduled job does not run in a drain, so its waiter is answered only as the drain
+        // ends, on the loop turn that stops the loop: that reply must still be written.
+        let submitted = try await server.client.post("/v1/jobs", #"{"kind":"write_code","delay_seconds":3600,"input":{"name":"later"}}"#)
+        let id = try #require(submitted.json["id"] as? String, "\(submitted.text)")
+        async let parked = server.client.get("/v1/jobs/\(id)?wait=30")
+        #expect(try await eventually { server.server.parkedRequests == 1 })
+        server.stop()
+        let answer = try await parked
+        #expect(answer.status == 200)
+        #expect(answer.json["status"] as? String == "scheduled", "\(answer.json)")
     }
 
     @Test("readyz answers 200 while the server takes work")

@@ -70,6 +70,8 @@ struct StoreOwnershipTests {
         #expect(refused.log.contains("Address already in use"), "\(refused.log)")
 
         let store = try SQLiteJobStore(path: path, logger: Logger(label: "test"))
+
+        store.start()
         let stored = try store.job(withID: try #require(JobID(id)))?.record
         store.close()
         #expect(stored?.status == .running, "the failed start re-queued the job (\(String(describing: stored?.status)))")
@@ -81,6 +83,7 @@ struct StoreOwnershipTests {
         let path = Self.temporaryStore()
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let store = try SQLiteJobStore(path: path, logger: Logger(label: "test"))
+        store.start()
         store.close()
         let asRoot = getuid() == 0
         // Root ignores file modes, so as root the server runs as `nobody` (setpriv, util-linux).

@@ -19,6 +19,7 @@ struct SQLiteJobStoreTests {
     func pragmas() throws {
         let path = temporaryPath()
         let store = try SQLiteJobStore(path: path, logger: logger)
+        store.start()
         defer { store.close() }
         // Read on the writer connection: a reader's setting is SQLite's default, and says
         // nothing about how commits are synced.
@@ -47,6 +48,7 @@ struct SQLiteJobStoreTests {
         let failure = JobFailure(code: "http_status", message: "503", status: 503, isRetryable: true)
         do {
             let store = try SQLiteJobStore(path: path, logger: logger)
+            store.start()
             defer { store.close() }
             try write(store, .submitted([scheduled, retried]))
             try write(store, .started(retryKey, attempt: 1, at: created))
@@ -55,6 +57,7 @@ struct SQLiteJobStoreTests {
             try write(store, .retrying(retryKey, attempt: 1, startedAt: created, error: failure, at: created, nextAttemptAt: created))
         }
         let store = try SQLiteJobStore(path: path, logger: logger)
+        store.start()
         defer { store.close() }
         let jobs = try store.loadUnfinished().jobs
         #expect(jobs.count == 2)
@@ -82,6 +85,7 @@ struct SQLiteJobStoreTests {
         let key = JobKey(id: id, createdAt: created)
         do {
             let store = try SQLiteJobStore(path: path, logger: logger)
+            store.start()
             defer { store.close() }
             try write(store, .submitted([JobRecord(
                 id: id, kind: "write_code", input: .object(["name": .string("alex")]), status: .queued,
@@ -104,6 +108,7 @@ struct SQLiteJobStoreTests {
             #expect(outcomes == ["interrupted", "succeeded"], "one terminal result in the attempt history")
         }
         let reopened = try SQLiteJobStore(path: path, logger: logger)
+        reopened.start()
         defer { reopened.close() }
         let stored = try reopened.loadUnfinished()
         #expect(stored.jobs.isEmpty, "a finished job is not read at start")
@@ -163,6 +168,7 @@ struct SQLiteJobStoreTests {
         try SQLiteJobStore.makeMigrator().migrate(old, upTo: "v1")
         try old.close()
         let store = try SQLiteJobStore(path: path, logger: logger)
+        store.start()
         defer { store.close() }
         let folder = (path as NSString).deletingLastPathComponent
         let backups = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains(".backup-v1-") }

@@ -30,7 +30,7 @@ final class APIHandler {
     let accessLog: AccessLog?
     /// Request counters and timers, looked up here on the loop thread without a lock.
     private lazy var httpMetrics = HTTPMetrics(metrics: executor.metrics)
-    /// Set once a drain starts: submissions are refused, waits answer at once.
+    /// Set once a drain starts: submissions are refused, new waits answer at once.
     private(set) var isDraining = false
 
     init(loop: EventLoop, executor: JobExecutor, webhooks: WebhookDeliverer, outbound: OutboundHTTPClient,
@@ -135,6 +135,7 @@ final class APIHandler {
         executor.metrics.gauge("jobpool_queue_depth").record(statistics.queued)
         executor.metrics.gauge("jobpool_workers_busy").record(statistics.running)
         executor.metrics.gauge("jobpool_workers").record(statistics.workers)
+        executor.metrics.gauge("jobpool_requests_waiting").record(waiters.count)
         request.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                         body: metricsRegistry.emitToBuffer())
     }
@@ -153,8 +154,16 @@ final class APIHandler {
         respond(request, status: 200) { $0.object { $0.member("status") { $0.string("ready") } } }
     }
 
-    /// Starts a drain: new submissions get 503, and parked requests are answered now.
+    /// Starts a drain: new submissions get 503 and new waits are answered at once. Requests
+    /// already parked keep waiting for their jobs, which the pool lets finish within the grace
+    /// period; event streams close, since their clients can resume on the next process.
     func beginDrain() {
+        isDraining = true
+        eventStreams.closeAll()
+    }
+
+    /// Ends a drain: the requests still parked are answered with their jobs as they stand.
+    func finishDrain() {
         isDraining = true
         waiters.completeAll()
         eventStreams.closeAll()

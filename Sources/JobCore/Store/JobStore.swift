@@ -50,6 +50,10 @@ public protocol JobStore: Sendable {
     /// True while writes succeed (readiness).
     var isWritable: Bool { get }
 
+    /// Starts the store's own threads (a writer, say); no store starts one in its `init`.
+    /// Changes applied before are kept in order and written once it runs.
+    func start()
+
     /// Writes what is queued, then closes.
     func close()
 }

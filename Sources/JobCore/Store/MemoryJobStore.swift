@@ -121,6 +121,9 @@ public final class MemoryJobStore: JobStore {
 
     public var isDurable: Bool { false }
     public var isWritable: Bool { true }
+    /// Nothing to start: writes apply on the caller's thread.
+    public func start() {}
+
     public func close() {}
 
     /// Jobs held now, live and finished.

@@ -1,5 +1,5 @@
 import Foundation
-import JobAPI
+import JobpoolApp
 
 /// The stores a suite runs against, through the real server: every query and write behaves the
 /// same on each.

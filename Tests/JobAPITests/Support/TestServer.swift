@@ -1,5 +1,5 @@
 import Foundation
-import JobAPI
+import JobpoolApp
 import Logging
 
 /// A real jobpool server on 127.0.0.1, port 0, for one test. Always call ``stop()`` (use

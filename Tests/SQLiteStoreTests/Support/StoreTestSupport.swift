@@ -16,8 +16,11 @@ final class TemporaryStore: Sendable {
         path = folder.appendingPathComponent("jobs.sqlite").path
     }
 
+    /// The store, started (its writer thread running).
     func open(readerCount: Int = 4) throws -> SQLiteJobStore {
-        try SQLiteJobStore(path: path, logger: Logger(label: "test"), readerCount: readerCount)
+        let store = try SQLiteJobStore(path: path, logger: Logger(label: "test"), readerCount: readerCount)
+        store.start()
+        return store
     }
 
     /// A plain connection to the file, beside the store (the owner lock is the store's own).

@@ -7,7 +7,7 @@ import Synchronization
 /// Removes finished jobs older than the retention period, in the background, in small batches
 /// so that neither the store nor the job index is held for long. Jobs whose webhook is still
 /// pending are kept until it is delivered or failed.
-final class RetentionSweeper: Sendable {
+final class RetentionSweeper: BlockingService {
     private let executor: JobExecutor
     private let retention: Duration
     private let interval: Duration
@@ -23,6 +23,8 @@ final class RetentionSweeper: Sendable {
         self.interval = interval
         self.logger = logger
     }
+
+    var name: String { "retention" }
 
     func start() {
         Thread { [self] in
