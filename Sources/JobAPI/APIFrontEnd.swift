@@ -144,6 +144,20 @@ public final class APIFrontEnd: Sendable {
         begun.wait()
     }
 
+    /// Answers every request still parked with its job as it stands, now: the grace period is
+    /// over and the jobs they wait on are about to be interrupted. (A job interrupted by a drain
+    /// runs again after the restart with a durable store, so "failed, interrupted" would mislead
+    /// its waiter.) Blocks until the loop has done it; never call it on the loop thread.
+    public func answerParkedRequests() {
+        guard phase.withLock({ $0 == .draining }), let parts = parts.withLock({ $0 }) else { return }
+        let answered = DispatchSemaphore(value: 0)
+        loop.execute {
+            parts.value.handler.finishDrain()
+            answered.signal()
+        }
+        answered.wait()
+    }
+
     /// Answers every request still parked with its job as it stands, stops the loop, and frees
     /// the listeners and connections, so that clients see a refused connection from then on.
     /// Blocks until done; safe to call more than once, and after a ``bind()`` that was never

@@ -368,8 +368,8 @@ public final class JobExecutor: Sendable {
     /// Stops taking jobs, gives running ones `grace` to finish, then interrupts them. Blocks;
     /// call it off the event loop. Returns how many queued jobs never ran.
     @discardableResult
-    public func drain(grace: Duration) -> Int {
-        let neverRan = pool.drain(grace: grace)
+    public func drain(grace: Duration, beforeInterrupting: @Sendable () -> Void = {}) -> Int {
+        let neverRan = pool.drain(grace: grace, beforeInterrupting: beforeInterrupting)
         let scheduled = counts.snapshot().filter { $0.key.state == .scheduled }.values.reduce(0, +)
         if scheduled > 0, !store.isDurable {
             logger.warning("Scheduled jobs were not run before shutdown; the in-memory store does not keep them",

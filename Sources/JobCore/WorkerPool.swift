@@ -236,7 +236,9 @@ public final class WorkerPool: Sendable {
     /// interrupts the rest and waits for every worker thread to exit. Blocks the caller, so
     /// never call it on an event-loop thread. Returns the jobs still queued, which never ran.
     @discardableResult
-    public func drain(grace: Duration) -> [Job] {
+    /// `beforeInterrupting` runs once the grace period is over, only if jobs are still running,
+    /// just before they are interrupted.
+    public func drain(grace: Duration, beforeInterrupting: @Sendable () -> Void = {}) -> [Job] {
         let started = state.withLock { state -> Bool in
             guard state.phase == .accepting else { return false }
             state.phase = .draining
@@ -246,6 +248,7 @@ public final class WorkerPool: Sendable {
         for _ in 0..<workerCount { workAvailable.signal() }
 
         if runningGroup.wait(timeout: .now() + grace.dispatchInterval) == .timedOut {
+            beforeInterrupting()
             let stragglers = state.withLock { Array($0.running.values) }
             logger.warning("Shutdown grace period ended; interrupting running jobs", metadata: ["count": "\(stragglers.count)"])
             for job in stragglers { _ = job.stop(.interrupted) }

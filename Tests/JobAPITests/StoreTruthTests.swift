@@ -39,7 +39,7 @@ struct StoreTruthTests {
     @Test("a list spans cached and uncached jobs with no gap and no repeat", arguments: StoreKind.allCases)
     func listAcrossCache(store: StoreKind) async throws {
         // Room for a couple of finished jobs only; the rest are read from the store.
-        let server = try TestServer { store.apply(to: &$0); $0.executor.finishedCacheBytes = 2_000 }
+        let server = try TestServer { store.apply(to: &$0); $0.executor.finishedCacheBytes = 10_000 }
         defer { server.stop() }
         var submitted: [String] = []
         for _ in 0..<30 {

@@ -10,9 +10,9 @@ struct EventFilter: Hashable {
     /// Only changes that leave a job in one of these states; nil for all.
     var statuses: Set<JobState>?
 
-    func matches(_ change: JobChange) -> Bool {
-        if case .some(let wanted) = owner, change.job.owner != wanted { return false }
-        if let kinds, !kinds.contains(change.job.kind) { return false }
+    func matches(_ change: RecordedChange) -> Bool {
+        if case .some(let wanted) = owner, change.owner != wanted { return false }
+        if let kinds, !kinds.contains(change.kind) { return false }
         if let statuses, !statuses.contains(change.status) { return false }
         return true
     }

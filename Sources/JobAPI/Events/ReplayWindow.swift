@@ -9,7 +9,7 @@ import JobCore
 struct ReplayWindow {
     struct Entry {
         let id: Int
-        let change: JobChange
+        let change: RecordedChange
         /// `id:`, `event:` and `data:` lines, rendered on first use.
         var bytes: [UInt8]?
     }
@@ -33,7 +33,7 @@ struct ReplayWindow {
 
     mutating func append(_ change: JobChange) {
         if entries.count == capacity { entries.removeFirst() }
-        entries.append(Entry(id: nextID, change: change))
+        entries.append(Entry(id: nextID, change: RecordedChange(change)))
         nextID += 1
     }
 

@@ -40,11 +40,12 @@ final class HTTPService: BlockingService {
 
     /// Drains: new submissions get 503 while the listener stays open, running jobs get the
     /// grace period, and parked waiters get their jobs' final states as they finish; those
-    /// still waiting when the drain ends get their jobs as they stand. Then the loop stops.
+    /// still waiting when the grace period ends get their jobs as they stand, before those jobs
+    /// are interrupted. Then the loop stops.
     func stop() {
         logger.info("Draining", metadata: ["grace_seconds": .stringConvertible(Int(configuration.shutdownGrace.components.seconds))])
         frontEnd.beginDrain()
-        drain.run()
+        drain.run(beforeInterrupting: { [frontEnd] in frontEnd.answerParkedRequests() })
         frontEnd.stop()
     }
 

@@ -19,13 +19,15 @@ final class WorkDrain: Sendable {
 
     /// Drains, blocking for up to the grace period (plus the few seconds interrupted work takes
     /// to return). A second caller waits for the first one's drain to end, then returns.
-    func run() {
+    /// `beforeInterrupting` runs when the grace period is over, before the jobs still running are
+    /// interrupted (the HTTP service answers its parked requests there).
+    func run(beforeInterrupting: @Sendable () -> Void = {}) {
         // The lock is held for the whole drain on purpose: whoever comes second must not go on
         // (to stop the reader threads, say) while the pool is still draining.
         done.withLock { done in
             guard !done else { return }
             done = true
-            _ = executor.drain(grace: grace)
+            _ = executor.drain(grace: grace, beforeInterrupting: beforeInterrupting)
         }
     }
 }
