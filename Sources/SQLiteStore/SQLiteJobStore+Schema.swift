@@ -104,7 +104,8 @@ extension SQLiteJobStore {
     /// idempotency keys unique per owner. On a file of a million jobs this runs for some
     /// seconds, once.
     ///
-    /// - `jobs_by_id`: a job by its random UUID (the key is `(created_at, id)`).
+    /// - `jobs_by_id`: a job by its ID (the key is `(created_at, id)`). IDs are UUIDv7, time
+    ///   first, so this index grows at its end as the table does.
     /// - `jobs_by_owner`, `jobs_by_owner_status`: a tenant's lists, newest first. Partial
     ///   (`owner IS NOT NULL`): without access control every owner is NULL, and they cost nothing.
     ///   `jobs_by_status` and `jobs_by_kind` (v2) serve the other lists, and also the start: it
