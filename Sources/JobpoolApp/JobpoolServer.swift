@@ -127,8 +127,8 @@ public final class JobpoolServer: Sendable {
 
     private static func openStore(_ configuration: ServerConfiguration, logger: Logger) throws -> any JobStore {
         switch configuration.store {
-        case .memory: return MemoryJobStore(maxJobs: configuration.memoryMaxJobs)
-        case .sqlite(let path): return try SQLiteJobStore(path: path, logger: logger)
+        case .memory: return MemoryJobStore(maxJobs: configuration.memoryMaxJobs, agingStep: configuration.priorityAgingStep)
+        case .sqlite(let path): return try SQLiteJobStore(path: path, logger: logger, agingStep: configuration.priorityAgingStep)
         }
     }
 }

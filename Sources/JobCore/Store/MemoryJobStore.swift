@@ -109,9 +109,15 @@ public final class MemoryJobStore: JobStore {
     private let tables = Mutex(Tables())
     private let evictionHandler = Mutex<(@Sendable ([StoredJobSummary]) -> Void)?>(nil)
 
-    /// - Parameter maxJobs: the most jobs held, live and finished (`--memory-max-jobs`).
-    public init(maxJobs: Int = 1_000_000) {
+    /// The due work: this process owns the store, so it is a queue in memory.
+    public let workQueue: any WorkQueue
+
+    /// - Parameters:
+    ///   - maxJobs: the most jobs held, live and finished (`--memory-max-jobs`).
+    ///   - agingStep: how long a queued job waits to gain one priority level (see ``PriorityQueue``).
+    public init(maxJobs: Int = 1_000_000, agingStep: Duration = .seconds(10)) {
         self.maxJobs = max(1, maxJobs)
+        self.workQueue = LocalWorkQueue(agingStep: agingStep)
     }
 
     /// Tells `handler` of the finished jobs evicted to stay within `maxJobs`, outside the lock.
