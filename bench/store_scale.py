@@ -174,6 +174,13 @@ def fill(path, count, failed_fraction, ids_path, sample):
     started = time.monotonic()
     database.execute("BEGIN")
     database.executemany(sql, rows())
+    tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    triggers = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    if "job_counts" in tables and not triggers:
+        # Since v6 the store's writer counts finished jobs; rows written here bypass it.
+        for status, number in (("failed", failed), ("succeeded", count - failed)):
+            database.execute("INSERT INTO job_counts (owner, kind, status, count) VALUES ('', 'write_code', ?, ?) "
+                             "ON CONFLICT (owner, kind, status) DO UPDATE SET count = count + excluded.count", (status, number))
     database.execute("COMMIT")
     database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     database.close()

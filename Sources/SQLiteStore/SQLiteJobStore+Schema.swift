@@ -103,7 +103,7 @@ extension SQLiteJobStore {
         return migrator
     }
 
-    /// The store answers questions (issue 15): an index for each, counts kept by triggers, and
+    /// The store answers questions (issue 15): an index for each, counts kept by triggers (until v6), and
     /// idempotency keys unique per owner. On a file of a million jobs this runs for some
     /// seconds, once.
     ///
@@ -164,35 +164,14 @@ extension SQLiteJobStore {
         END;
         """
 
-    /// `job_counts` keeps only finished jobs. A start reads every unfinished job anyway and
-    /// counts those itself, so counting every transition (five upserts per job: insert, start,
-    /// finish) cost the writer for nothing; now a job is counted once, when it finishes, and
-    /// uncounted when retention deletes it.
+    /// `job_counts` keeps only finished jobs, and the writer keeps it, once per commit (see
+    /// `FinishedCounts`). A start reads every unfinished job anyway and counts those itself.
+    /// The triggers counted every transition (five upserts per job) and ran a sub-program on
+    /// every status update: about 15 µs of the writer's time per job.
     static let v6CountFinishedJobsOnly = """
         DROP TRIGGER jobs_counted_on_insert;
         DROP TRIGGER jobs_counted_on_status;
         DROP TRIGGER jobs_counted_on_delete;
         DELETE FROM job_counts WHERE status NOT IN ('succeeded', 'failed', 'cancelled');
-
-        CREATE TRIGGER jobs_counted_when_inserted_finished AFTER INSERT ON jobs
-        WHEN NEW.status IN ('succeeded', 'failed', 'cancelled') BEGIN
-            INSERT INTO job_counts (owner, kind, status, count) VALUES (coalesce(NEW.owner, ''), NEW.kind, NEW.status, 1)
-                ON CONFLICT (owner, kind, status) DO UPDATE SET count = count + 1;
-        END;
-        CREATE TRIGGER jobs_counted_when_finished AFTER UPDATE OF status ON jobs
-        WHEN NEW.status IN ('succeeded', 'failed', 'cancelled') AND OLD.status IS NOT NEW.status BEGIN
-            INSERT INTO job_counts (owner, kind, status, count) VALUES (coalesce(NEW.owner, ''), NEW.kind, NEW.status, 1)
-                ON CONFLICT (owner, kind, status) DO UPDATE SET count = count + 1;
-        END;
-        CREATE TRIGGER jobs_uncounted_when_unfinished AFTER UPDATE OF status ON jobs
-        WHEN OLD.status IN ('succeeded', 'failed', 'cancelled') AND OLD.status IS NOT NEW.status BEGIN
-            UPDATE job_counts SET count = count - 1
-                WHERE owner = coalesce(OLD.owner, '') AND kind = OLD.kind AND status = OLD.status;
-        END;
-        CREATE TRIGGER jobs_uncounted_when_deleted_finished AFTER DELETE ON jobs
-        WHEN OLD.status IN ('succeeded', 'failed', 'cancelled') BEGIN
-            UPDATE job_counts SET count = count - 1
-                WHERE owner = coalesce(OLD.owner, '') AND kind = OLD.kind AND status = OLD.status;
-        END;
         """
 }

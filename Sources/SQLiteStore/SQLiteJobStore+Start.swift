@@ -43,7 +43,7 @@ extension SQLiteJobStore {
     }
 
     /// What a start needs: the unfinished jobs, the pending webhook events, and the counts:
-    /// finished jobs' from `job_counts` (kept by triggers), unfinished ones' counted from the
+    /// finished jobs' from `job_counts` (kept by the writer), unfinished ones' counted from the
     /// jobs read. Finished jobs stay on disk; how many job rows this read is left in
     /// ``lastStartRowsRead``.
     public func loadUnfinished() throws(StoreError) -> StoredState {

@@ -13,7 +13,7 @@ import Synchronization
 /// acknowledged only after its commit. Questions (a job by ID, a page of a list, an
 /// idempotency key) are answered on the pool's reader connections, which never wait for the
 /// writer. Every query is served by an index (see `SQLiteJobStore+Schema.swift`), and the
-/// counts for statistics are kept by triggers in the transaction that changes a state.
+/// counts of finished jobs are written once per commit, in the commit's transaction.
 /// Nothing here may run on the event loop: the calls block.
 ///
 /// ```swift
