@@ -4,6 +4,7 @@ import JobCore
 import JobKinds
 import Logging
 import OutboundHTTP
+import PostgresStore
 import Prometheus
 import SQLiteStore
 import Synchronization
@@ -129,6 +130,7 @@ public final class JobpoolServer: Sendable {
         switch configuration.store {
         case .memory: return MemoryJobStore(maxJobs: configuration.memoryMaxJobs)
         case .sqlite(let path): return try SQLiteJobStore(path: path, logger: logger)
+        case .postgres(let url): return try PostgresJobStore(url: url, logger: logger)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import JobpoolApp
 import Logging
+import PostgresTestSupport
 
 /// A real jobpool server on 127.0.0.1, port 0, for one test. Always call ``stop()`` (use
 /// `defer`), so its threads and listener go away on every path.
@@ -29,7 +30,14 @@ final class TestServer: Sendable {
         client = TestHTTPClient(baseURL: "http://127.0.0.1:\(ports.http)")
     }
 
-    func stop() { server.shutdown() }
+    /// Stops the server; a PostgreSQL test database goes with it, so that a run of the whole
+    /// suite does not fill the disk with hundreds of them.
+    func stop() {
+        server.shutdown()
+        if case .postgres(let url) = server.configuration.store, let cluster = try? PostgresTestCluster.shared() {
+            cluster.dropDatabase(url: url)
+        }
+    }
 }
 
 /// Polls `condition` until it holds or `timeout` passes. Returns whether it held.
