@@ -159,8 +159,15 @@ public final class PostgresConnection: Sendable {
         return PostgresError(message: target.scrub(Self.trimmed(message)), sqlState: state, isConnectionLost: lost)
     }
 
+    /// libpq's message on one line: its lines trimmed (it indents continuations with a tab),
+    /// and a line it repeats (a lost connection is reported twice) kept once.
     static func trimmed(_ message: String) -> String {
-        message.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: "; ")
+        var lines: [String] = []
+        for line in message.split(whereSeparator: \.isNewline) {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if !text.isEmpty, !lines.contains(text) { lines.append(text) }
+        }
+        return lines.joined(separator: " ")
     }
 
     /// Calls `body` with NUL-terminated copies of `strings` (nil stays a null pointer, SQL NULL),

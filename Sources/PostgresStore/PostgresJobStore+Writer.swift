@@ -8,46 +8,7 @@ extension PostgresJobStore {
     /// While idle it checks now and then that the database still answers, so that readiness
     /// turns false when the database goes away even if nothing is being written.
     func writerLoop() {
-        var retry: [Item] = []
-        while true {
-            if retry.isEmpty, queue.withLock({ $0.items.isEmpty && !$0.isClosing }) {
-                if wake.wait(timeout: .now() + healthCheckInterval.dispatchInterval) == .timedOut {
-                    checkHealth()
-                    continue
-                }
-            }
-            let (taken, closing) = queue.withLock { queue -> ([Item], Bool) in
-                defer { queue.items.removeAll(keepingCapacity: true) }
-                return (queue.items, queue.isClosing)
-            }
-            var batch = retry + taken
-            retry = []
-            if batch.isEmpty {
-                if closing { return }
-                continue
-            }
-            if !closing, !batch.contains(where: \.isSubmission) {
-                // Only state changes, which nobody waits for: give them a few milliseconds to
-                // share a commit with the next submissions.
-                _ = wake.wait(timeout: .now() + .milliseconds(5))
-                batch += queue.withLock { queue in
-                    defer { queue.items.removeAll(keepingCapacity: true) }
-                    return queue.items
-                }
-            }
-            let started = ContinuousClock.now
-            retry = commit(Self.coalesced(batch))
-            logger.trace("Group commit", metadata: ["changes": "\(batch.count)", "duration": "\(ContinuousClock.now - started)"])
-            if !retry.isEmpty {
-                if closing {
-                    logger.error("Could not write \(retry.count) changes before closing the store")
-                    return
-                }
-                Thread.sleep(forTimeInterval: 1) // the database is away: try again shortly
-            } else if queue.withLock({ $0.isClosing && $0.items.isEmpty }) {
-                return
-            }
-        }
+        queue.runWriter(logger: logger, idleInterval: healthCheckInterval, whenIdle: checkHealth) { batch in commit(batch) }
     }
 
     /// Commits `batch` in one transaction and reports to each item. Returns the items to retry:
@@ -162,21 +123,5 @@ extension PostgresJobStore {
         let was = writable.exchange(isWritable, ordering: .relaxed)
         if isWritable, !was { logger.notice("The job store is writable again", metadata: ["store": "\(target.redacted)"]) }
         if !isWritable, was, let error { logger.error("Job store write failed", metadata: ["error": "\(error.message)"]) }
-    }
-
-    /// Drops a job's "started" change when the same batch also finishes that attempt: the
-    /// final write records the start time too, and one row update is cheaper than two.
-    static func coalesced(_ batch: [Item]) -> [Item] {
-        var finished = Set<String>()
-        for item in batch {
-            if case .finished(let key, let attempt, _, _, _, _, _, _) = item.change { finished.insert("\(key.id)#\(attempt)") }
-        }
-        guard !finished.isEmpty else { return batch }
-        return batch.filter { item in
-            if case .started(let key, let attempt, _) = item.change, item.completion == nil {
-                return !finished.contains("\(key.id)#\(attempt)")
-            }
-            return true
-        }
     }
 }

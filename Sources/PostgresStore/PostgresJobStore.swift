@@ -24,24 +24,7 @@ import Synchronization
 /// store.apply(.submitted([record])) { result in /* durable, or not */ }
 /// ```
 public final class PostgresJobStore: JobStore {
-    typealias Completion = @Sendable (Result<Void, StoreError>) -> Void
-
-    struct Item: Sendable {
-        var change: StoreChange
-        var completion: Completion?
-
-        var isSubmission: Bool {
-            if case .submitted = change { return true }
-            return false
-        }
-    }
-
-    struct Queue {
-        var items: [Item] = []
-        var isClosing = false
-        /// The writer thread runs (see ``start()``); changes applied before wait for it.
-        var isStarted = false
-    }
+    typealias Item = GroupCommitQueue.Item
 
     /// The database, shown redacted in every message.
     public let target: PostgresConnectionString
@@ -53,9 +36,8 @@ public final class PostgresJobStore: JobStore {
     let writer: Mutex<PostgresConnection?>
     /// Connections for the questions (``StoreReader``'s threads).
     let readers: PostgresConnectionPool
-    let queue = Mutex(Queue())
-    let wake = DispatchSemaphore(value: 0)
-    let writerExited = DispatchSemaphore(value: 0)
+    /// The changes waiting for the writer thread, and its loop (group commit).
+    let queue = GroupCommitQueue()
     let writable = Atomic<Bool>(true)
     /// How long the idle writer waits before checking that the database still answers.
     let healthCheckInterval: Duration
@@ -121,46 +103,30 @@ public final class PostgresJobStore: JobStore {
 
     /// Starts the writer thread, which writes whatever was applied before. No thread starts in `init`.
     public func start() {
-        let first = queue.withLock { queue -> Bool in
-            defer { queue.isStarted = true }
-            return !queue.isStarted && !queue.isClosing
-        }
-        guard first else { return }
+        guard queue.markStarted() else { return }
         let thread = Thread { [self] in
             writerLoop()
-            writerExited.signal()
+            queue.writerExited()
         }
         thread.name = "jobpool-postgres-writer"
         thread.start()
     }
 
     public func apply(_ change: StoreChange, whenDurable completion: (@Sendable (Result<Void, StoreError>) -> Void)?) {
-        enum Outcome { case queued(wakeWriter: Bool), closed }
-        let outcome = queue.withLock { queue -> Outcome in
-            guard !queue.isClosing else { return .closed }
-            queue.items.append(Item(change: change, completion: completion))
-            return .queued(wakeWriter: queue.items.count == 1)
-        }
-        switch outcome {
-        case .queued(let wakeWriter): if wakeWriter { wake.signal() }
-        case .closed: completion?(.failure(StoreError("the store is closed")))
-        }
+        queue.append(change, completion: completion)
     }
 
     /// Writes what is queued (giving up after 10 s on a database that does not answer), then
     /// closes every connection, which lets go of the database for another node.
     public func close() {
-        let (first, started) = queue.withLock { queue -> (Bool, Bool) in
-            defer { queue.isClosing = true; queue.isStarted = true }
-            return (!queue.isClosing, queue.isStarted)
-        }
+        let (first, started) = queue.markClosing()
         guard first else { return }
         if !started {
+            // Never started: write what was applied meanwhile here, then close.
             writerLoop()
-            writerExited.signal()
+            queue.writerExited()
         }
-        wake.signal()
-        if writerExited.wait(timeout: .now() + .seconds(10)) == .success {
+        if queue.waitForWriter(timeout: .seconds(10)) {
             writer.withLock { connection in
                 connection?.close()
                 connection = nil

@@ -167,10 +167,10 @@ struct PostgresStoreWriteTests {
         try blocker.execute("BEGIN")
         try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
         let held = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(-1))]))
-        #expect(eventually { store.queue.withLock { $0.items.isEmpty } }, "the writer took the first submission")
+        #expect(eventually { store.queue.pendingCount == 0 }, "the writer took the first submission")
         let writes = [submit(store, .submitted([first])), submit(store, .submitted([sibling, duplicate])),
                       submit(store, .submitted([other]))]
-        #expect(store.queue.withLock { $0.items.count } == 3, "all three wait for one commit")
+        #expect(store.queue.pendingCount == 3, "all three wait for one commit")
         try blocker.execute("COMMIT")
 
         #expect(held.wait() == .success)
