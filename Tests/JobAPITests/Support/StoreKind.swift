@@ -20,21 +20,28 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibleLike 
     /// are installed (always under CI, where a missing install then fails the test).
     static let available: [StoreKind] = allCases.filter { $0 != .postgres || PostgresTestCluster.isAvailable }
 
-    /// Points `configuration` at a fresh store of this kind: SQLite in its own temporary
-    /// folder, PostgreSQL in a database of its own in the test process's private cluster.
+    /// The stores that outlive a server, as ``available`` has them.
+    static let durable = available.filter { $0 != .memory }
+
+    /// Points `configuration` at a fresh store of this kind.
     func apply(to configuration: inout ServerConfiguration) {
+        configuration.store = makeStore()
+    }
+
+    /// A fresh store of this kind: SQLite in its own temporary folder, PostgreSQL in a database
+    /// of its own in the test process's private cluster. Two servers given the same value share it.
+    func makeStore() -> ServerConfiguration.Store {
         switch self {
-        case .memory: configuration.store = .memory
+        case .memory: return .memory
         case .sqlite:
-            configuration.store = .sqlite(path: FileManager.default.temporaryDirectory
-                .appendingPathComponent("jobpool-\(UUID().uuidString)/jobs.sqlite").path)
+            return .sqlite(path: FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-\(UUID().uuidString)/jobs.sqlite").path)
         case .postgres:
             do {
-                configuration.store = .postgres(url: try PostgresTestCluster.shared().makeDatabase())
+                return .postgres(url: try PostgresTestCluster.shared().makeDatabase())
             } catch {
                 // The test fails with the reason; the server it builds gets an unreachable database.
                 Issue.record("no PostgreSQL database for the test: \(error)")
-                configuration.store = .postgres(url: "postgresql:///unavailable?host=/nonexistent")
+                return .postgres(url: "postgresql:///unavailable?host=/nonexistent")
             }
         }
     }

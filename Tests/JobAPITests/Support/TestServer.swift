@@ -10,6 +10,7 @@ final class TestServer: Sendable {
     let port: Int
     let echoPort: Int?
     let client: TestHTTPClient
+    private let ownsStore: Bool
 
     init(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
         var configuration = ServerConfiguration()
@@ -20,7 +21,11 @@ final class TestServer: Sendable {
         // Every API test runs against the store JOBPOOL_TEST_STORE names (memory unless set):
         // Tests/run.sh runs the suite once per store. A test that needs one store sets it.
         StoreKind.underTest.apply(to: &configuration)
+        let madeHere = configuration.store
         configure(&configuration)
+        // A database made for this server alone goes when it stops; one the test chose (to
+        // restart a server on it, say) stays.
+        ownsStore = configuration.store == madeHere
         var logger = Logger(label: "jobpool-test")
         logger.logLevel = .warning
         server = try JobpoolServer(configuration: configuration, logger: logger)
@@ -34,7 +39,7 @@ final class TestServer: Sendable {
     /// suite does not fill the disk with hundreds of them.
     func stop() {
         server.shutdown()
-        if case .postgres(let url) = server.configuration.store, let cluster = try? PostgresTestCluster.shared() {
+        if ownsStore, case .postgres(let url) = server.configuration.store, let cluster = try? PostgresTestCluster.shared() {
             cluster.dropDatabase(url: url)
         }
     }
