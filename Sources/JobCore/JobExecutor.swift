@@ -20,8 +20,6 @@ public final class JobExecutor: Sendable {
         /// Jobs one owner (tenant) may have waiting, so that one cannot fill the queue for all;
         /// nil for no limit but `maxQueued`. Jobs without an owner count only against `maxQueued`.
         public var maxQueuedPerOwner: Int?
-        /// How long a queued job waits to gain one priority level (see ``PriorityQueue``).
-        public var priorityAgingStep: Duration
         /// The wait between attempts after a retryable failure.
         public var retryBackoff: RetryBackoff
         /// The most bytes of recently finished or read jobs kept in memory (`--cache-bytes`);
@@ -31,14 +29,13 @@ public final class JobExecutor: Sendable {
         public var storeReaders: Int
 
         public init(workers: Int = 8, maxQueued: Int = 100_000, maxQueuedPerOwner: Int? = nil,
-                    priorityAgingStep: Duration = .seconds(10), retryBackoff: RetryBackoff = RetryBackoff(),
+                    retryBackoff: RetryBackoff = RetryBackoff(),
                     finishedCacheBytes: Int = 64 << 20, storeReaders: Int = 2) {
             self.finishedCacheBytes = finishedCacheBytes
             self.storeReaders = storeReaders
             self.workers = workers
             self.maxQueued = maxQueued
             self.maxQueuedPerOwner = maxQueuedPerOwner
-            self.priorityAgingStep = priorityAgingStep
             self.retryBackoff = retryBackoff
         }
     }
@@ -85,7 +82,7 @@ public final class JobExecutor: Sendable {
                                      logger: logger, completionHandler: completionHandler, timers: self.timers)
         self.completer = completer
         let pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
-                              maxQueuedPerOwner: configuration.maxQueuedPerOwner, logger: logger, deferWakeUp: deferWakeUp, agingStep: configuration.priorityAgingStep,
+                              maxQueuedPerOwner: configuration.maxQueuedPerOwner, logger: logger, deferWakeUp: deferWakeUp, work: store.workQueue,
                               backoff: configuration.retryBackoff, onStart: completer.started)
         self.pool = pool
         pool.onRetry { [weak self] job, plan in

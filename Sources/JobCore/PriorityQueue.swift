@@ -1,7 +1,7 @@
 import DequeModule
 import Foundation
 
-/// The worker pool's queue: highest priority first, FIFO within a priority, with aging so that
+/// The order in which due work is claimed (``LocalWorkQueue``): highest priority first, FIFO within a priority, with aging so that
 /// low priorities never starve.
 ///
 /// The rule: a queued job's effective priority is its `priority` plus one for every
@@ -53,6 +53,11 @@ struct PriorityQueue {
 
     /// Every job held, in no particular order.
     var allJobs: [Job] { levels.flatMap { $0.map(\.job) } }
+
+    mutating func removeAll() {
+        for index in levels.indices { levels[index].removeAll() }
+        count = 0
+    }
 
     /// When the longest-waiting job still queued (not cancelled) was queued, optionally only
     /// among one owner's jobs.

@@ -6,7 +6,8 @@ import Synchronization
 /// A fixed pool of OS threads that run queued jobs, like `ThreadPoolExecutor`.
 ///
 /// A job blocks its own worker thread while it runs; never more than `workerCount` jobs run
-/// at once. Jobs run by priority (see ``PriorityQueue``). The queue is bounded:
+/// at once. Workers take jobs only by claiming them from the store's ``WorkQueue`` (by priority,
+/// see ``PriorityQueue``); the pool keeps the admission count of what waits. It is bounded:
 /// ``submit(_:whenAccepted:)`` throws ``PoolError/queueFull`` rather than grow without limit.
 public final class WorkerPool: Sendable {
     /// The pool's lifecycle. Changed only inside `state.withLock`.
@@ -23,7 +24,6 @@ public final class WorkerPool: Sendable {
 
     private struct State {
         var phase = Phase.idle
-        var queue: PriorityQueue
         /// Jobs waiting for a worker, not counting any cancelled while queued.
         var queuedCount = 0
         /// The same, by owner, for owners with jobs waiting (jobs without an owner are not listed).
@@ -54,8 +54,8 @@ public final class WorkerPool: Sendable {
         }
 
         /// Claims the right to wake one idle worker, if one is asleep and none is being woken.
-        mutating func claimWake() -> Bool {
-            guard idleWorkers > 0, !wakePending, !queue.isEmpty else { return false }
+        mutating func claimWake(work: any WorkQueue) -> Bool {
+            guard idleWorkers > 0, !wakePending, work.hasClaimableWork else { return false }
             wakePending = true
             return true
         }
@@ -87,6 +87,8 @@ public final class WorkerPool: Sendable {
     private let retryHandler = Mutex<(@Sendable (Job, RetryPlan) -> Void)?>(nil)
     private let backoff: RetryBackoff
     private let state: Mutex<State>
+    /// Where workers claim jobs: the store's due work.
+    private let work: any WorkQueue
     /// Idle workers sleep on it; see `State.wakePending` for when it is signalled.
     private let workAvailable = DispatchSemaphore(value: 0)
     /// Entered when a job starts, left when it ends, so a drain can wait for "none running".
@@ -98,13 +100,14 @@ public final class WorkerPool: Sendable {
     ///   it hands a wake-up to this function to run a little later, and further submissions
     ///   meanwhile share it. An event loop passes "run after this batch of callbacks", so a
     ///   burst of requests handled in one loop iteration costs one futex wake, not one each.
-    ///   - agingStep: see ``PriorityQueue``: how long a queued job waits to gain one priority level.
+    ///   - work: the store's due work, where workers claim jobs (see ``JobStore/workQueue``).
     public init(workerCount: Int, maxQueued: Int, maxQueuedPerOwner: Int? = nil, logger: Logger, deferWakeUp: WakeUpDeferral? = nil,
-                agingStep: Duration = .seconds(10), backoff: RetryBackoff = RetryBackoff(),
+                work: any WorkQueue = LocalWorkQueue(), backoff: RetryBackoff = RetryBackoff(),
                 onStart: (@Sendable (Job) -> Void)? = nil) {
         self.onStart = onStart
         self.backoff = backoff
-        self.state = Mutex(State(queue: PriorityQueue(agingStep: agingStep)))
+        self.work = work
+        self.state = Mutex(State())
         self.workerCount = max(1, workerCount)
         self.maxQueued = max(0, maxQueued)
         self.maxQueuedPerOwner = maxQueuedPerOwner.map { max(0, $0) }
@@ -192,9 +195,11 @@ public final class WorkerPool: Sendable {
             return
         }
         let deferred = deferWakeUp != nil
-        let wake = state.withLock { state -> Bool in
-            state.queue.append(job)
-            guard deferred else { return state.claimWake() }
+        // Offered before the pool's lock is taken below: a worker that claims under that lock
+        // either finds the job, or has gone idle by the time the wake-up is decided.
+        work.offer(job)
+        let wake = state.withLock { [work] state -> Bool in
+            guard deferred else { return state.claimWake(work: work) }
             guard !state.wakeDeferred else { return false }
             state.wakeDeferred = true
             return true
@@ -208,9 +213,9 @@ public final class WorkerPool: Sendable {
     }
 
     private func runDeferredWakeUp() {
-        let wake = state.withLock { state -> Bool in
+        let wake = state.withLock { [work] state -> Bool in
             state.wakeDeferred = false
-            return state.claimWake()
+            return state.claimWake(work: work)
         }
         if wake { workAvailable.signal() }
     }
@@ -219,16 +224,16 @@ public final class WorkerPool: Sendable {
     public var isAccepting: Bool { state.withLock { $0.phase == .accepting } }
 
     public var statistics: Statistics {
-        state.withLock {
+        state.withLock { [work] in
             Statistics(queued: $0.queuedCount, running: $0.running.count, workers: workerCount,
-                       oldestQueuedAt: $0.queue.oldestQueuedAt())
+                       oldestQueuedAt: work.oldestQueuedAt(owner: .none))
         }
     }
 
     /// One owner's share of the pool: jobs of theirs running, and their longest-waiting job.
     public func statistics(owner: String?) -> (running: Int, oldestQueuedAt: Date?) {
-        state.withLock { state in
-            (state.running.values.count(where: { $0.owner == owner }), state.queue.oldestQueuedAt(owner: .some(owner)))
+        state.withLock { [work] state in
+            (state.running.values.count(where: { $0.owner == owner }), work.oldestQueuedAt(owner: .some(owner)))
         }
     }
 
@@ -256,10 +261,8 @@ public final class WorkerPool: Sendable {
         // An interrupted job's work returns promptly; the timeout only guards against work that
         // ignores its stop signal, whose thread is then abandoned to process exit.
         _ = threadsGroup.wait(timeout: .now() + .seconds(3))
-        return state.withLock { state in
-            state.phase = .stopped
-            return state.queue.allJobs.filter { !$0.isFinished }
-        }
+        state.withLock { $0.phase = .stopped }
+        return work.takeUnclaimed().filter { !$0.isFinished }
     }
 
     /// What a worker does next.
@@ -300,14 +303,15 @@ public final class WorkerPool: Sendable {
     /// (so that a cancel cannot slip between them), so the "running" notice is returned and
     /// delivered by the worker after the lock is released.
     private func nextStep() -> NextStep {
-        state.withLock { state -> NextStep in
+        let now = Date()
+        return state.withLock { [work] state -> NextStep in
             guard state.phase == .accepting else { return .exit }
-            while let job = state.queue.popFirst()?.job {
+            while let job = work.claimNext(now: now) {
                 guard let started = job.markRunning() else { continue } // cancelled while queued
                 state.giveBackSlots(1, owner: job.owner)
                 state.running[job.id] = job
                 runningGroup.enter()
-                return .run(job, started, wakeAnother: state.claimWake())
+                return .run(job, started, wakeAnother: state.claimWake(work: work))
             }
             state.idleWorkers += 1
             return .sleep

@@ -128,9 +128,9 @@ public final class JobpoolServer: Sendable {
 
     private static func openStore(_ configuration: ServerConfiguration, logger: Logger) throws -> any JobStore {
         switch configuration.store {
-        case .memory: return MemoryJobStore(maxJobs: configuration.memoryMaxJobs)
-        case .sqlite(let path): return try SQLiteJobStore(path: path, logger: logger)
-        case .postgres(let url): return try PostgresJobStore(url: url, logger: logger)
+        case .memory: return MemoryJobStore(maxJobs: configuration.memoryMaxJobs, agingStep: configuration.priorityAgingStep)
+        case .sqlite(let path): return try SQLiteJobStore(path: path, logger: logger, agingStep: configuration.priorityAgingStep)
+        case .postgres(let url): return try PostgresJobStore(url: url, logger: logger, agingStep: configuration.priorityAgingStep)
         }
     }
 }

@@ -60,6 +60,8 @@ public struct ServerConfiguration: Sendable {
     /// The most jobs `--store memory` holds, live and finished; past it the oldest finished
     /// jobs are evicted (counted in `jobpool_memory_store_evictions_total`).
     public var memoryMaxJobs = 1_000_000
+    /// How long a queued job waits to gain one priority level, in the store's claim order.
+    public var priorityAgingStep: Duration = .seconds(10)
     /// How long finished jobs are kept before retention removes them.
     public var retention: Duration = .seconds(7 * 86400)
     /// How often retention looks for jobs to remove; nil for a tenth of ``retention``, from

@@ -46,9 +46,10 @@ extension PostgresJobStore {
         }
     }
 
-    /// What a start needs: the unfinished jobs, the pending webhook events, and the counts kept
-    /// by the triggers, summed over every node's rows. One snapshot (`REPEATABLE READ`), so the
-    /// three agree. Finished jobs are not read.
+    /// What a start needs: the unfinished jobs, the pending webhook events, and the counts:
+    /// finished jobs' kept by the triggers (summed over every node's rows), unfinished ones'
+    /// counted from the jobs read. One snapshot (`REPEATABLE READ`), so they agree. Finished
+    /// jobs are not read.
     public func loadUnfinished() throws(StoreError) -> StoredState {
         try read("read the unfinished jobs") { connection in
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -61,13 +62,15 @@ extension PostgresJobStore {
             let events = try connection.query(Self.pendingEventsSQL).map { row in
                 try PostgresRowDecoding.webhookEvent(row, attempts: attempts[try PostgresRowDecoding.jobID(row, "job_id")] ?? [])
             }
-            return StoredState(jobs: jobs, webhookEvents: events, counts: try Self.counts(connection))
+            var counts = try Self.finishedCounts(connection)
+            for job in jobs { counts[JobCounts.Key(owner: job.owner, kind: job.kind, state: job.status), default: 0] += 1 }
+            return StoredState(jobs: jobs, webhookEvents: events, counts: counts)
         }
     }
 
-    /// The counts of stored jobs by owner, kind and state, over every node's rows; `''` is
+    /// The counts of finished jobs by owner, kind and state, over every node's rows; `''` is
     /// stored for no owner.
-    static func counts(_ connection: PostgresConnection) throws -> [JobCounts.Key: Int] {
+    static func finishedCounts(_ connection: PostgresConnection) throws -> [JobCounts.Key: Int] {
         var counts: [JobCounts.Key: Int] = [:]
         let rows = try connection.query("""
             SELECT owner, kind, status, sum(count) AS count FROM job_counts GROUP BY owner, kind, status HAVING sum(count) > 0

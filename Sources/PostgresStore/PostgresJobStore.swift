@@ -44,6 +44,11 @@ public final class PostgresJobStore: JobStore {
 
     public var isDurable: Bool { true }
 
+    /// The due work. While one node holds the database (see above) nobody else can claim its
+    /// jobs, so it is kept in memory as SQLite's is; claims from the table (`FOR UPDATE SKIP
+    /// LOCKED` on `jobs_due`) come with several nodes.
+    public let workQueue: any WorkQueue
+
     /// False while the database cannot be reached or written (readiness).
     public var isWritable: Bool { writable.load(ordering: .relaxed) }
 
@@ -52,8 +57,13 @@ public final class PostgresJobStore: JobStore {
     /// cannot be reached, was written by a jobpool two or more versions newer, or is in use by
     /// another node. No thread starts here.
     ///
-    /// - Parameter readerCount: connections that answer queries at once; more callers wait.
-    public init(url: String, logger: Logger, readerCount: Int = 4, healthCheckInterval: Duration = .seconds(2)) throws(StoreError) {
+    /// - Parameters:
+    ///   - readerCount: connections that answer queries at once; more callers wait.
+    ///   - agingStep: how long a queued job waits to gain one priority level (see ``WorkQueue``).
+    ///   - healthCheckInterval: how long the idle writer waits before checking the database answers.
+    public init(url: String, logger: Logger, readerCount: Int = 4, agingStep: Duration = .seconds(10),
+                healthCheckInterval: Duration = .seconds(2)) throws(StoreError) {
+        workQueue = LocalWorkQueue(agingStep: agingStep)
         let target = PostgresConnectionString(url)
         self.target = target
         self.logger = logger

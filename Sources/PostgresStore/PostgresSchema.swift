@@ -53,11 +53,11 @@ enum PostgresSchema {
     /// - `due_key`: when a queued or scheduled job fell (or falls) due, less `priority` aging
     ///   steps, stored so that a claim can walk `jobs_due` in order. Aging that compared
     ///   against `now()` at query time could use no index.
-    /// - `job_counts`: jobs by node, owner (`''` for none), kind and state. Each node's writes
-    ///   change only its own rows (the node is the `jobpool.node` session setting), so
-    ///   statistics never funnel a cluster's writes through one hot row; a start sums them.
-    ///   The triggers are per statement, over transition tables: a batch of 500 inserts
-    ///   changes each touched count once.
+    /// - `job_counts`: finished jobs by node, owner (`''` for none), kind and state, as the
+    ///   SQLite store keeps them (a start counts the unfinished jobs it reads). Each node's
+    ///   writes change only its own rows (the node is the `jobpool.node` session setting), so
+    ///   statistics never funnel a cluster's writes through one hot row; a start sums them. A
+    ///   job is counted once, when it finishes; retention's deletes are uncounted per statement.
     /// - `jobs_by_idempotency_key`: at most one live (unretired) key per owner; the unique
     ///   index is what makes one key sent to two nodes at once create one job.
     static let version1 = """
@@ -148,36 +148,44 @@ enum PostgresSchema {
             SELECT coalesce(nullif(current_setting('jobpool.node', true), ''), 'unassigned')
         $$;
 
-        -- Adds the difference a statement made to the counts: +1 per new row, -1 per old one,
-        -- summed per (owner, kind, status), so a statement that changed no state writes nothing.
-        CREATE FUNCTION jobpool_count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+        -- A job is counted once, when it finishes (or is inserted finished), and uncounted if
+        -- it leaves a final state or is deleted. The WHEN clauses keep every other write
+        -- (submits, starts, retries) from firing anything.
+        CREATE FUNCTION jobpool_count_finished() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF TG_OP = 'INSERT' THEN
+            IF TG_OP = 'UPDATE' AND OLD.status IN ('succeeded', 'failed', 'cancelled') THEN
                 INSERT INTO job_counts AS c (node, owner, kind, status, count)
-                SELECT jobpool_count_node(), coalesce(owner, ''), kind, status, count(*) FROM new_rows GROUP BY 2, 3, 4
-                ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count;
-            ELSIF TG_OP = 'DELETE' THEN
+                VALUES (jobpool_count_node(), coalesce(OLD.owner, ''), OLD.kind, OLD.status, -1)
+                ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count - 1;
+            END IF;
+            IF NEW.status IN ('succeeded', 'failed', 'cancelled') THEN
                 INSERT INTO job_counts AS c (node, owner, kind, status, count)
-                SELECT jobpool_count_node(), coalesce(owner, ''), kind, status, -count(*) FROM old_rows GROUP BY 2, 3, 4
-                ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count;
-            ELSE
-                INSERT INTO job_counts AS c (node, owner, kind, status, count)
-                SELECT jobpool_count_node(), owner, kind, status, sum(delta) FROM (
-                    SELECT coalesce(owner, '') AS owner, kind, status, -1 AS delta FROM old_rows
-                    UNION ALL
-                    SELECT coalesce(owner, ''), kind, status, 1 FROM new_rows) AS changes
-                GROUP BY 2, 3, 4 HAVING sum(delta) <> 0
-                ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count;
+                VALUES (jobpool_count_node(), coalesce(NEW.owner, ''), NEW.kind, NEW.status, 1)
+                ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + 1;
             END IF;
             RETURN NULL;
         END
         $$;
 
-        CREATE TRIGGER jobs_counted_on_insert AFTER INSERT ON jobs
-            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobpool_count_jobs();
-        CREATE TRIGGER jobs_counted_on_update AFTER UPDATE ON jobs
-            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobpool_count_jobs();
-        CREATE TRIGGER jobs_counted_on_delete AFTER DELETE ON jobs
-            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobpool_count_jobs();
+        -- Retention deletes hundreds of rows in one statement: one change per count, from the
+        -- statement's transition table, rather than one per row.
+        CREATE FUNCTION jobpool_uncount_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO job_counts AS c (node, owner, kind, status, count)
+            SELECT jobpool_count_node(), coalesce(owner, ''), kind, status, -count(*) FROM old_rows
+            WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 2, 3, 4
+            ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count;
+            RETURN NULL;
+        END
+        $$;
+
+        CREATE TRIGGER jobs_counted_when_inserted_finished AFTER INSERT ON jobs FOR EACH ROW
+            WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled')) EXECUTE FUNCTION jobpool_count_finished();
+        CREATE TRIGGER jobs_counted_when_finished AFTER UPDATE OF status ON jobs FOR EACH ROW
+            WHEN (OLD.status IS DISTINCT FROM NEW.status
+                  AND (NEW.status IN ('succeeded', 'failed', 'cancelled') OR OLD.status IN ('succeeded', 'failed', 'cancelled')))
+            EXECUTE FUNCTION jobpool_count_finished();
+        CREATE TRIGGER jobs_uncounted_when_deleted AFTER DELETE ON jobs
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobpool_uncount_deleted();
         """
 }

@@ -97,6 +97,9 @@ extension SQLiteJobStore {
         migrator.registerMigration("v5-queries-counts-unique-keys") { db in
             try db.execute(sql: v5QueriesCountsAndUniqueKeys)
         }
+        migrator.registerMigration("v6-count-finished-jobs-only") { db in
+            try db.execute(sql: v6CountFinishedJobsOnly)
+        }
         return migrator
     }
 
@@ -156,6 +159,38 @@ extension SQLiteJobStore {
                 ON CONFLICT (owner, kind, status) DO UPDATE SET count = count + 1;
         END;
         CREATE TRIGGER jobs_counted_on_delete AFTER DELETE ON jobs BEGIN
+            UPDATE job_counts SET count = count - 1
+                WHERE owner = coalesce(OLD.owner, '') AND kind = OLD.kind AND status = OLD.status;
+        END;
+        """
+
+    /// `job_counts` keeps only finished jobs. A start reads every unfinished job anyway and
+    /// counts those itself, so counting every transition (five upserts per job: insert, start,
+    /// finish) cost the writer for nothing; now a job is counted once, when it finishes, and
+    /// uncounted when retention deletes it.
+    static let v6CountFinishedJobsOnly = """
+        DROP TRIGGER jobs_counted_on_insert;
+        DROP TRIGGER jobs_counted_on_status;
+        DROP TRIGGER jobs_counted_on_delete;
+        DELETE FROM job_counts WHERE status NOT IN ('succeeded', 'failed', 'cancelled');
+
+        CREATE TRIGGER jobs_counted_when_inserted_finished AFTER INSERT ON jobs
+        WHEN NEW.status IN ('succeeded', 'failed', 'cancelled') BEGIN
+            INSERT INTO job_counts (owner, kind, status, count) VALUES (coalesce(NEW.owner, ''), NEW.kind, NEW.status, 1)
+                ON CONFLICT (owner, kind, status) DO UPDATE SET count = count + 1;
+        END;
+        CREATE TRIGGER jobs_counted_when_finished AFTER UPDATE OF status ON jobs
+        WHEN NEW.status IN ('succeeded', 'failed', 'cancelled') AND OLD.status IS NOT NEW.status BEGIN
+            INSERT INTO job_counts (owner, kind, status, count) VALUES (coalesce(NEW.owner, ''), NEW.kind, NEW.status, 1)
+                ON CONFLICT (owner, kind, status) DO UPDATE SET count = count + 1;
+        END;
+        CREATE TRIGGER jobs_uncounted_when_unfinished AFTER UPDATE OF status ON jobs
+        WHEN OLD.status IN ('succeeded', 'failed', 'cancelled') AND OLD.status IS NOT NEW.status BEGIN
+            UPDATE job_counts SET count = count - 1
+                WHERE owner = coalesce(OLD.owner, '') AND kind = OLD.kind AND status = OLD.status;
+        END;
+        CREATE TRIGGER jobs_uncounted_when_deleted_finished AFTER DELETE ON jobs
+        WHEN OLD.status IN ('succeeded', 'failed', 'cancelled') BEGIN
             UPDATE job_counts SET count = count - 1
                 WHERE owner = coalesce(OLD.owner, '') AND kind = OLD.kind AND status = OLD.status;
         END;

@@ -42,9 +42,10 @@ extension SQLiteJobStore {
         }
     }
 
-    /// What a start needs: the unfinished jobs, the pending webhook events, and the counts that
-    /// the triggers keep in `job_counts`. Finished jobs stay on disk; how many job rows this
-    /// read is left in ``lastStartRowsRead``.
+    /// What a start needs: the unfinished jobs, the pending webhook events, and the counts:
+    /// finished jobs' from `job_counts` (kept by triggers), unfinished ones' counted from the
+    /// jobs read. Finished jobs stay on disk; how many job rows this read is left in
+    /// ``lastStartRowsRead``.
     public func loadUnfinished() throws(StoreError) -> StoredState {
         do {
             let (state, rowsRead) = try database.read { db -> (StoredState, Int) in
@@ -59,7 +60,9 @@ extension SQLiteJobStore {
                 let events = try Row.fetchAll(db, sql: Self.pendingEventsSQL).map { row in
                     try StoredRows.webhookEvent(row, attempts: attempts[row["job_id"]] ?? [])
                 }
-                return (StoredState(jobs: jobs, webhookEvents: events, counts: try Self.counts(db)), jobs.count)
+                var counts = try Self.finishedCounts(db)
+                for job in jobs { counts[JobCounts.Key(owner: job.owner, kind: job.kind, state: job.status), default: 0] += 1 }
+                return (StoredState(jobs: jobs, webhookEvents: events, counts: counts), jobs.count)
             }
             lastStartRowsReadValue.store(rowsRead, ordering: .relaxed)
             return state
@@ -70,8 +73,8 @@ extension SQLiteJobStore {
         }
     }
 
-    /// The counts of stored jobs by owner, kind and state; `''` is stored for no owner.
-    static func counts(_ db: Database) throws -> [JobCounts.Key: Int] {
+    /// The counts of finished jobs by owner, kind and state; `''` is stored for no owner.
+    static func finishedCounts(_ db: Database) throws -> [JobCounts.Key: Int] {
         var counts: [JobCounts.Key: Int] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT owner, kind, status, count FROM job_counts WHERE count > 0") {
             guard let state = JobState(rawValue: row["status"]) else {

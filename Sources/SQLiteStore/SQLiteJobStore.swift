@@ -39,6 +39,11 @@ public final class SQLiteJobStore: JobStore {
 
     public var isDurable: Bool { true }
 
+    /// The due work: this process holds the store's owner lock, so nobody else can claim it,
+    /// and it is kept in memory (filled at start from the unfinished jobs, then as jobs are
+    /// accepted).
+    public let workQueue: any WorkQueue
+
     /// False while writes fail, and for good once the file failed its integrity check.
     public var isWritable: Bool { writable.load(ordering: .relaxed) && integrityFailure == nil }
 
@@ -56,8 +61,11 @@ public final class SQLiteJobStore: JobStore {
     /// runs on its own thread once the store is open, rather than before the start; see
     /// `SQLiteJobStore+Integrity.swift`.
     ///
-    /// - Parameter readerCount: connections that answer queries at once; more callers wait.
-    public init(path: String, logger: Logger, readerCount: Int = 4) throws(StoreError) {
+    /// - Parameters:
+    ///   - readerCount: connections that answer queries at once; more callers wait.
+    ///   - agingStep: how long a queued job waits to gain one priority level (see ``WorkQueue``).
+    public init(path: String, logger: Logger, readerCount: Int = 4, agingStep: Duration = .seconds(10)) throws(StoreError) {
+        workQueue = LocalWorkQueue(agingStep: agingStep)
         // Absolute, so that every message names the file wherever jobpool was started, and with
         // the folder's symbolic links resolved, so that two names for one file share one lock.
         let requested = URL(fileURLWithPath: path).standardizedFileURL

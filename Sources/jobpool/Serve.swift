@@ -159,9 +159,9 @@ struct Serve: AsyncParsableCommand {
                                                                         in: .seconds(1) ... .seconds(365 * 86_400))
         }
         let aging = try environment.value(priorityAgingSeconds, "JOBPOOL_PRIORITY_AGING_SECONDS",
-                                          default: Int(configuration.executor.priorityAgingStep.components.seconds))
+                                          default: Int(configuration.priorityAgingStep.components.seconds))
         guard (1...86_400).contains(aging) else { throw ValidationError("--priority-aging-seconds must be 1 to 86400.") }
-        configuration.executor.priorityAgingStep = .seconds(aging)
+        configuration.priorityAgingStep = .seconds(aging)
         configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
         try validate(configuration)
         let formatName = try environment.value(logFormat, "JOBPOOL_LOG_FORMAT", default: "text")

@@ -63,23 +63,29 @@ struct PostgresStoreWriteTests {
         try expectCounts(store, database, memory, [:])
     }
 
-    @Test("counts are kept in rows of this node only, and a restart folds earlier nodes' rows into its own")
+    @Test("finished jobs are counted in rows of this node only, and a restart folds earlier nodes' rows into its own")
     func countsPerNode() throws {
         let database = try TestDatabase()
         let first = try database.open()
-        try write(first, .submitted([makeJob(createdAt: epoch), makeJob(createdAt: epoch.addingTimeInterval(1))])).get()
+        let jobs = [makeJob(createdAt: epoch), makeJob(createdAt: epoch.addingTimeInterval(1)), makeJob(createdAt: epoch.addingTimeInterval(2))]
+        try write(first, .submitted(jobs)).get()
+        for job in jobs.prefix(2) {
+            try write(first, .finished(job.key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled,
+                                       at: epoch, event: nil)).get()
+        }
         let firstNode = first.nodeID
         first.close()
         let second = try database.open()
         defer { second.close() }
-        try write(second, .submitted([makeJob(createdAt: epoch.addingTimeInterval(2))])).get()
+        try write(second, .finished(jobs[2].key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled,
+                                    at: epoch, event: nil)).get()
         let connection = try database.connection()
         defer { connection.close() }
         let rows = try connection.query("SELECT node, count FROM job_counts")
         #expect(try rows.map { try $0.string("node") } == [second.nodeID], "folded into the running node's row")
         #expect(try rows.first?.int("count") == 3)
         #expect(firstNode != second.nodeID)
-        #expect(try second.loadUnfinished().counts == [JobCounts.Key(owner: nil, kind: "write_code", state: .queued): 3])
+        #expect(try second.loadUnfinished().counts == [JobCounts.Key(owner: nil, kind: "write_code", state: .cancelled): 3])
     }
 
     @Test("a stale attempt's writes are refused: a newer attempt's state and result stand")

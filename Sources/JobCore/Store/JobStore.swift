@@ -47,6 +47,10 @@ public protocol JobStore: Sendable {
     /// pending, oldest finished first: what retention may delete.
     func expiredJobs(finishedBefore cutoff: Date, limit: Int) throws(StoreError) -> [StoredJobSummary]
 
+    /// The due work this store hands out: the worker pool claims jobs here and nowhere else.
+    /// A store one process owns keeps it in memory (``LocalWorkQueue``); see ``WorkQueue``.
+    var workQueue: any WorkQueue { get }
+
     /// True while writes succeed (readiness).
     var isWritable: Bool { get }
 

@@ -39,7 +39,6 @@ public final class MemoryJobStore: JobStore {
         /// Finished jobs in the order they finished: eviction and retention take from the front.
         var finishedOrder = Deque<JobKey>()
         var idempotency: [IdempotencyScope: JobID] = [:]
-        var counts: [JobCounts.Key: Int] = [:]
         var liveCount = 0
 
         mutating func insert(_ record: JobRecord) {
@@ -53,19 +52,19 @@ public final class MemoryJobStore: JobStore {
             if let idempotency = record.options.idempotency {
                 self.idempotency[IdempotencyScope(owner: record.owner, key: idempotency.key)] = record.id
             }
-            counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: record.status), default: 0] += 1
             if record.status.isFinished { finishedOrder.append(JobKey(id: record.id, createdAt: record.createdAt)) } else { liveCount += 1 }
         }
 
-        /// Changes a job's record in place, keeping the counts and the finished order in step.
+        /// Changes a job's record in place, keeping the finished order in step.
+        ///
+        /// No counts are kept here: the executor keeps them as jobs change, and only a start
+        /// reads them from the store (``loadUnfinished()`` counts then), so keeping them per
+        /// change would cost two hashed look-ups per transition for nothing.
         mutating func update(_ id: JobID, _ change: (Entry) -> Void) {
             guard let entry = byID[id] else { return }
             let before = entry.record.status
             change(entry)
             let record = entry.record
-            guard record.status != before else { return }
-            counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: before), default: 0] -= 1
-            counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: record.status), default: 0] += 1
             if !before.isFinished, record.status.isFinished {
                 finishedOrder.append(JobKey(id: id, createdAt: record.createdAt))
                 liveCount -= 1
@@ -80,9 +79,6 @@ public final class MemoryJobStore: JobStore {
                 let scope = IdempotencyScope(owner: record.owner, key: idempotency.key)
                 if self.idempotency[scope] == id { self.idempotency[scope] = nil }
             }
-            let key = JobCounts.Key(owner: record.owner, kind: record.kind, state: record.status)
-            counts[key, default: 0] -= 1
-            if counts[key] == 0 { counts[key] = nil }
             if !record.status.isFinished { liveCount -= 1 }
             while let first = finishedOrder.first, byID[first.id] == nil { finishedOrder.removeFirst() }
             removedInOrder += 1
@@ -109,9 +105,15 @@ public final class MemoryJobStore: JobStore {
     private let tables = Mutex(Tables())
     private let evictionHandler = Mutex<(@Sendable ([StoredJobSummary]) -> Void)?>(nil)
 
-    /// - Parameter maxJobs: the most jobs held, live and finished (`--memory-max-jobs`).
-    public init(maxJobs: Int = 1_000_000) {
+    /// The due work: this process owns the store, so it is a queue in memory.
+    public let workQueue: any WorkQueue
+
+    /// - Parameters:
+    ///   - maxJobs: the most jobs held, live and finished (`--memory-max-jobs`).
+    ///   - agingStep: how long a queued job waits to gain one priority level (see ``PriorityQueue``).
+    public init(maxJobs: Int = 1_000_000, agingStep: Duration = .seconds(10)) {
         self.maxJobs = max(1, maxJobs)
+        self.workQueue = LocalWorkQueue(agingStep: agingStep)
     }
 
     /// Tells `handler` of the finished jobs evicted to stay within `maxJobs`, outside the lock.
@@ -223,7 +225,11 @@ public final class MemoryJobStore: JobStore {
                 return record
             }
             let pending = tables.byID.values.compactMap { $0.webhookEvent }.filter { $0.state == .pending }
-            return StoredState(jobs: live, webhookEvents: pending, counts: tables.counts.filter { $0.value > 0 })
+            var counts: [JobCounts.Key: Int] = [:]
+            for entry in tables.byID.values {
+                counts[JobCounts.Key(owner: entry.record.owner, kind: entry.record.kind, state: entry.record.status), default: 0] += 1
+            }
+            return StoredState(jobs: live, webhookEvents: pending, counts: counts)
         }
     }
 
