@@ -213,8 +213,16 @@ struct PostgresStoreWriteTests {
             VALUES ($1::uuid, $2::bigint, 'write_code', 'queued', '{}', 1, 3, 'race', 'f', $3::bigint)
             """, [winner.id.description, StoredTime.micros(epoch), StoredTime.micros(epoch.addingTimeInterval(3600))])
         let loser = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(1), idempotency: key)]))
-        Thread.sleep(forTimeInterval: 0.2)
-        #expect(!loser.isFinished, "the insert waits for the other transaction")
+        // The store's writer is seen waiting on the other transaction's lock, not finished (seen
+        // from a third connection: within a transaction, pg_stat_activity is a snapshot).
+        let watcher = try database.connection()
+        defer { watcher.close() }
+        #expect(try eventually {
+            try watcher.query("""
+                SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                """).first?.int("n") == 1
+        }, "the insert waits for the other transaction")
+        #expect(!loser.isFinished)
         try other.execute("COMMIT")
         #expect(loser.wait() == .success)
         guard case .failure(let error) = loser.result else {
