@@ -75,15 +75,19 @@ public struct PostgresBytes: PostgresBindable, Hashable {
     }
 }
 
-/// A one-dimensional array parameter (`$1::uuid[]`, `$1::text[]`), each element quoted.
+/// A one-dimensional array parameter (`$1::uuid[]`, `$1::text[]`), each element quoted; nil
+/// elements are SQL NULL.
 public struct PostgresArray: PostgresBindable, Hashable {
-    public var elements: [String]
+    public var elements: [String?]
+
+    public init(_ elements: [String?]) { self.elements = elements }
 
     public init(_ elements: [String]) { self.elements = elements }
 
     public var postgresText: String {
         "{" + elements.map { element in
-            "\"" + element.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            guard let element else { return "NULL" }
+            return "\"" + element.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }.joined(separator: ",") + "}"
     }
 }

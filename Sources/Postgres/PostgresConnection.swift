@@ -19,9 +19,22 @@ import Synchronization
 public final class PostgresConnection: Sendable {
     /// Where this connection goes; its description is redacted.
     public let target: PostgresConnectionString
-    /// libpq's `PGconn`, nil once closed. The lock is what makes one connection safe to hand
-    /// from thread to thread: libpq allows one caller at a time per connection.
-    private let handle: Mutex<OpaquePointer?>
+    /// libpq's `PGconn`, nil once closed, and the statements prepared on it. The lock is what
+    /// makes one connection safe to hand from thread to thread: libpq allows one caller at a
+    /// time per connection.
+    private let handle: Mutex<Session>
+
+    private struct Session {
+        var connection: OpaquePointer?
+        /// The server-side name of each statement prepared on this connection, by its SQL.
+        var prepared: [String: String] = [:]
+    }
+
+    /// Statements with more parameters than this are not prepared: they are the multi-row
+    /// inserts, whose SQL varies with the number of rows and would fill the cache.
+    static let preparedParameterLimit = 64
+    /// The most statements prepared on one connection; past it, statements run unprepared.
+    static let preparedStatementLimit = 256
 
     /// Connects, then applies `settings` (`set_config(name, value)` for the session, such as
     /// `TimeZone`). `application_name` and `connect_timeout` are defaults the string may override.
@@ -46,7 +59,7 @@ public final class PostgresConnection: Sendable {
         }
         // Notices (such as "relation already exists, skipping") would go to stderr.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
-        handle = Mutex(connection)
+        handle = Mutex(Session(connection: connection))
         for setting in settings {
             try execute("SELECT set_config($1, $2, false)", [setting.name, setting.value])
         }
@@ -56,28 +69,50 @@ public final class PostgresConnection: Sendable {
 
     /// Closes the connection; later calls fail.
     public func close() {
-        handle.withLock { connection in
-            if let open = connection { PQfinish(open) }
-            connection = nil
+        handle.withLock { session in
+            if let open = session.connection { PQfinish(open) }
+            session.connection = nil
+            session.prepared = [:]
         }
     }
 
     /// True when the connection is closed or libpq has found it broken; a pool drops it.
     public var isBroken: Bool {
-        handle.withLock { connection in connection.map { PQstatus($0) != CONNECTION_OK } ?? true }
+        handle.withLock { session in session.connection.map { PQstatus($0) != CONNECTION_OK } ?? true }
     }
 
-    /// Runs one statement and returns its rows.
+    /// Runs one statement and returns its rows. The statement is prepared on the server the
+    /// first time this connection runs it, and only executed after that: planning a statement
+    /// of several `WITH` clauses cost more than running it.
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws(PostgresError) -> PostgresRows {
         let texts = parameters.map { $0?.postgresText }
-        return try handle.withLock { connection throws(PostgresError) -> PostgresRows in
-            guard let connection else { throw Self.closedError }
+        return try handle.withLock { session throws(PostgresError) -> PostgresRows in
+            guard let connection = session.connection else { throw Self.closedError }
+            let name = try prepare(sql, parameterCount: texts.count, in: &session)
             let result = Self.withCStrings(texts) { pointers in
-                PQexecParams(connection, sql, Int32(pointers.count), nil, pointers.baseAddress, nil, nil, 0)
+                if let name {
+                    PQexecPrepared(connection, name, Int32(pointers.count), pointers.baseAddress, nil, nil, 0)
+                } else {
+                    PQexecParams(connection, sql, Int32(pointers.count), nil, pointers.baseAddress, nil, nil, 0)
+                }
             }
             defer { PQclear(result) }
             return try rows(of: result, on: connection)
         }
+    }
+
+    /// The name `sql` is prepared under on this connection, preparing it now if it is new; nil
+    /// for a statement left unprepared (see ``preparedParameterLimit``).
+    private func prepare(_ sql: String, parameterCount: Int, in session: inout Session) throws(PostgresError) -> String? {
+        if let name = session.prepared[sql] { return name }
+        guard let connection = session.connection, parameterCount <= Self.preparedParameterLimit,
+              session.prepared.count < Self.preparedStatementLimit else { return nil }
+        let name = "jobpool_\(session.prepared.count + 1)"
+        let result = PQprepare(connection, name, sql, Int32(parameterCount), nil)
+        defer { PQclear(result) }
+        _ = try rows(of: result, on: connection)
+        session.prepared[sql] = name
+        return name
     }
 
     /// Runs one statement; returns how many rows it changed.
@@ -89,8 +124,8 @@ public final class PostgresConnection: Sendable {
     /// Runs several `;`-separated statements without parameters (a migration script) in the
     /// simple query protocol: one round trip, one implicit transaction unless the script has its own.
     public func executeScript(_ sql: String) throws(PostgresError) {
-        try handle.withLock { connection throws(PostgresError) in
-            guard let connection else { throw Self.closedError }
+        try handle.withLock { session throws(PostgresError) in
+            guard let connection = session.connection else { throw Self.closedError }
             let result = PQexec(connection, sql)
             defer { PQclear(result) }
             _ = try rows(of: result, on: connection)
@@ -181,8 +216,8 @@ public final class PostgresConnection: Sendable {
 
     /// Runs `body` with libpq's `PGconn`: for the notification calls in this target only.
     func withHandle<Result>(_ body: (OpaquePointer) throws(PostgresError) -> Result) throws(PostgresError) -> Result where Result: Sendable {
-        try handle.withLock { connection throws(PostgresError) -> Result in
-            guard let connection else { throw Self.closedError }
+        try handle.withLock { session throws(PostgresError) -> Result in
+            guard let connection = session.connection else { throw Self.closedError }
             return try body(connection)
         }
     }

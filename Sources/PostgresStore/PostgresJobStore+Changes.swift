@@ -12,12 +12,6 @@ extension PostgresJobStore {
         case .submitted(let jobs):
             try submit(jobs, on: connection)
 
-        case .started(let key, let attempt, let at):
-            try connection.execute("""
-                UPDATE jobs SET status = 'running', started_at = $1::bigint, attempt = $2::int, next_attempt_at = NULL
-                WHERE id = $3::uuid AND attempt <= $2::int AND finished_at IS NULL
-                """, [StoredTime.micros(at), attempt, key.id.description])
-
         case .retrying(let key, let attempt, let startedAt, let error, let at, let next):
             try connection.execute("""
                 WITH retried AS (
@@ -32,23 +26,11 @@ extension PostgresJobStore {
                 """, [key.id.description, attempt, StoredTime.micros(next), error.code, error.message, error.status,
                       StoredTime.micros(startedAt), StoredTime.micros(at)])
 
-        case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event):
-            try connection.execute("""
-                WITH finished AS (
-                    UPDATE jobs SET status = $3, result = $4, error_code = $5, error_message = $6, error_status = $7::int,
-                                    finished_at = $8::bigint, started_at = coalesce($9::bigint, started_at), next_attempt_at = NULL
-                    WHERE id = $1::uuid AND attempt = $2::int AND finished_at IS NULL
-                    RETURNING id),
-                attempt AS (
-                    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code)
-                    SELECT id, $2::int, $9::bigint, $8::bigint, $3, $5 FROM finished WHERE $9::bigint IS NOT NULL
-                    ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at,
-                        finished_at = excluded.finished_at, outcome = excluded.outcome, error_code = excluded.error_code)
-                INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at)
-                SELECT id, $10, $11, $12::bytea, 'pending', 0, NULL FROM finished WHERE $10::text IS NOT NULL
-                """, [key.id.description, attempt, status.rawValue, result.map(PostgresRowDecoding.json), error?.code,
-                      error?.message, error?.status, StoredTime.micros(at), startedAt.map(StoredTime.micros),
-                      event?.webhookID, event?.url, event.map { PostgresBytes($0.body) }])
+        case .started, .finished:
+            // Written in runs, one statement for many (PostgresJobStore+Runs.swift).
+            var run = AttemptRun()
+            _ = run.add(change)
+            try write(run, on: connection)
 
         case .requeued(let key, let attempt, let interrupted):
             try connection.execute("""

@@ -70,7 +70,12 @@ extension PostgresJobStore {
                 }
                 try insert(plain, on: connection)
             }
+            var run = AttemptRun()
             for (index, item) in batch.enumerated() {
+                if run.add(item.change) { continue }
+                try write(run, on: connection)
+                run = AttemptRun()
+                if run.add(item.change) { continue }
                 guard case .submitted(let jobs) = item.change else {
                     try apply(item.change, on: connection)
                     continue
@@ -85,6 +90,7 @@ extension PostgresJobStore {
                     refused[index] = Self.refusal(of: jobs, error)
                 }
             }
+            try write(run, on: connection)
             return refused
         }
     }
