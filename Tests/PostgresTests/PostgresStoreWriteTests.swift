@@ -128,6 +128,57 @@ struct PostgresStoreWriteTests {
         #expect(outcomes == ["1:interrupted", "2:succeeded"])
     }
 
+    @Test("starts and finishes of many jobs in one commit: each fenced by its attempt, with its attempt row and event")
+    func runsInOneCommit() throws {
+        let database = try TestDatabase()
+        let store = try database.open()
+        defer { store.close() }
+        let jobs = (0..<6).map { makeJob(createdAt: epoch.addingTimeInterval(Double($0))) }
+        try write(store, .submitted(jobs)).get()
+        // Job 5 is on its second attempt: its first attempt's start and finish are stale.
+        try write(store, .requeued(jobs[5].key, attempt: 2, interrupted: nil)).get()
+
+        let blocker = try database.connection()
+        defer { blocker.close() }
+        try blocker.execute("BEGIN")
+        try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
+        let held = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(-1))]))
+        #expect(eventually { store.queue.pendingCount == 0 }, "the writer took the first submission")
+        var writes: [PendingWrite] = []
+        for job in jobs { writes.append(submit(store, .started(job.key, attempt: 1, at: epoch))) }
+        for (index, job) in jobs.enumerated() {
+            let event = index.isMultiple(of: 2)
+                ? WebhookEventRecord(jobID: job.id, webhookID: "msg_\(index)", url: "https://example.com/", key: [1], body: [UInt8(index)])
+                : nil
+            writes.append(submit(store, .finished(job.key, attempt: 1, startedAt: epoch, status: index == 1 ? .failed : .succeeded,
+                                                  result: index == 1 ? nil : .integer(index),
+                                                  error: index == 1 ? JobFailure(code: "boom", message: "it's \"quoted\", {braced}") : nil,
+                                                  at: epoch.addingTimeInterval(1), event: event)))
+        }
+        #expect(store.queue.pendingCount == 12, "all wait for one commit")
+        try blocker.execute("COMMIT")
+        #expect(held.wait() == .success)
+        #expect(writes.allSatisfy { $0.wait() == .success && (try? $0.result?.get()) != nil })
+
+        for (index, job) in jobs.enumerated().prefix(5) {
+            let stored = try #require(try store.job(withID: job.id)?.record)
+            #expect(stored.status == (index == 1 ? .failed : .succeeded))
+            #expect(stored.startedAt == epoch)
+            #expect(stored.finishedAt == epoch.addingTimeInterval(1))
+            #expect((try store.webhookEvent(of: job.id))?.body == (index.isMultiple(of: 2) ? [UInt8(index)] : nil))
+        }
+        #expect(try store.job(withID: jobs[1].id)?.record.error == JobFailure(code: "boom", message: "it's \"quoted\", {braced}"))
+        let stale = try #require(try store.job(withID: jobs[5].id)?.record)
+        #expect(stale.status == .queued && stale.attempt == 2, "the stale attempt changed nothing")
+        #expect(try store.webhookEvent(of: jobs[5].id) == nil)
+        let connection = try database.connection()
+        defer { connection.close() }
+        #expect(try connection.query("SELECT count(*) AS n FROM job_attempts").first?.int("n") == 5)
+        #expect(try store.loadUnfinished().counts == [JobCounts.Key(owner: nil, kind: "write_code", state: .succeeded): 4,
+                                                      JobCounts.Key(owner: nil, kind: "write_code", state: .failed): 1,
+                                                      JobCounts.Key(owner: nil, kind: "write_code", state: .queued): 2])
+    }
+
     @Test("an idempotency key is unique per owner while it lives; other owners may use it")
     func keyPerOwner() throws {
         let database = try TestDatabase()
