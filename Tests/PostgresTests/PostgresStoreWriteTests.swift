@@ -138,12 +138,8 @@ struct PostgresStoreWriteTests {
         // Job 5 is on its second attempt: its first attempt's start and finish are stale.
         try write(store, .requeued(jobs[5].key, attempt: 2, interrupted: nil)).get()
 
-        let blocker = try database.connection()
+        let (blocker, held) = try database.holdWriter(of: store)
         defer { blocker.close() }
-        try blocker.execute("BEGIN")
-        try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
-        let held = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(-1))]))
-        #expect(eventually { store.queue.pendingCount == 0 }, "the writer took the first submission")
         var writes: [PendingWrite] = []
         for job in jobs { writes.append(submit(store, .started(job.key, attempt: 1, at: epoch))) }
         for (index, job) in jobs.enumerated() {
@@ -217,14 +213,8 @@ struct PostgresStoreWriteTests {
         let sibling = makeJob(createdAt: epoch.addingTimeInterval(1)) // in the duplicate's submission: all or none
         let other = makeJob(createdAt: epoch.addingTimeInterval(2))
 
-        // Another connection locks the table, so that the writer takes the first submission
-        // and waits, and everything after it queues up for one transaction.
-        let blocker = try database.connection()
+        let (blocker, held) = try database.holdWriter(of: store)
         defer { blocker.close() }
-        try blocker.execute("BEGIN")
-        try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
-        let held = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(-1))]))
-        #expect(eventually { store.queue.pendingCount == 0 }, "the writer took the first submission")
         let writes = [submit(store, .submitted([first])), submit(store, .submitted([sibling, duplicate])),
                       submit(store, .submitted([other]))]
         #expect(store.queue.pendingCount == 3, "all three wait for one commit")

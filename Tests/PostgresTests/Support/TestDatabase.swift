@@ -3,6 +3,7 @@ import JobCore
 import Logging
 import Postgres
 import PostgresTestSupport
+import StoreTestSupport
 import Testing
 @testable import PostgresStore
 
@@ -36,6 +37,18 @@ final class TestDatabase: Sendable {
     /// A plain connection beside the store's.
     func connection() throws -> PostgresConnection {
         try PostgresConnection(connectingTo: PostgresConnectionString(url))
+    }
+
+    /// Holds the store's writer inside a commit: another connection locks `jobs`, the writer
+    /// takes one submission (`held`) and waits on the lock, and everything applied after it
+    /// queues up for one transaction. `COMMIT` on `blocker` lets it go.
+    func holdWriter(of store: PostgresJobStore) throws -> (blocker: PostgresConnection, held: PendingWrite) {
+        let blocker = try connection()
+        try blocker.execute("BEGIN")
+        try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
+        let held = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(-1))]))
+        #expect(eventually { store.queue.pendingCount == 0 }, "the writer took the first submission")
+        return (blocker, held)
     }
 
     /// The database's name.
