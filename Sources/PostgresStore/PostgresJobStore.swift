@@ -79,6 +79,8 @@ public final class PostgresJobStore: JobStore {
             writer = Mutex(connection)
         } catch let error as StoreError {
             throw error
+        } catch let error as PostgresError where error.isConnectionLost {
+            throw StoreError("cannot open the job store: \(target.scrub("\(error)"))") // names the database already
         } catch {
             throw StoreError("cannot open the job store at \(target.redacted): \(target.scrub("\(error)"))")
         }
