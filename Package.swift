@@ -65,6 +65,28 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // libpq's C API, from Debian's libpq-dev. Only Postgres imports it.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        // The thin Swift wrapper over libpq: connections, parameterised queries, typed rows,
+        // a blocking pool. The only target that touches libpq's C pointers.
+        .target(
+            name: "Postgres",
+            dependencies: ["CLibPQ"]
+        ),
+        // The job store on PostgreSQL: the same protocol as SQLite (group commit, counts,
+        // idempotency per owner), with schema migrations under an advisory lock.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "JobCore",
+                "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Signed, retried completion callbacks (Standard Webhooks), on their own threads.
         .target(
             name: "Webhooks",
@@ -109,6 +131,8 @@ let package = Package(
                 "JobCore",
                 "JobKinds",
                 "OutboundHTTP",
+                "Postgres",
+                "PostgresStore",
                 "SQLiteStore",
                 "Webhooks",
                 .product(name: "Logging", package: "swift-log"),
@@ -133,13 +157,27 @@ let package = Package(
             // GET throughput with jemalloc, measured with bench/compare.sh's load).
             linkerSettings: [.linkedLibrary("jemalloc")]
         ),
+        // A private PostgreSQL cluster for the tests: one per test process, a database per test.
+        // A library under Tests/, so that the store tests and the API tests share one cluster.
+        .target(
+            name: "PostgresTestSupport",
+            dependencies: ["Postgres", "PostgresStore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/PostgresTestSupport"
+        ),
+        // What the store tests share: the scenario every store must answer as the memory store
+        // does, and helpers to write and wait.
+        .target(name: "StoreTestSupport", dependencies: ["JobCore"], path: "Tests/StoreTestSupport"),
         .testTarget(name: "JobCoreTests", dependencies: ["JobCore"]),
         .testTarget(name: "JobAPITests", dependencies: [
-            "JobAPI", "JobpoolApp", "EventHTTP", "JobCore", "SQLiteStore", .product(name: "Prometheus", package: "swift-prometheus"),
+            "JobAPI", "JobpoolApp", "EventHTTP", "JobCore", "SQLiteStore", "PostgresTestSupport",
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP"]),
         .testTarget(name: "WebhooksTests", dependencies: ["Webhooks", "JobCore"]),
-        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "JobCore"]),
+        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "JobCore", "StoreTestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: [
+            "Postgres", "PostgresStore", "PostgresTestSupport", "StoreTestSupport", "JobCore", .product(name: "Logging", package: "swift-log"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,8 +3,12 @@
 #
 # 1. `swift build --build-tests`: the tests and the `jobpool` binary that some tests start.
 #    With CI=true, any compiler warning in the project's own code fails the run.
-# 2. `swift test`: every unit and integration test, twice for the API tests: once against the
-#    in-memory store, once against SQLite (JOBPOOL_TEST_STORE). Traffic stays on 127.0.0.0/8 and ::1.
+# 2. `swift test`: every unit and integration test, three times for the API tests: against the
+#    in-memory store, against SQLite, and against PostgreSQL (JOBPOOL_TEST_STORE). Traffic stays
+#    on 127.0.0.0/8, ::1 and Unix sockets. The PostgreSQL store tests and pass start a private
+#    cluster of their own (one per test process, in a temporary folder, Unix socket only, stopped
+#    at exit); without PostgreSQL's programs they are skipped and say so, except under CI=true,
+#    where they fail instead.
 # 3. With CI=true (or JOBPOOL_SLOW_TESTS=1): the crash test (kill -9 under load, five times)
 #    and the fault test (full disk and read-only store, in a private mount namespace), against
 #    the jobpool binary. They take about a minute together.
@@ -105,10 +109,28 @@ races="LifecycleRaceTests|CancelRacingRetryTests"
 # One test at a time (about 95 s instead of 30): run together, 180 tests start dozens of servers
 # and client processes at once on 2 cores, and tests that watch a job for a few seconds then
 # missed their window now and then. Plain `swift test` still runs them in parallel.
-# Every API test runs against both stores through the real server: memory first, then SQLite.
+# Every API test runs against each store through the real server: memory, SQLite, PostgreSQL.
 part "swift test (memory store)" env JOBPOOL_TEST_STORE=memory swift test --skip-build --no-parallel --skip "$races" "$@"
 part "swift test (SQLite store)" env JOBPOOL_TEST_STORE=sqlite swift test --skip-build --no-parallel --skip "$races" \
     --filter JobAPITests "$@"
+postgres_pass() {
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${JOBPOOL_PG_BIN:-}" ]; then
+        echo "Tests/run.sh: PostgreSQL's programs are not installed (apt-get install postgresql libpq-dev); the PostgreSQL pass is skipped" >&2
+        [ "${CI:-}" != "true" ]
+        return
+    fi
+    JOBPOOL_TEST_STORE=postgres swift test --skip-build --no-parallel --skip "$races" --filter JobAPITests "$@"
+    local status=$?
+    # The cluster is stopped at exit (or by its watchdog within a second): none may be left.
+    sleep 2
+    if pgrep -f 'jobpool-pg-' >/dev/null; then
+        echo "Tests/run.sh: PostgreSQL processes of the test cluster were left running:" >&2
+        pgrep -af 'jobpool-pg-' >&2
+        return 1
+    fi
+    return "$status"
+}
+part "swift test (PostgreSQL store)" postgres_pass "$@"
 part "race stress tests" swift test --skip-build --filter "$races"
 
 if $slow; then

@@ -4,6 +4,7 @@ import JobCore
 import JobKinds
 import Logging
 import OutboundHTTP
+import PostgresStore
 import Prometheus
 import SQLiteStore
 import Synchronization
@@ -129,6 +130,7 @@ public final class JobpoolServer: Sendable {
         switch configuration.store {
         case .memory: return MemoryJobStore(maxJobs: configuration.memoryMaxJobs, agingStep: configuration.priorityAgingStep)
         case .sqlite(let path): return try SQLiteJobStore(path: path, logger: logger, agingStep: configuration.priorityAgingStep)
+        case .postgres(let url): return try PostgresJobStore(url: url, logger: logger, agingStep: configuration.priorityAgingStep)
         }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import JobAPI
 import JobCore
 import OutboundHTTP
+import Postgres
 import Webhooks
 
 /// Everything `jobpool serve` can be told, with the defaults a new user gets: the one value
@@ -28,18 +29,28 @@ public struct ServerConfiguration: Sendable {
         case memory
         /// A SQLite file, created (with its folder) if missing.
         case sqlite(path: String)
+        /// A PostgreSQL database, by its libpq URI (`postgres://user:password@host/db`); the
+        /// schema is made or migrated at start.
+        case postgres(url: String)
 
-        /// How the store is named in logs: its kind and, for a file, its absolute path.
+        /// How the store is named in logs: its kind and, for a file, its absolute path; a
+        /// database's URI with its password masked.
         public var description: String {
             switch self {
             case .memory: return "memory"
             case .sqlite(let path): return "sqlite:" + URL(fileURLWithPath: path).standardizedFileURL.path
+            case .postgres(let url): return PostgresConnectionString(url).redacted
             }
         }
 
-        /// Parses `memory` or `sqlite:PATH`.
+        /// `text` with any database password in it masked, for a message about a value that
+        /// did not parse.
+        public static func redacted(_ text: String) -> String { PostgresConnectionString.redact(text) }
+
+        /// Parses `memory`, `sqlite:PATH`, or a `postgres://` or `postgresql://` URI.
         public init?(_ text: String) {
             if text == "memory" { self = .memory; return }
+            if PostgresConnectionString.isPostgresURI(text) { self = .postgres(url: text); return }
             guard text.hasPrefix("sqlite:"), text.count > 7 else { return nil }
             self = .sqlite(path: String(text.dropFirst(7)))
         }

@@ -62,7 +62,7 @@ extension SQLiteJobStore {
             outcome = .failed(StoreError("\(path) is damaged (\(Self.describe(error, path: path))). New jobs are refused. Stop jobpool and restore the file from a backup."))
         } catch {
             outcome = .abandoned
-            if !queue.withLock({ $0.isClosing }) {
+            if !queue.isClosing {
                 logger.error("Could not check the job store's integrity", metadata: ["error": "\(Self.describe(error, path: path))"])
             }
         }

@@ -23,24 +23,7 @@ import Synchronization
 /// let job = try store.job(withID: id)
 /// ```
 public final class SQLiteJobStore: JobStore {
-    typealias Completion = @Sendable (Result<Void, StoreError>) -> Void
-
-    struct Item: Sendable {
-        var change: StoreChange
-        var completion: Completion?
-
-        var isSubmission: Bool {
-            if case .submitted = change { return true }
-            return false
-        }
-    }
-
-    struct Queue {
-        var items: [Item] = []
-        var isClosing = false
-        /// The writer thread runs (see ``start()``); changes applied before wait for it.
-        var isStarted = false
-    }
+    typealias Item = GroupCommitQueue.Item
 
     public let path: String
     /// One writer connection (the writer thread's) and up to `readerCount` readers.
@@ -48,9 +31,8 @@ public final class SQLiteJobStore: JobStore {
     /// Held from before the file is opened until after it is closed: one process per store.
     private let ownerLock: StoreOwnerLock
     let logger: Logger
-    let queue = Mutex(Queue())
-    let wake = DispatchSemaphore(value: 0)
-    private let writerExited = DispatchSemaphore(value: 0)
+    /// The changes waiting for the writer thread, and its loop (group commit).
+    let queue = GroupCommitQueue()
     let writable = Atomic<Bool>(true)
     let integrity = Mutex(IntegrityCheck.waiting)
     let lastStartRowsReadValue = Atomic<Int>(0)
@@ -105,47 +87,30 @@ public final class SQLiteJobStore: JobStore {
     /// Starts the writer thread, which writes whatever was applied before, and the background
     /// integrity check. No thread starts in `init`.
     public func start() {
-        let first = queue.withLock { queue -> Bool in
-            defer { queue.isStarted = true }
-            return !queue.isStarted && !queue.isClosing
-        }
-        guard first else { return }
+        guard queue.markStarted() else { return }
         Thread { [self] in
             writerLoop()
-            writerExited.signal()
+            queue.writerExited()
         }.start()
         Thread { [self] in checkIntegrity() }.start()
     }
 
     public func apply(_ change: StoreChange, whenDurable completion: (@Sendable (Result<Void, StoreError>) -> Void)?) {
-        enum Outcome { case queued(wakeWriter: Bool), closed }
-        let outcome = queue.withLock { queue -> Outcome in
-            guard !queue.isClosing else { return .closed }
-            queue.items.append(Item(change: change, completion: completion))
-            return .queued(wakeWriter: queue.items.count == 1)
-        }
-        switch outcome {
-        case .queued(let wakeWriter): if wakeWriter { wake.signal() }
-        case .closed: completion?(.failure(StoreError("the store is closed")))
-        }
+        queue.append(change, completion: completion)
     }
 
     public func close() {
-        let (first, started) = queue.withLock { queue -> (Bool, Bool) in
-            defer { queue.isClosing = true; queue.isStarted = true }
-            return (!queue.isClosing, queue.isStarted)
-        }
+        let (first, started) = queue.markClosing()
         guard first else { return }
         stopIntegrityCheck()
         if !started {
             // Never started (a start that failed, or a server stopped before it ran): write
             // what was applied meanwhile here, then close. With nothing queued this returns at once.
             writerLoop()
-            writerExited.signal()
+            queue.writerExited()
         }
-        wake.signal()
         // Pending writes are flushed first; a store that cannot write gives up after a while.
-        if writerExited.wait(timeout: .now() + .seconds(10)) == .success {
+        if queue.waitForWriter(timeout: .seconds(10)) {
             // Waits for reads in progress (the pool's barrier), then closes every connection.
             try? database.close()
             ownerLock.release()

@@ -2,34 +2,18 @@ import Foundation
 import GRDB
 import JobCore
 
-/// Turns rows into the store's types, and times into the integers they are stored as.
-///
-/// Times are whole microseconds since 1970 (UTC): exact, ordered as integers, and the same on
-/// every platform. A `Date` that round-trips through them comes back identical.
+/// Turns rows into the store's types, and times into the integers they are stored as
+/// (``StoredTime``: whole microseconds since 1970, UTC, as the PostgreSQL store keeps them too).
 enum StoredRows {
-    /// Clamped to what an `Int64` holds (about ±292,000 years), so that no date a client can
-    /// send into a filter traps the conversion.
-    static func micros(_ date: Date) -> Int64 {
-        let value = (date.timeIntervalSince1970 * 1_000_000).rounded()
-        guard value.isFinite else { return value > 0 ? .max : .min }
-        return value >= 9.2e18 ? .max : value <= -9.2e18 ? .min : Int64(value)
-    }
+    static func micros(_ date: Date) -> Int64 { StoredTime.micros(date) }
 
     static func micros(_ duration: Duration) -> Int64 {
         duration.clampedMicroseconds
     }
 
-    static func date(_ micros: Int64) -> Date {
-        Date(timeIntervalSince1970: Double(micros) / 1_000_000)
-    }
+    static func date(_ micros: Int64) -> Date { StoredTime.date(micros) }
 
-    /// The first stored time at or after `date`: `created_at >= firstMicros(notBefore: d)` keeps
-    /// exactly the stored jobs with `createdAt >= d`, as a comparison of `Date`s would, even when
-    /// `d` falls between two microseconds.
-    static func firstMicros(notBefore date: Date) -> Int64 {
-        let nearest = micros(date)
-        return self.date(nearest) >= date || nearest == .max ? nearest : nearest + 1
-    }
+    static func firstMicros(notBefore date: Date) -> Int64 { StoredTime.firstMicros(notBefore: date) }
 
     static func json(_ value: JSONValue) -> String {
         var writer = JSONWriter()

@@ -65,7 +65,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Send outbound requests through this proxy, e.g. http://proxy:3128. Proxy environment variables are otherwise ignored. (env: JOBPOOL_EGRESS_PROXY)")
     var egressProxy: String?
 
-    @Option(help: "Where jobs are kept: sqlite:PATH (durable) or memory (lost on restart). (env: JOBPOOL_STORE, default: sqlite:./data/jobpool.sqlite)")
+    @Option(help: "Where jobs are kept: sqlite:PATH (durable), postgres://USER:PASSWORD@HOST/DB (durable, a PostgreSQL database), or memory (lost on restart). (env: JOBPOOL_STORE, default: sqlite:./data/jobpool.sqlite)")
     var store: String?
 
     @Option(help: "How long finished jobs are kept, e.g. 7d, 12h, 30m. (env: JOBPOOL_RETENTION, default: 7d)")
@@ -147,7 +147,7 @@ struct Serve: AsyncParsableCommand {
         configuration.publicMetrics = try publicMetrics || environment.value(nil as Bool?, "JOBPOOL_PUBLIC_METRICS", default: false)
         if let text = try environment.optional(store, "JOBPOOL_STORE") {
             guard let parsed = ServerConfiguration.Store(text) else {
-                throw ValidationError("--store: '\(text)' is not 'memory' or 'sqlite:PATH'.")
+                throw ValidationError("--store: '\(ServerConfiguration.Store.redacted(text))' is not 'memory', 'sqlite:PATH' or a postgres:// URI.")
             }
             configuration.store = parsed
         }

@@ -6,7 +6,8 @@ import OutboundHTTP
 import Testing
 import Webhooks
 
-/// The SQLite store through the real server: restarts, retention, and refusing bad files.
+/// The durable stores through the real server: restarts (SQLite and PostgreSQL), retention,
+/// and refusing bad files (SQLite).
 @Suite("Durability")
 struct DurabilityTests {
     private func storePath() -> String {
@@ -14,23 +15,27 @@ struct DurabilityTests {
     }
 
     private func makeServer(path: String, configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> TestServer {
+        try makeServer(store: .sqlite(path: path), configure: configure)
+    }
+
+    private func makeServer(store: ServerConfiguration.Store, configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> TestServer {
         try TestServer {
-            $0.store = .sqlite(path: path)
+            $0.store = store
             $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.2/32")!])
             $0.webhooks.retrySchedule = RetrySchedule("100ms")!
             configure(&$0)
         }
     }
 
-    @Test("a restart keeps scheduled jobs, retries waiting on backoff, options and idempotency keys")
-    func restartKeepsScheduleAndKeys() async throws {
-        let path = storePath()
+    @Test("a restart keeps scheduled jobs, retries waiting on backoff, options and idempotency keys", arguments: StoreKind.durable)
+    func restartKeepsScheduleAndKeys(kind: StoreKind) async throws {
+        let store = kind.makeStore()
         let target = try FetchTargetServer { _ in (.zero, .page(status: 503, body: [])) }
         defer { target.stop() }
         let scheduledBody = #"{"kind":"write_code","delay_seconds":1.5,"priority":4,"time_limit_seconds":30,"input":{"name":"later","max_seconds":0}}"#
         let scheduled: String, retrying: String
         do {
-            let server = try makeServer(path: path) {
+            let server = try makeServer(store: store) {
                 // A wait of 3 to 6 s: long enough that a poll on a loaded machine sees it.
                 $0.executor.retryBackoff = RetryBackoff(base: .seconds(6), cap: .seconds(6))
             }
@@ -40,7 +45,7 @@ struct DurabilityTests {
                 "/v1/jobs", #"{"kind":"fetch_url","max_attempts":2,"input":{"url":"\#(target.url)/x","retry_on_status":[503]}}"#).json["id"] as? String)
             #expect(try await eventually { try await server.client.get("/v1/jobs/\(retrying)").json["status"] as? String == "scheduled" })
         }
-        let server = try makeServer(path: path)
+        let server = try makeServer(store: store)
         defer { server.stop() }
         let replay = try await server.client.post("/v1/jobs", scheduledBody, headers: ["Idempotency-Key": "keep-me"])
         #expect(replay.json["id"] as? String == scheduled)
@@ -57,16 +62,16 @@ struct DurabilityTests {
         #expect(target.requestCount == 2)
     }
 
-    @Test("a restart keeps jobs, results, list order, attempts and webhook deliveries")
-    func restart() async throws {
-        let path = storePath()
+    @Test("a restart keeps jobs, results, list order, attempts and webhook deliveries", arguments: StoreKind.durable)
+    func restart(kind: StoreKind) async throws {
+        let store = kind.makeStore()
         let sink = try FetchTargetServer { _ in (.zero, .page(status: 200, body: [])) }
         defer { sink.stop() }
         var finished: [String: [String: any Sendable]] = [:]
         var listedBefore: [String] = []
         let running: String, queued: String, hooked: String, cursor: String
         do {
-            let server = try makeServer(path: path) {
+            let server = try makeServer(store: store) {
                 $0.executor.workers = 1
                 $0.shutdownGrace = .milliseconds(200)
             }
@@ -89,7 +94,7 @@ struct DurabilityTests {
             server.stop() // the drain interrupts the running job: it goes back to the queue
         }
 
-        let server = try makeServer(path: path) { $0.executor.workers = 1 }
+        let server = try makeServer(store: store) { $0.executor.workers = 1 }
         defer { server.stop() }
         let listedAfter = (try await server.client.get("/v1/jobs?limit=500").json["jobs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
         #expect(listedAfter == listedBefore)

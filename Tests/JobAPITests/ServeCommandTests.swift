@@ -7,7 +7,7 @@ import Testing
 struct ServeCommandTests {
     @Test("a bad value is refused with jobpool serve's usage and exit code 64", arguments: [
         (["--port", "70000"], "--port must be 0 to 65535"),
-        (["--store", "postgres"], "is not 'memory' or 'sqlite:PATH'"),
+        (["--store", "postgres"], "is not 'memory', 'sqlite:PATH' or a postgres:// URI"),
         (["--api-key", "short"], "at least 16 characters"),
         (["--host", "999.1.1.1"], "is not an IP address or a host name"),
         (["--host", "bad host!"], "is not an IP address or a host name"),

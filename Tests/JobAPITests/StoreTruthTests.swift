@@ -10,7 +10,7 @@ struct StoreTruthTests {
     private static let quickJob = #"{"kind":"write_code","input":{"name":"quick","max_seconds":0}}"#
 
     @Test("a finished job that is not in memory is served from the store with the same bytes and ETag",
-          arguments: StoreKind.allCases)
+          arguments: StoreKind.available)
     func servedFromStore(store: StoreKind) async throws {
         // A cache of 0 bytes keeps nothing: every read of a finished job goes to the store.
         let server = try TestServer { store.apply(to: &$0); $0.executor.finishedCacheBytes = 0 }
@@ -36,7 +36,7 @@ struct StoreTruthTests {
         #expect(Set((record?.allKeys as? [String]) ?? []) == Set(first.json.keys))
     }
 
-    @Test("a list spans cached and uncached jobs with no gap and no repeat", arguments: StoreKind.allCases)
+    @Test("a list spans cached and uncached jobs with no gap and no repeat", arguments: StoreKind.available)
     func listAcrossCache(store: StoreKind) async throws {
         // Room for a couple of finished jobs only; the rest are read from the store.
         let server = try TestServer { store.apply(to: &$0); $0.executor.finishedCacheBytes = 10_000 }
@@ -108,7 +108,7 @@ struct MemoryBoundTests {
 /// Retention deletes through the store's index, in batches, on its own thread.
 @Suite("Retention in batches")
 struct RetentionBatchTests {
-    @Test("retention deletes old finished jobs in batches while submissions go on", arguments: StoreKind.allCases)
+    @Test("retention deletes old finished jobs in batches while submissions go on", arguments: StoreKind.available)
     func batchesWhileSubmitting(store: StoreKind) async throws {
         let server = try TestServer {
             store.apply(to: &$0)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import JobCore
+import StoreTestSupport
 import Logging
 import Synchronization
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import JobCore
+import StoreTestSupport
 import Testing
 @testable import SQLiteStore
 
@@ -84,7 +85,7 @@ struct StoreStartTests {
         }
         // The writer takes this submission and waits for the lock (for up to 5 s) ...
         let waiting = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(1))]))
-        #expect(eventually { store.queue.withLock { $0.items.isEmpty } })
+        #expect(eventually { store.queue.pendingCount == 0 })
         // ... and reads answer meanwhile, from the last commit.
         for _ in 0..<20 {
             #expect(try store.job(withID: committed.id)?.record.status == .queued)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import JobCore
+import StoreTestSupport
 import Testing
 @testable import SQLiteStore
 
@@ -152,10 +153,10 @@ struct StoreWriteTests {
         let blocker = try file.connection()
         try blocker.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
         let held = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(-1))]))
-        #expect(eventually { store.queue.withLock { $0.items.isEmpty } }, "the writer took the first submission")
+        #expect(eventually { store.queue.pendingCount == 0 }, "the writer took the first submission")
         let writes = [submit(store, .submitted([first])), submit(store, .submitted([sibling, duplicate])),
                       submit(store, .submitted([other]))]
-        #expect(store.queue.withLock { $0.items.count } == 3, "all three wait for one commit")
+        #expect(store.queue.pendingCount == 3, "all three wait for one commit")
         try blocker.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
         try blocker.close()
 

@@ -146,7 +146,7 @@ final class APIHandler {
         var reasons: [String] = []
         if isDraining { reasons.append("the server is draining before it stops") }
         if !executor.isAccepting { reasons.append("the worker pool is not taking jobs") }
-        if !executor.isStoreWritable { reasons.append("the job store cannot be written (disk full or read-only?)") }
+        if !executor.isStoreWritable { reasons.append("the job store cannot be written (disk full or read-only, or its database unreachable?)") }
         guard reasons.isEmpty else {
             throw Problem("not-ready", title: "Not ready", status: 503, detail: "Not ready: " + reasons.joined(separator: "; ") + ".",
                           headers: [("Retry-After", "5")])

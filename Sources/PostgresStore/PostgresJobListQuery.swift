@@ -1,0 +1,44 @@
+import Foundation
+import JobCore
+import Postgres
+
+/// The SQL for one page of a job list: newest first, strictly after the cursor, so that a page
+/// costs an index seek and `limit` rows however many jobs are stored. PostgreSQL's planner
+/// picks the index (owner, status, kind or `(created_at, id)`) from its statistics; the
+/// created-at range and the cursor bound that index's `(created_at, id)` tail. Of an upper
+/// bound from `createdBefore` and one from the cursor only the tighter is written, as in the
+/// SQLite store.
+struct PostgresJobListQuery {
+    var sql: String
+    var parameters: [(any PostgresBindable)?]
+
+    init(filter: JobFilter, limit: Int, after cursor: JobCursor?) {
+        var terms: [String] = []
+        var parameters: [(any PostgresBindable)?] = []
+        func placeholder(_ value: any PostgresBindable, _ cast: String = "") -> String {
+            parameters.append(value)
+            return "$\(parameters.count)\(cast)"
+        }
+        if let owner = filter.owner { terms.append("j.owner = \(placeholder(owner))") }
+        if let status = filter.status { terms.append("j.status = \(placeholder(status.rawValue))") }
+        if let kind = filter.kind { terms.append("j.kind = \(placeholder(kind))") }
+        if let from = filter.createdFrom {
+            terms.append("j.created_at >= \(placeholder(StoredTime.firstMicros(notBefore: from), "::bigint"))")
+        }
+        let before = filter.createdBefore.map(StoredTime.firstMicros(notBefore:))
+        if let cursor, before.map({ $0 > StoredTime.micros(cursor.createdAt) }) ?? true {
+            let createdAt = placeholder(StoredTime.micros(cursor.createdAt), "::bigint")
+            terms.append("(j.created_at, j.id) < (\(createdAt), \(placeholder(cursor.id.description, "::uuid")))")
+        } else if let before {
+            terms.append("j.created_at < \(placeholder(before, "::bigint"))")
+        }
+        let limit = placeholder(max(0, limit), "::int")
+        sql = """
+            SELECT j.*, \(PostgresRowDecoding.webhookStatusColumns)
+            FROM jobs j LEFT JOIN webhook_events e ON e.job_id = j.id
+            \(terms.isEmpty ? "" : "WHERE " + terms.joined(separator: " AND "))
+            ORDER BY j.created_at DESC, j.id DESC LIMIT \(limit)
+            """
+        self.parameters = parameters
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import JobCore
+import Postgres
+
+/// Each change is one statement (several tables at once through data-modifying `WITH`
+/// clauses), so a change costs one round trip to the server. Every write about an attempt
+/// names it, and changes nothing when the stored attempt has moved on (a stale attempt): the
+/// `WHERE` clauses are the fencing.
+extension PostgresJobStore {
+    func apply(_ change: StoreChange, on connection: PostgresConnection) throws {
+        switch change {
+        case .submitted(let jobs):
+            try submit(jobs, on: connection)
+
+        case .retrying(let key, let attempt, let startedAt, let error, let at, let next):
+            try connection.execute("""
+                WITH retried AS (
+                    UPDATE jobs SET status = 'scheduled', attempt = $2::int + 1, next_attempt_at = $3::bigint, started_at = NULL,
+                                    error_code = $4, error_message = $5, error_status = $6::int
+                    WHERE id = $1::uuid AND attempt = $2::int AND finished_at IS NULL
+                    RETURNING id)
+                INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code)
+                SELECT id, $2::int, $7::bigint, $8::bigint, 'failed', $4 FROM retried
+                ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at, finished_at = excluded.finished_at,
+                    outcome = excluded.outcome, error_code = excluded.error_code
+                """, [key.id.description, attempt, StoredTime.micros(next), error.code, error.message, error.status,
+                      StoredTime.micros(startedAt), StoredTime.micros(at)])
+
+        case .started, .finished:
+            // Written in runs, one statement for many (PostgresJobStore+Runs.swift).
+            var run = AttemptRun()
+            _ = run.add(change)
+            try write(run, on: connection)
+
+        case .requeued(let key, let attempt, let interrupted):
+            try connection.execute("""
+                WITH interrupted AS (
+                    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome)
+                    SELECT $1::uuid, $3::int, $4::bigint, $5::bigint, 'interrupted' WHERE $3::int IS NOT NULL
+                    ON CONFLICT (job_id, attempt) DO NOTHING)
+                UPDATE jobs SET status = 'queued', started_at = NULL, attempt = $2::int
+                WHERE id = $1::uuid AND finished_at IS NULL
+                """, [key.id.description, attempt, interrupted?.attempt, interrupted.map { StoredTime.micros($0.startedAt) },
+                      StoredTime.micros(Date())])
+
+        case .webhookAttempted(let id, let attempt, let state, let next):
+            try connection.execute("""
+                WITH attempt AS (
+                    INSERT INTO webhook_attempts (job_id, number, started_at, duration_us, status, error_code, error_message, next_attempt_at)
+                    VALUES ($1::uuid, $2::int, $3::bigint, $4::bigint, $5::int, $6, $7, $8::bigint)
+                    ON CONFLICT (job_id, number) DO UPDATE SET started_at = excluded.started_at, duration_us = excluded.duration_us,
+                        status = excluded.status, error_code = excluded.error_code, error_message = excluded.error_message,
+                        next_attempt_at = excluded.next_attempt_at)
+                UPDATE webhook_events SET state = $9, next_attempt_at = $10::bigint WHERE job_id = $1::uuid
+                """, [id.description, attempt.number, StoredTime.micros(attempt.startedAt), attempt.duration.clampedMicroseconds,
+                      attempt.status, attempt.error?.code, attempt.error?.message, attempt.nextAttemptAt.map(StoredTime.micros),
+                      state.rawValue, next.map(StoredTime.micros)])
+
+        case .webhookRedelivered(let id, let roundStart):
+            try connection.execute("""
+                UPDATE webhook_events SET state = 'pending', round_start = $2::int, next_attempt_at = NULL WHERE job_id = $1::uuid
+                """, [id.description, roundStart])
+
+        case .purged(let keys):
+            guard !keys.isEmpty else { return }
+            try connection.execute("""
+                WITH jobs_gone AS (DELETE FROM jobs WHERE id = ANY($1::uuid[])),
+                     attempts_gone AS (DELETE FROM job_attempts WHERE job_id = ANY($1::uuid[])),
+                     deliveries_gone AS (DELETE FROM webhook_attempts WHERE job_id = ANY($1::uuid[]))
+                DELETE FROM webhook_events WHERE job_id = ANY($1::uuid[])
+                """, [PostgresArray(keys.map(\.id.description))])
+        }
+    }
+}

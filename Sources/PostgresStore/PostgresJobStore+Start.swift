@@ -1,0 +1,89 @@
+import Foundation
+import JobCore
+import Postgres
+
+extension PostgresJobStore {
+    /// The unfinished jobs, oldest first, through `jobs_by_status`.
+    static let unfinishedJobsSQL = """
+        SELECT * FROM jobs WHERE status IN ('scheduled', 'queued', 'running') ORDER BY created_at, id
+        """
+
+    /// The pending webhook events with their job's secret, through `webhook_events_pending`.
+    static let pendingEventsSQL = """
+        SELECT e.*, j.webhook_key FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id
+        WHERE e.state = 'pending' ORDER BY e.job_id
+        """
+
+    static let pendingAttemptsSQL = """
+        SELECT a.* FROM webhook_events e JOIN webhook_attempts a ON a.job_id = e.job_id
+        WHERE e.state = 'pending' ORDER BY a.job_id, a.number
+        """
+
+    /// Re-queues what a previous process left running, in one transaction on the writer's
+    /// connection, while this node holds the database (one node per database, for now: with
+    /// several, only a lease sweeper may touch another node's running jobs).
+    public func requeueInterrupted(at now: Date) throws(StoreError) -> Int {
+        do {
+            return try writer.withLock { connection -> Int in
+                let connection = try connected(&connection)
+                return try connection.transaction {
+                    try connection.execute("""
+                        INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome)
+                        SELECT id, attempt, coalesce(started_at, created_at), $1::bigint, 'interrupted'
+                        FROM jobs WHERE status = 'running' AND attempt < max_attempts
+                        ON CONFLICT (job_id, attempt) DO NOTHING
+                        """, [StoredTime.micros(now)])
+                    return try connection.execute("""
+                        UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL
+                        WHERE status = 'running' AND attempt < max_attempts
+                        """)
+                }
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError("cannot re-queue interrupted jobs in the job store at \(target.redacted): \(target.scrub("\(error)"))")
+        }
+    }
+
+    /// What a start needs: the unfinished jobs, the pending webhook events, and the counts:
+    /// finished jobs' kept by the triggers (summed over every node's rows), unfinished ones'
+    /// counted from the jobs read. One snapshot (`REPEATABLE READ`), so they agree. Finished
+    /// jobs are not read.
+    public func loadUnfinished() throws(StoreError) -> StoredState {
+        try read("read the unfinished jobs") { connection in
+            try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            defer { _ = try? connection.execute("COMMIT") }
+            let jobs = try connection.query(Self.unfinishedJobsSQL).map(PostgresRowDecoding.job)
+            var attempts: [JobID: [DeliveryAttempt]] = [:]
+            for row in try connection.query(Self.pendingAttemptsSQL) {
+                attempts[try PostgresRowDecoding.jobID(row, "job_id"), default: []].append(try PostgresRowDecoding.deliveryAttempt(row))
+            }
+            let events = try connection.query(Self.pendingEventsSQL).map { row in
+                try PostgresRowDecoding.webhookEvent(row, attempts: attempts[try PostgresRowDecoding.jobID(row, "job_id")] ?? [])
+            }
+            var counts = try Self.finishedCounts(connection)
+            for job in jobs { counts[JobCounts.Key(owner: job.owner, kind: job.kind, state: job.status), default: 0] += 1 }
+            return StoredState(jobs: jobs, webhookEvents: events, counts: counts)
+        }
+    }
+
+    /// The counts of finished jobs by owner, kind and state, over every node's rows; `''` is
+    /// stored for no owner.
+    static func finishedCounts(_ connection: PostgresConnection) throws -> [JobCounts.Key: Int] {
+        var counts: [JobCounts.Key: Int] = [:]
+        let rows = try connection.query("""
+            SELECT owner, kind, status, sum(count) AS count FROM job_counts GROUP BY owner, kind, status HAVING sum(count) > 0
+            """)
+        for row in rows {
+            let status = try row.string("status")
+            guard let state = JobState(rawValue: status) else {
+                throw StoreError("the job counts hold an unknown state \(status.prefix(40))")
+            }
+            let owner = try row.string("owner")
+            counts[JobCounts.Key(owner: owner.isEmpty ? nil : owner, kind: try row.string("kind"), state: state), default: 0]
+                += try row.int("count")
+        }
+        return counts
+    }
+}

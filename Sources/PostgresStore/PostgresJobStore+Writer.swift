@@ -1,0 +1,133 @@
+import Dispatch
+import Foundation
+import JobCore
+import Postgres
+
+extension PostgresJobStore {
+    /// The writer thread: takes what has queued up, commits it in one transaction, reports.
+    /// While idle it checks now and then that the database still answers, so that readiness
+    /// turns false when the database goes away even if nothing is being written.
+    func writerLoop() {
+        queue.runWriter(logger: logger, idleInterval: healthCheckInterval, whenIdle: checkHealth) { batch in commit(batch) }
+    }
+
+    /// Commits `batch` in one transaction and reports to each item. Returns the items to retry:
+    /// when the write fails, submissions are refused (nothing acknowledged was lost) and every
+    /// other change waits for the database to come back.
+    ///
+    /// The batch is first written as it comes, every submission without a savepoint. If a
+    /// submission's own rows are refused (an idempotency key taken by another submission at the
+    /// same moment, on this node or another), PostgreSQL aborts the whole transaction; the
+    /// batch is then written again with each submission in a savepoint of its own, so that the
+    /// refused one fails alone. Savepoints cost two round trips each, paid only then.
+    private func commit(_ batch: [Item]) -> [Item] {
+        var conflicts = 0
+        while true {
+            do {
+                let refused = try writer.withLock { connection -> [Int: StoreError] in
+                    let connection = try connected(&connection)
+                    do {
+                        return try write(batch, on: connection, isolatingSubmissions: false)
+                    } catch let error as PostgresError where error.isRefusalOfData {
+                        return try write(batch, on: connection, isolatingSubmissions: true)
+                    }
+                }
+                noteWritable(true, error: nil)
+                for (index, item) in batch.enumerated() {
+                    item.completion?(refused[index].map { .failure($0) } ?? .success(()))
+                }
+                return []
+            } catch let error as PostgresError where error.isRetryableTransactionFailure && conflicts < 3 {
+                conflicts += 1 // a deadlock or serialization failure: nothing was written; run it again
+                logger.debug("Group commit retried", metadata: ["error": "\(error)"])
+            } catch {
+                let failure = StoreError("cannot write to the job store at \(target.redacted): \(target.scrub("\(error)"))")
+                noteWritable(false, error: failure)
+                var retry: [Item] = []
+                for item in batch {
+                    if case .submitted = item.change {
+                        item.completion?(.failure(failure))
+                    } else {
+                        retry.append(item)
+                    }
+                }
+                return retry
+            }
+        }
+    }
+
+    /// Writes `batch` in one transaction. Returns the submissions refused, by index; only with
+    /// `isolatingSubmissions` can there be any (without, a refusal aborts the transaction).
+    private func write(_ batch: [Item], on connection: PostgresConnection, isolatingSubmissions: Bool) throws -> [Int: StoreError] {
+        try connection.transaction {
+            var refused: [Int: StoreError] = [:]
+            if !isolatingSubmissions {
+                // Submissions without a key cannot conflict: their rows go in first, in as few
+                // statements as possible. Nothing earlier in the batch can name these jobs.
+                let plain = batch.flatMap { item -> [JobRecord] in
+                    guard case .submitted(let jobs) = item.change, !Self.hasKeys(jobs) else { return [] }
+                    return jobs
+                }
+                try insert(plain, on: connection)
+            }
+            var run = AttemptRun()
+            for (index, item) in batch.enumerated() {
+                if run.add(item.change) { continue }
+                try write(run, on: connection)
+                run = AttemptRun()
+                if run.add(item.change) { continue }
+                guard case .submitted(let jobs) = item.change else {
+                    try apply(item.change, on: connection)
+                    continue
+                }
+                if !isolatingSubmissions {
+                    if Self.hasKeys(jobs) { try submit(jobs, on: connection) }
+                    continue
+                }
+                do {
+                    try connection.savepoint("submission") { try submit(jobs, on: connection) }
+                } catch let error as PostgresError where error.isRefusalOfData {
+                    refused[index] = Self.refusal(of: jobs, error)
+                }
+            }
+            try write(run, on: connection)
+            return refused
+        }
+    }
+
+    static func hasKeys(_ jobs: [JobRecord]) -> Bool {
+        jobs.contains { $0.options.idempotency != nil }
+    }
+
+    /// The writer's connection, made again if it broke (taking the database for this node
+    /// again; if another node took it meanwhile, this one stays unwritable and says why).
+    func connected(_ connection: inout PostgresConnection?) throws -> PostgresConnection {
+        if let open = connection, !open.isBroken { return open }
+        connection?.close()
+        connection = nil
+        let fresh = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
+        try Self.takeDatabase(fresh)
+        connection = fresh
+        logger.notice("Reconnected to the job store", metadata: ["store": "\(target.redacted)"])
+        return fresh
+    }
+
+    /// Checks, while nothing is written, that the database answers.
+    private func checkHealth() {
+        do {
+            try writer.withLock { connection in
+                _ = try connected(&connection).execute("SELECT 1")
+            }
+            noteWritable(true, error: nil)
+        } catch {
+            noteWritable(false, error: StoreError("the job store at \(target.redacted) does not answer: \(target.scrub("\(error)"))"))
+        }
+    }
+
+    /// Records whether writes work, logging each change once.
+    private func noteWritable(_ isWritable: Bool, error: StoreError?) {
+        let was = writable.exchange(isWritable, ordering: .relaxed)
+        if isWritable, !was { logger.notice("The job store is writable again", metadata: ["store": "\(target.redacted)"]) }
+        if !isWritable, was, let error { logger.error("Job store write failed", metadata: ["error": "\(error.message)"]) }
+    }
+}

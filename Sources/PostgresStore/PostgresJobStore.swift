@@ -1,0 +1,149 @@
+import Dispatch
+import Foundation
+import JobCore
+import Logging
+import Postgres
+import Synchronization
+
+/// The job store on PostgreSQL (`--store postgres://…`): the same questions and writes as the
+/// SQLite store, through libpq.
+///
+/// All writes go through one writer thread and its own connection, which commits whatever has
+/// queued up in one transaction (group commit) and reports each change once `COMMIT` returns:
+/// a submission is acknowledged only when it is durable (PostgreSQL's defaults, `fsync` and
+/// `synchronous_commit` on, are left alone). Questions are answered on a small pool of other
+/// connections. Nothing here may run on the event loop: every call blocks on the network.
+///
+/// One node per database, for now: the writer connection holds a session advisory lock, since
+/// a start re-queues the running jobs it finds, and with two nodes those would be the other
+/// node's. Leases, claims and fencing across nodes come later (issue 16).
+///
+/// ```swift
+/// let store = try PostgresJobStore(url: "postgres://jobpool@db/jobpool", logger: logger)
+/// store.start()
+/// store.apply(.submitted([record])) { result in /* durable, or not */ }
+/// ```
+public final class PostgresJobStore: JobStore {
+    typealias Item = GroupCommitQueue.Item
+
+    /// The database, shown redacted in every message.
+    public let target: PostgresConnectionString
+    /// This process's rows in `job_counts`: a random UUID for each start, for now.
+    public let nodeID: String
+    let logger: Logger
+    /// The writer's connection: used by the writer thread, and before it starts by the start's
+    /// own writes. Replaced when it breaks; nil until reconnected.
+    let writer: Mutex<PostgresConnection?>
+    /// Connections for the questions (``StoreReader``'s threads).
+    let readers: PostgresConnectionPool
+    /// The changes waiting for the writer thread, and its loop (group commit).
+    let queue = GroupCommitQueue()
+    let writable = Atomic<Bool>(true)
+    /// How long the idle writer waits before checking that the database still answers.
+    let healthCheckInterval: Duration
+
+    public var isDurable: Bool { true }
+
+    /// The due work. While one node holds the database (see above) nobody else can claim its
+    /// jobs, so it is kept in memory as SQLite's is; claims from the table (`FOR UPDATE SKIP
+    /// LOCKED` on `jobs_due`) come with several nodes.
+    public let workQueue: any WorkQueue
+
+    /// False while the database cannot be reached or written (readiness).
+    public var isWritable: Bool { writable.load(ordering: .relaxed) }
+
+    /// Connects, migrates the schema (under an advisory lock), and takes the database for this
+    /// node. Throws, with a message for the operator and the password masked, if the database
+    /// cannot be reached, was written by a jobpool two or more versions newer, or is in use by
+    /// another node. No thread starts here.
+    ///
+    /// - Parameters:
+    ///   - readerCount: connections that answer queries at once; more callers wait.
+    ///   - agingStep: how long a queued job waits to gain one priority level (see ``WorkQueue``).
+    ///   - healthCheckInterval: how long the idle writer waits before checking the database answers.
+    public init(url: String, logger: Logger, readerCount: Int = 4, agingStep: Duration = .seconds(10),
+                healthCheckInterval: Duration = .seconds(2)) throws(StoreError) {
+        workQueue = LocalWorkQueue(agingStep: agingStep)
+        let target = PostgresConnectionString(url)
+        self.target = target
+        self.logger = logger
+        self.healthCheckInterval = healthCheckInterval
+        let nodeID = UUID().uuidString.lowercased()
+        self.nodeID = nodeID
+        readers = PostgresConnectionPool(target: target, size: readerCount, settings: Self.sessionSettings(nodeID: nodeID))
+        do {
+            let connection = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
+            try Self.migrate(connection, logger: logger)
+            try Self.takeDatabase(connection)
+            try Self.foldCounts(into: nodeID, on: connection)
+            writer = Mutex(connection)
+        } catch let error as StoreError {
+            throw error
+        } catch let error as PostgresError where error.isConnectionLost {
+            throw StoreError("cannot open the job store: \(target.scrub("\(error)"))") // names the database already
+        } catch {
+            throw StoreError("cannot open the job store at \(target.redacted): \(target.scrub("\(error)"))")
+        }
+    }
+
+    /// Every connection names the node, so that the count triggers write this node's rows.
+    static func sessionSettings(nodeID: String) -> [(name: String, value: String)] {
+        [(name: "jobpool.node", value: nodeID)]
+    }
+
+    /// Held by the writer connection for as long as it lives. "jobpool" in ASCII, then 2.
+    static let singleNodeLockKey: Int64 = 0x6A6F_6270_6F6F_6C02
+
+    /// Takes the database for this node, or throws naming the reason.
+    static func takeDatabase(_ connection: PostgresConnection) throws {
+        let taken = try connection.query("SELECT pg_try_advisory_lock($1::bigint) AS taken", [singleNodeLockKey])
+        guard try taken.first?.bool("taken") == true else {
+            throw StoreError("the database \(connection.target.redacted) is in use by another jobpool node. Several nodes on one database are not supported yet: stop the other node first, or give this one another database.")
+        }
+    }
+
+    /// Adds the count rows of earlier starts to this node's, so that rows do not pile up with
+    /// restarts. Safe while this node holds the database: no other node writes counts.
+    static func foldCounts(into nodeID: String, on connection: PostgresConnection) throws {
+        try connection.execute("""
+            WITH moved AS (DELETE FROM job_counts WHERE node <> $1 RETURNING owner, kind, status, count)
+            INSERT INTO job_counts AS c (node, owner, kind, status, count)
+            SELECT $1, owner, kind, status, sum(count) FROM moved GROUP BY owner, kind, status HAVING sum(count) <> 0
+            ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count
+            """, [nodeID])
+    }
+
+    /// Starts the writer thread, which writes whatever was applied before. No thread starts in `init`.
+    public func start() {
+        guard queue.markStarted() else { return }
+        let thread = Thread { [self] in
+            writerLoop()
+            queue.writerExited()
+        }
+        thread.name = "jobpool-postgres-writer"
+        thread.start()
+    }
+
+    public func apply(_ change: StoreChange, whenDurable completion: (@Sendable (Result<Void, StoreError>) -> Void)?) {
+        queue.append(change, completion: completion)
+    }
+
+    /// Writes what is queued (giving up after 10 s on a database that does not answer), then
+    /// closes every connection, which lets go of the database for another node.
+    public func close() {
+        let (first, started) = queue.markClosing()
+        guard first else { return }
+        if !started {
+            // Never started: write what was applied meanwhile here, then close.
+            writerLoop()
+            queue.writerExited()
+        }
+        if queue.waitForWriter(timeout: .seconds(10)) {
+            writer.withLock { connection in
+                connection?.close()
+                connection = nil
+            }
+        }
+        readers.close()
+    }
+}

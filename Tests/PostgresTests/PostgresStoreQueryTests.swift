@@ -1,0 +1,141 @@
+import Foundation
+import JobCore
+import Postgres
+import StoreTestSupport
+import Testing
+@testable import PostgresStore
+
+/// The PostgreSQL store answers every question as `MemoryJobStore`, the reference semantics,
+/// does: the same changes go to both, and every answer is compared (as for SQLite).
+@Suite("PostgreSQL store queries match the memory store", .needsPostgres)
+struct PostgresStoreQueryTests {
+    private func bothStores() throws -> (TestDatabase, PostgresJobStore, MemoryJobStore, StoreScenario) {
+        let scenario = StoreScenario()
+        let database = try TestDatabase()
+        let store = try database.open()
+        let memory = MemoryJobStore()
+        for change in scenario.changes {
+            try write(store, change).get()
+            try write(memory, change).get()
+        }
+        return (database, store, memory, scenario)
+    }
+
+    @Test("a job by ID, with its webhook's state and attempts")
+    func jobByID() throws {
+        let (database, store, memory, scenario) = try bothStores()
+        defer { store.close(); withExtendedLifetime(database) {} }
+        for job in scenario.jobs {
+            #expect(try store.job(withID: job.id) == (try memory.job(withID: job.id)), "job \(job.input)")
+        }
+        #expect(try store.job(withID: JobID()) == nil)
+    }
+
+    @Test("pages of every filter, walked with several page sizes, newest first with no gap or repeat")
+    func pages() throws {
+        let (database, store, memory, _) = try bothStores()
+        defer { store.close(); withExtendedLifetime(database) {} }
+        var nonEmpty = 0
+        for filter in StoreScenario.filters {
+            for limit in [1, 7, 100] {
+                var cursor: JobCursor?
+                var walked: [JobID] = []
+                for _ in 0..<100 {
+                    let page = try store.jobs(matching: filter, limit: limit, after: cursor)
+                    #expect(page == (try memory.jobs(matching: filter, limit: limit, after: cursor)),
+                            "filter \(filter), limit \(limit), after \(String(describing: cursor))")
+                    walked += page.map(\.record.id)
+                    guard let last = page.last, page.count == limit else { break }
+                    cursor = JobKey(id: last.record.id, createdAt: last.record.createdAt)
+                }
+                #expect(Set(walked).count == walked.count, "no repeats")
+                if limit == 100, !walked.isEmpty { nonEmpty += 1 }
+            }
+        }
+        #expect(nonEmpty >= 30, "the filters select something")
+        #expect(try store.jobs(matching: JobFilter(), limit: 0, after: nil).isEmpty)
+    }
+
+    @Test("a cursor between two jobs of the same time, and a range that ends before the cursor")
+    func cursorEdges() throws {
+        let (database, store, memory, scenario) = try bothStores()
+        defer { store.close(); withExtendedLifetime(database) {} }
+        for job in scenario.jobs {
+            for filter in [JobFilter(), JobFilter(createdBefore: job.createdAt), JobFilter(createdBefore: job.createdAt.addingTimeInterval(2)),
+                           JobFilter(createdFrom: job.createdAt)] {
+                #expect(try store.jobs(matching: filter, limit: 5, after: job.key) == (try memory.jobs(matching: filter, limit: 5, after: job.key)))
+            }
+        }
+    }
+
+    @Test("idempotency keys by owner, webhook events with attempts, expired jobs, and what a start reads")
+    func otherQueries() throws {
+        let (database, store, memory, scenario) = try bothStores()
+        defer { store.close(); withExtendedLifetime(database) {} }
+        for owner in [nil, "tenant-a", "tenant-b"] as [String?] {
+            for key in stride(from: 0, to: 20, by: 5).map({ "key-\($0)" }) {
+                for now in [epoch, epoch.addingTimeInterval(3599), epoch.addingTimeInterval(3600)] {
+                    #expect(try store.job(idempotencyKey: key, owner: owner, now: now)
+                            == (try memory.job(idempotencyKey: key, owner: owner, now: now)), "\(key) of \(owner ?? "none")")
+                }
+            }
+        }
+        #expect(try store.job(idempotencyKey: "key-0", owner: nil, now: epoch) != nil, "the scenario has keys")
+        for job in scenario.jobs {
+            #expect(try store.webhookEvent(of: job.id).map(Self.describe) == (try memory.webhookEvent(of: job.id)).map(Self.describe))
+        }
+        for cutoff in [epoch] + scenario.finishTimes + [Date.distantFuture] {
+            for limit in [1, 4, 1000] {
+                #expect(try store.expiredJobs(finishedBefore: cutoff, limit: limit)
+                        == (try memory.expiredJobs(finishedBefore: cutoff, limit: limit)), "before \(cutoff), limit \(limit)")
+            }
+        }
+        let start = try store.loadUnfinished()
+        let reference = try memory.loadUnfinished()
+        #expect(start.jobs == reference.jobs)
+        #expect(start.counts == reference.counts)
+        #expect(start.webhookEvents.map(Self.describe).sorted() == reference.webhookEvents.map(Self.describe).sorted())
+        #expect(start.webhookEvents.count == 2)
+    }
+
+    @Test("every query is served by an index once the table is large")
+    func plans() throws {
+        let database = try TestDatabase()
+        let connection = try database.connection()
+        defer { connection.close() }
+        try connection.execute("""
+            INSERT INTO jobs (id, created_at, kind, status, input, attempt, max_attempts, finished_at, owner)
+            SELECT gen_random_uuid(), i, CASE WHEN i % 2 = 0 THEN 'write_code' ELSE 'fetch_url' END,
+                   CASE WHEN i % 100 = 0 THEN 'queued' ELSE 'succeeded' END, '{}', 1, 3,
+                   CASE WHEN i % 100 = 0 THEN NULL ELSE i END, CASE WHEN i % 3 = 0 THEN 'tenant' END
+            FROM generate_series(1, 50000) AS i
+            """)
+        try connection.execute("ANALYZE jobs")
+        func plan(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws -> String {
+            try connection.query("EXPLAIN " + sql, parameters).map { try $0.string("QUERY PLAN") }.joined(separator: "\n")
+        }
+        let cursor = JobKey(id: JobID(), createdAt: epoch)
+        for filter in [JobFilter(), JobFilter(status: .queued), JobFilter(kind: "fetch_url"), JobFilter(owner: "tenant"),
+                       JobFilter(status: .queued, owner: "tenant")] {
+            for after in [nil, cursor] {
+                let query = PostgresJobListQuery(filter: filter, limit: 100, after: after)
+                let text = try plan(query.sql, query.parameters)
+                #expect(text.contains("Index") && !text.contains("Seq Scan on jobs"), "\(filter): \(text)")
+            }
+        }
+        let unfinished = try plan(PostgresJobStore.unfinishedJobsSQL)
+        #expect(!unfinished.contains("Seq Scan on jobs"), "\(unfinished)")
+        let expired = try plan("""
+            SELECT created_at, id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < 100 ORDER BY finished_at, created_at, id LIMIT 10
+            """)
+        #expect(expired.contains("jobs_by_finished"), "\(expired)")
+        let due = try plan("SELECT id FROM jobs WHERE status IN ('queued', 'scheduled') ORDER BY due_key LIMIT 10")
+        #expect(due.contains("jobs_due"), "\(due)")
+        let key = try plan("SELECT id FROM jobs WHERE coalesce(owner, '') = '' AND idempotency_key = 'k' AND NOT idempotency_retired")
+        #expect(key.contains("jobs_by_idempotency_key"), "\(key)")
+    }
+
+    private static func describe(_ event: WebhookEventRecord) -> String {
+        "\(event.jobID) \(event.webhookID) \(event.url) \(event.key) \(event.body) \(event.state) \(event.roundStart) \(String(describing: event.nextAttemptAt)) \(event.attempts)"
+    }
+}
