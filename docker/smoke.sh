@@ -21,6 +21,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The image's builder stage sees only what its COPY lines name, less what .dockerignore leaves
+# out: SwiftPM must find every target's folder there (Package.swift names the test targets too).
+echo "smoke: checking the Dockerfile's build context holds the whole package"
+mkdir -p "$work/context"
+for source in $(awk '/^FROM / { stage++ } stage == 1 && /^COPY / && !/--from/ { print $2 }' docker/Dockerfile); do
+    if grep -qx "$source" .dockerignore; then
+        echo "smoke: docker/Dockerfile copies $source, which .dockerignore leaves out" >&2
+        exit 1
+    fi
+    cp -r "$source" "$work/context/"
+done
+(cd "$work/context" && timeout 600 swift package describe --type json >/dev/null) ||
+    { echo "smoke: SwiftPM cannot load the package from the Dockerfile's build context" >&2; exit 1; }
+
 echo "smoke: building the release binary (--static-swift-stdlib, as the Dockerfile does)"
 timeout 1800 swift build -c release --static-swift-stdlib --product jobpool --scratch-path .build-static >&2
 binary="$(swift build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)/jobpool"
