@@ -20,20 +20,29 @@ final class FinishedJobCache: Sendable {
         self.capacity = max(0, capacity)
     }
 
-    func insert(_ job: Job) {
-        let size = Self.estimatedBytes(of: job)
+    /// - Parameter snapshot: the job as it stands, when the caller has one (saves taking another).
+    func insert(_ job: Job, snapshot: JobSnapshot? = nil) {
+        let size = Self.estimatedBytes(of: snapshot ?? job.snapshot())
         guard size <= capacity else { return }
-        state.withLock { state in
+        // The jobs pushed out are freed here, after the lock: freeing a job and its values
+        // takes microseconds, which readers of the cache should not wait through.
+        let evicted = state.withLock { state -> [Job] in
             if let old = state.byID.updateValue((job, size), forKey: job.id) {
                 state.bytes -= old.bytes
             } else {
                 state.order.append(job.id)
             }
             state.bytes += size
+            var evicted: [Job] = []
             while state.bytes > capacity, let oldest = state.order.popFirst() {
-                if let removed = state.byID.removeValue(forKey: oldest) { state.bytes -= removed.bytes }
+                if let removed = state.byID.removeValue(forKey: oldest) {
+                    state.bytes -= removed.bytes
+                    evicted.append(removed.job)
+                }
             }
+            return evicted
         }
+        _ = evicted
     }
 
     func job(withID id: JobID) -> Job? {
@@ -57,8 +66,7 @@ final class FinishedJobCache: Sendable {
     /// its bytes: the job object, its lock and callbacks, and its values (Swift dictionaries
     /// and strings take about three times their text), plus the rendered JSON kept once it
     /// has been served. bench/store-scale.sh measured about 2.8 KB of RSS per write_code job.
-    static func estimatedBytes(of job: Job) -> Int {
-        let snapshot = job.snapshot()
+    static func estimatedBytes(of snapshot: JobSnapshot) -> Int {
         let values = snapshot.input.estimatedBytes + (snapshot.result?.estimatedBytes ?? 0)
             + (snapshot.error.map { $0.message.utf8.count + $0.code.utf8.count } ?? 0)
         return 1536 + 4 * values

@@ -72,7 +72,7 @@ final class JobCompleter: Sendable {
             // Failed writes of a final state are retried by the store until they succeed.
             guard case .success = result else { return }
             // Durable: the store answers for it from now on; memory keeps it only as a cache.
-            cache.insert(job)
+            cache.insert(job, snapshot: final)
             live.remove(job)
             if let event { completionHandler?.eventCommitted(event, job: job) }
         }
