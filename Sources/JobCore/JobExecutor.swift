@@ -100,6 +100,9 @@ public final class JobExecutor: Sendable {
     /// True while the store accepts writes.
     public var isStoreWritable: Bool { store.isWritable }
 
+    /// This node's ID and the live node count, when the store is shared by several nodes.
+    public var cluster: ClusterMembership? { store.cluster }
+
     public func start() {
         reader.start()
         pool.start()

@@ -28,8 +28,11 @@ public final class PostgresJobStore: JobStore {
 
     /// The database, shown redacted in every message.
     public let target: PostgresConnectionString
-    /// This process's rows in `job_counts`: a random UUID for each start, for now.
+    /// This process's rows in `job_counts`: a random UUID for each start, and the ID this node
+    /// registers first (it registers under a new one if its lease lapses; its counts stay).
     public let nodeID: String
+    /// This node's row in `nodes` and its heartbeat.
+    let lease: NodeLease
     let logger: Logger
     /// The writer's connection: used by the writer thread, and before it starts by the start's
     /// own writes. Replaced when it breaks; nil until reconnected.
@@ -52,6 +55,12 @@ public final class PostgresJobStore: JobStore {
     /// False while the database cannot be reached or written (readiness).
     public var isWritable: Bool { writable.load(ordering: .relaxed) }
 
+    /// This node's current ID and the nodes with a live lease, as of the last heartbeat.
+    public var cluster: ClusterMembership? {
+        let membership = lease.membership
+        return ClusterMembership(nodeID: membership.nodeID, liveNodes: membership.liveNodes)
+    }
+
     /// Connects, migrates the schema (under an advisory lock), and takes the database for this
     /// node. Throws, with a message for the operator and the password masked, if the database
     /// cannot be reached, was written by a jobpool two or more versions newer, or is in use by
@@ -61,8 +70,10 @@ public final class PostgresJobStore: JobStore {
     ///   - readerCount: connections that answer queries at once; more callers wait.
     ///   - agingStep: how long a queued job waits to gain one priority level (see ``WorkQueue``).
     ///   - healthCheckInterval: how long the idle writer waits before checking the database answers.
+    ///   - lease: how often this node renews its lease in `nodes`, and for how long.
     public init(url: String, logger: Logger, readerCount: Int = 4, agingStep: Duration = .seconds(10),
-                healthCheckInterval: Duration = .seconds(2)) throws(StoreError) {
+                healthCheckInterval: Duration = .seconds(2), lease: NodeLeaseSettings = NodeLeaseSettings()) throws(StoreError) {
+        if let problem = lease.problem { throw StoreError(problem) }
         workQueue = LocalWorkQueue(agingStep: agingStep)
         let target = PostgresConnectionString(url)
         self.target = target
@@ -70,6 +81,7 @@ public final class PostgresJobStore: JobStore {
         self.healthCheckInterval = healthCheckInterval
         let nodeID = UUID().uuidString.lowercased()
         self.nodeID = nodeID
+        self.lease = NodeLease(nodeID: nodeID, target: target, settings: lease, logger: logger)
         readers = PostgresConnectionPool(target: target, size: readerCount, settings: Self.sessionSettings(nodeID: nodeID))
         do {
             let connection = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
@@ -113,9 +125,11 @@ public final class PostgresJobStore: JobStore {
             """, [nodeID])
     }
 
-    /// Starts the writer thread, which writes whatever was applied before. No thread starts in `init`.
+    /// Starts the writer thread, which writes whatever was applied before, and the heartbeat,
+    /// which registers this node. No thread starts in `init`.
     public func start() {
         guard queue.markStarted() else { return }
+        lease.start()
         let thread = Thread { [self] in
             writerLoop()
             queue.writerExited()
@@ -145,5 +159,7 @@ public final class PostgresJobStore: JobStore {
             }
         }
         readers.close()
+        // Last: the lease says this node may still write about its jobs.
+        lease.stop()
     }
 }

@@ -40,6 +40,10 @@ enum PostgresSchema {
 
     static let migrations: [Migration] = [
         Migration(version: 1, compatibleFrom: 1, sql: version1),
+        // Expand only. A version 1 jobpool still reads and writes every table, but it takes the
+        // database for itself and re-queues every running job at start: beside nodes that share
+        // the database, it would take their jobs. So it is refused (compatible from 2).
+        Migration(version: 2, compatibleFrom: 2, sql: version2),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),
