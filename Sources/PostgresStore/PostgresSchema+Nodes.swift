@@ -13,4 +13,12 @@ extension PostgresSchema {
         ) WITH (fillfactor = 50);
         CREATE INDEX nodes_by_lease ON nodes (lease_until);
         """
+
+    /// Claims from the table (``PostgresWorkQueue``): a running job names the node that claimed
+    /// it, and so does each attempt, so that fencing and the rescue can tell whose it is.
+    static let version3 = """
+        ALTER TABLE jobs ADD COLUMN node uuid;
+        ALTER TABLE job_attempts ADD COLUMN node uuid;
+        CREATE INDEX jobs_running_by_node ON jobs (node) WHERE status = 'running';
+        """
 }
