@@ -40,7 +40,10 @@ final class JobCompleter: Sendable {
             }
         }
         metrics.started(kind: job.kind, queueWait: .microseconds(Int64(startedAt.timeIntervalSince(job.createdAt) * 1_000_000)))
-        store.apply(.started(job.key, attempt: snapshot.attempt, at: startedAt), whenDurable: nil)
+        // A shared queue's claim wrote the start already (status, node and time, in one statement).
+        if !store.workQueue.isShared {
+            store.apply(.started(job.key, attempt: snapshot.attempt, at: startedAt), whenDurable: nil)
+        }
     }
 
     /// An attempt failed in a way worth retrying; the job is scheduled for `plan.due`.

@@ -89,6 +89,12 @@ public final class JobExecutor: Sendable {
             completer.retrying(job, plan: plan)
             self?.schedule(job, at: plan.due)
         }
+        store.workQueue.attach(WorkQueueHost(
+            freeWorkers: { [weak pool] in pool?.freeWorkers ?? 0 },
+            wakeWorkers: { [weak pool] in pool?.wakeForClaimedWork() },
+            makeJob: { [weak self] record in self?.makeClaimedJob(record) },
+            waitingJobs: { [live] in live.waiting() },
+            claimedElsewhere: { [weak self] jobs in self?.handOff(jobs) }))
         if let memory = store as? MemoryJobStore {
             memory.onEviction { evicted in completer.removed(evicted, evicted: true) }
         }
@@ -99,6 +105,9 @@ public final class JobExecutor: Sendable {
 
     /// True while the store accepts writes.
     public var isStoreWritable: Bool { store.isWritable }
+
+    /// This node's ID and the live node count, when the store is shared by several nodes.
+    public var cluster: ClusterMembership? { store.cluster }
 
     public func start() {
         reader.start()
@@ -248,23 +257,14 @@ public final class JobExecutor: Sendable {
             live.noteCreationTime(record.createdAt)
             guard !record.status.isFinished else { continue } // a start loads only unfinished jobs
             let outOfAttempts = record.status == .running
+            // A shared queue's claimer claims waiting jobs from the table, not from here.
+            if store.workQueue.isShared, !outOfAttempts { continue }
             if outOfAttempts {
                 // Shown queued for the moment it takes to fail it; the counts follow.
                 record.status = .queued
                 counts.shift(owner: record.owner, kind: record.kind, from: .running, to: .queued)
             }
-            let work: JobWork
-            if let kind = kinds[record.kind], let made = try? kind.makeWork(input: record.input) {
-                work = made
-            } else {
-                work = { [kind = record.kind] _ throws(JobFailure) in
-                    throw JobFailure(code: "unknown_kind", message: "This server no longer runs jobs of kind '\(kind)'.")
-                }
-            }
-            let status = webhookStatus[record.id] ?? record.webhook.map { WebhookStatus(url: $0.url, state: .pending, attempts: 0) }
-            let job = Job(restoring: record, webhookStatus: status, onStateChange: stateChangeHook, work: work)
-            live.insert(job)
-            watchCompletion(of: job)
+            let job = restore(record, webhookStatus: webhookStatus[record.id])
             if record.status == .scheduled {
                 schedule(job, at: record.nextAttemptAt ?? Date())
                 report.resumedScheduled += 1
@@ -278,6 +278,52 @@ public final class JobExecutor: Sendable {
         }
         report.loaded = stored.jobs.count
         return report
+    }
+
+    /// A stored job made live again, to run here: its work made from its input, its
+    /// completion watched.
+    private func restore(_ record: JobRecord, webhookStatus: WebhookStatus?) -> Job {
+        let work: JobWork
+        if let kind = kinds[record.kind], let made = try? kind.makeWork(input: record.input) {
+            work = made
+        } else {
+            work = { [kind = record.kind] _ throws(JobFailure) in
+                throw JobFailure(code: "unknown_kind", message: "This server no longer runs jobs of kind '\(kind)'.")
+            }
+        }
+        let status = webhookStatus ?? record.webhook.map { WebhookStatus(url: $0.url, state: .pending, attempts: 0) }
+        let job = Job(restoring: record, webhookStatus: status, onStateChange: stateChangeHook, work: work)
+        live.insert(job)
+        watchCompletion(of: job)
+        return job
+    }
+
+    /// The job to run for a record a shared queue claimed for this node: the live job if this
+    /// node accepted it (so that its waiters see it run; a scheduled one whose timer has not
+    /// fired yet falls due now), or one made from the record, as ``recover(_:requeuedAfterCrash:)``
+    /// does. Either way it is queued in memory, for the pool to mark running.
+    func makeClaimedJob(_ record: JobRecord) -> Job {
+        if let job = live.job(withID: record.id) {
+            _ = job.markDue()
+            return job
+        }
+        var waiting = record
+        waiting.status = .queued
+        waiting.startedAt = nil
+        waiting.nextAttemptAt = nil
+        counts.seed([JobCounts.Key(owner: record.owner, kind: record.kind, state: .queued): 1])
+        return restore(waiting, webhookStatus: nil)
+    }
+
+    /// Jobs accepted here that another node claimed (or finished): the store answers for them
+    /// from now on. A job that left the waiting states meanwhile (it runs here) stays.
+    func handOff(_ jobs: [Job]) {
+        for job in jobs {
+            let status = job.snapshot().status
+            guard status == .queued || status == .scheduled else { continue }
+            live.remove(job)
+            counts.removed(job, state: status)
+        }
     }
 
     /// Removes up to `limit` jobs that finished before `cutoff`, oldest first, except those

@@ -75,4 +75,9 @@ final class LiveJobs: Sendable {
     }
 
     var count: Int { state.withLock { $0.byID.count } }
+
+    /// The live jobs waiting for a claim (queued or scheduled in memory).
+    func waiting() -> [Job] {
+        state.withLock { Array($0.byID.values) }.filter { [.queued, .scheduled].contains($0.snapshot().status) }
+    }
 }

@@ -184,6 +184,13 @@ public final class WorkerPool: Sendable {
     }
 
     private func append(_ job: Job) {
+        if work.isShared {
+            // Another node may claim it: this pool holds no slot for it past this point, and
+            // the queue's claimer wakes a worker once it has claimed work for this node.
+            state.withLock { $0.giveBackSlots(1, owner: job.owner) }
+            work.offer(job)
+            return
+        }
         // A job cancelled while still queued frees its queue slot at once; one cancelled
         // before it got here (between its acceptance and now) gives the slot back right away.
         let owner = job.owner
@@ -217,6 +224,17 @@ public final class WorkerPool: Sendable {
             state.wakeDeferred = false
             return state.claimWake(work: work)
         }
+        if wake { workAvailable.signal() }
+    }
+
+    /// Workers not running a job, for a shared queue's claimer: none unless the pool takes jobs.
+    public var freeWorkers: Int {
+        state.withLock { $0.phase == .accepting ? max(0, workerCount - $0.running.count) : 0 }
+    }
+
+    /// Wakes an idle worker for work a shared queue's claimer has just claimed.
+    public func wakeForClaimedWork() {
+        let wake = state.withLock { [work] in $0.claimWake(work: work) }
         if wake { workAvailable.signal() }
     }
 
@@ -291,6 +309,7 @@ public final class WorkerPool: Sendable {
                 if case .retry(let plan) = job.execute(backoff: backoff) { retryHandler.withLock { $0 }?(job, plan) }
                 state.withLock { _ = $0.running.removeValue(forKey: job.id) }
                 runningGroup.leave()
+                work.workerFreed()
             }
         }
     }
@@ -308,7 +327,7 @@ public final class WorkerPool: Sendable {
             guard state.phase == .accepting else { return .exit }
             while let job = work.claimNext(now: now) {
                 guard let started = job.markRunning() else { continue } // cancelled while queued
-                state.giveBackSlots(1, owner: job.owner)
+                if !work.isShared { state.giveBackSlots(1, owner: job.owner) }
                 state.running[job.id] = job
                 runningGroup.enter()
                 return .run(job, started, wakeAnother: state.claimWake(work: work))

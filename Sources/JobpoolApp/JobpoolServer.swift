@@ -130,7 +130,8 @@ public final class JobpoolServer: Sendable {
         switch configuration.store {
         case .memory: return MemoryJobStore(maxJobs: configuration.memoryMaxJobs, agingStep: configuration.priorityAgingStep)
         case .sqlite(let path): return try SQLiteJobStore(path: path, logger: logger, agingStep: configuration.priorityAgingStep)
-        case .postgres(let url): return try PostgresJobStore(url: url, logger: logger, agingStep: configuration.priorityAgingStep)
+        case .postgres(let url):
+            return try PostgresJobStore(url: url, logger: logger, agingStep: configuration.priorityAgingStep, lease: configuration.nodeLease)
         }
     }
 }

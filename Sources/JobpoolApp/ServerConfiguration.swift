@@ -60,6 +60,9 @@ public struct ServerConfiguration: Sendable {
     /// The most jobs `--store memory` holds, live and finished; past it the oldest finished
     /// jobs are evicted (counted in `jobpool_memory_store_evictions_total`).
     public var memoryMaxJobs = 1_000_000
+    /// With a PostgreSQL store: how often this node renews its lease, and for how long it holds
+    /// (`--heartbeat-seconds`, `--lease-seconds`).
+    public var nodeLease = NodeLeaseSettings()
     /// How long a queued job waits to gain one priority level, in the store's claim order.
     public var priorityAgingStep: Duration = .seconds(10)
     /// How long finished jobs are kept before retention removes them.

@@ -38,7 +38,7 @@ extension PostgresJobStore {
                     INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome)
                     SELECT $1::uuid, $3::int, $4::bigint, $5::bigint, 'interrupted' WHERE $3::int IS NOT NULL
                     ON CONFLICT (job_id, attempt) DO NOTHING)
-                UPDATE jobs SET status = 'queued', started_at = NULL, attempt = $2::int
+                UPDATE jobs SET status = 'queued', started_at = NULL, attempt = $2::int, node = NULL
                 WHERE id = $1::uuid AND finished_at IS NULL
                 """, [key.id.description, attempt, interrupted?.attempt, interrupted.map { StoredTime.micros($0.startedAt) },
                       StoredTime.micros(Date())])

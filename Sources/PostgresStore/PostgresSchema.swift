@@ -40,6 +40,13 @@ enum PostgresSchema {
 
     static let migrations: [Migration] = [
         Migration(version: 1, compatibleFrom: 1, sql: version1),
+        // Expand only. A version 1 jobpool still reads and writes every table, but it takes the
+        // database for itself and re-queues every running job at start: beside nodes that share
+        // the database, it would take their jobs. So it is refused (compatible from 2).
+        Migration(version: 2, compatibleFrom: 2, sql: version2),
+        // Expand only: a version 2 jobpool ignores the new columns, but it keeps its due work
+        // in memory and would run jobs another node claims from the table. Refused.
+        Migration(version: 3, compatibleFrom: 3, sql: version3),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),

@@ -77,6 +77,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a queued job waits to gain one priority level, so low priorities never starve. (env: JOBPOOL_PRIORITY_AGING_SECONDS, default: 10)")
     var priorityAgingSeconds: Int?
 
+    @Option(help: "With a PostgreSQL store: seconds between two renewals of this node's lease. (env: JOBPOOL_HEARTBEAT_SECONDS, default: 5)")
+    var heartbeatSeconds: Int?
+
+    @Option(help: "With a PostgreSQL store: seconds a renewal holds this node's lease; at least 3 heartbeats. Past it, the other nodes take back this node's running jobs. (env: JOBPOOL_LEASE_SECONDS, default: 30)")
+    var leaseSeconds: Int?
+
     @Option(help: "Secret (whsec_...) for webhooks registered without one; otherwise each gets a random secret, returned once. (env: JOBPOOL_WEBHOOK_SECRET)")
     var webhookSecret: String?
 
@@ -163,6 +169,14 @@ struct Serve: AsyncParsableCommand {
         guard (1...86_400).contains(aging) else { throw ValidationError("--priority-aging-seconds must be 1 to 86400.") }
         configuration.priorityAgingStep = .seconds(aging)
         configuration.outbound.egressProxy = try environment.optional(egressProxy, "JOBPOOL_EGRESS_PROXY")
+        let heartbeat = try environment.value(heartbeatSeconds, "JOBPOOL_HEARTBEAT_SECONDS",
+                                              default: Int(configuration.nodeLease.heartbeat.components.seconds))
+        let lease = try environment.value(leaseSeconds, "JOBPOOL_LEASE_SECONDS", default: Int(configuration.nodeLease.lease.components.seconds))
+        guard (1...3600).contains(heartbeat) else { throw ValidationError("--heartbeat-seconds must be 1 to 3600.") }
+        guard (3...86_400).contains(lease) else { throw ValidationError("--lease-seconds must be 3 to 86400.") }
+        configuration.nodeLease.heartbeat = .seconds(heartbeat)
+        configuration.nodeLease.lease = .seconds(lease)
+        if let problem = configuration.nodeLease.problem { throw ValidationError(problem) }
         try validate(configuration)
         let formatName = try environment.value(logFormat, "JOBPOOL_LOG_FORMAT", default: "text")
         guard let format = LogFormat(rawValue: formatName) else { throw ValidationError("--log-format must be text or json.") }

@@ -19,6 +19,8 @@ struct ServeCommandTests {
         (["--webhook-timeout", "9223372036854775807"], "--webhook-timeout must be 1 to 600"),
         (["--max-body-bytes", "9223372036854775807"], "--max-body-bytes must be 1024 to"),
         (["--max-connections", "100", "--max-waiters", "50"], "--max-waiters (50) must be at most 45% of --max-connections (100)"),
+        (["--heartbeat-seconds", "5", "--lease-seconds", "14"], "--lease-seconds (14) must be at least 3 times --heartbeat-seconds (5)"),
+        (["--heartbeat-seconds", "0"], "--heartbeat-seconds must be 1 to 3600"),
     ])
     func refusedFlags(arguments: [String], message: String) throws {
         let process = try JobpoolProcess(["serve", "--store", "memory", "--port", "0"] + arguments)

@@ -32,6 +32,11 @@ extension APIHandler {
                 members.member("queue_depth") { $0.integer(byState[.queued] ?? 0) }
                 members.member("workers") { $0.integer(pool.workers) }
                 members.member("workers_busy") { $0.integer(busy) }
+                // Only with a store shared by several nodes (PostgreSQL).
+                if let cluster = executor.cluster {
+                    members.member("node") { $0.string(cluster.nodeID) }
+                    members.member("nodes") { $0.integer(cluster.liveNodes) }
+                }
                 members.member("oldest_queued_age_seconds") { writer in
                     guard let oldestQueuedAt else { return writer.null() }
                     writer.number((max(0, now.timeIntervalSince(oldestQueuedAt)) * 1000).rounded() / 1000)

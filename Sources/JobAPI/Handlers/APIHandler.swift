@@ -136,6 +136,10 @@ final class APIHandler {
         executor.metrics.gauge("jobpool_workers_busy").record(statistics.running)
         executor.metrics.gauge("jobpool_workers").record(statistics.workers)
         executor.metrics.gauge("jobpool_requests_waiting").record(waiters.count)
+        if let cluster = executor.cluster {
+            executor.metrics.gauge("jobpool_nodes").record(cluster.liveNodes)
+            executor.metrics.gauge("jobpool_node_info", [("node", cluster.nodeID)]).record(1)
+        }
         request.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                         body: metricsRegistry.emitToBuffer())
     }

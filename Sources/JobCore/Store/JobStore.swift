@@ -54,6 +54,9 @@ public protocol JobStore: Sendable {
     /// True while writes succeed (readiness).
     var isWritable: Bool { get }
 
+    /// This node's place in a cluster sharing the store, or nil (see ``ClusterMembership``).
+    var cluster: ClusterMembership? { get }
+
     /// Starts the store's own threads (a writer, say); no store starts one in its `init`.
     /// Changes applied before are kept in order and written once it runs.
     func start()

@@ -29,6 +29,18 @@ public protocol WorkQueue: Sendable {
 
     /// Takes every job not yet claimed, in no particular order (a drain: they never ran here).
     func takeUnclaimed() -> [Job]
+
+    /// True when other nodes claim from the same queue: a job offered here may run elsewhere,
+    /// so the pool holds no queue slot for it past the offer, and the claim itself records the
+    /// start (the pool writes no separate one).
+    var isShared: Bool { get }
+
+    /// Connects a shared queue to this node's pool and executor (``WorkQueueHost``), before
+    /// either starts. Does nothing for a local queue.
+    func attach(_ host: WorkQueueHost)
+
+    /// A worker finished a job and is free: a shared queue may claim another.
+    func workerFreed()
 }
 
 /// The due work of a store that one process owns: a priority queue in memory, behind its own

@@ -28,8 +28,9 @@ final class TestDatabase: Sendable {
     }
 
     /// The store, started (its writer thread running).
-    func open(readerCount: Int = 4) throws -> PostgresJobStore {
-        let store = try PostgresJobStore(url: url, logger: quietLogger, readerCount: readerCount, healthCheckInterval: .milliseconds(100))
+    func open(readerCount: Int = 4, lease: NodeLeaseSettings = NodeLeaseSettings()) throws -> PostgresJobStore {
+        let store = try PostgresJobStore(url: url, logger: quietLogger, readerCount: readerCount, healthCheckInterval: .milliseconds(100),
+                                         lease: lease)
         store.start()
         return store
     }

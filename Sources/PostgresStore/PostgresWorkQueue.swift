@@ -1,0 +1,203 @@
+import Dispatch
+import Foundation
+import JobCore
+import Logging
+import Postgres
+import Synchronization
+
+/// The due work of a database several nodes share: jobs are claimed from the `jobs` table
+/// with `FOR UPDATE SKIP LOCKED`, so that each is claimed by one node.
+///
+/// The pool calls ``claimNext(now:)`` under its own lock, so that call only pops a local
+/// buffer. A claimer thread fills it: it claims at most as many jobs as the pool has free
+/// workers (nothing is claimed ahead, which a crash would strand until the rescue), turns each
+/// row into a ``Job`` through the host's factory, and wakes the pool. It claims when a job is
+/// offered here, when a worker becomes free, and otherwise every second or so (jittered, so
+/// that nodes do not poll in step), for work submitted on other nodes.
+///
+/// The claim is the job's "started" write: it sets `running`, this node and the start time in
+/// one statement. Its order is the stored sort key `due_key` (when the job fell due, less
+/// `priority` aging steps, see ``PostgresSchema``); under `SKIP LOCKED` it is approximate, as
+/// rows another node is claiming at that moment are passed over.
+final class PostgresWorkQueue: WorkQueue {
+    private struct State {
+        /// Claimed for this node, waiting for a worker to pop them.
+        var buffer: [Job] = []
+        var host: WorkQueueHost?
+        /// The claimer has been asked to look again before its next poll.
+        var wakeRequested = false
+        var stopping = false
+        /// The longest-waiting queued job of the whole cluster, as of the last poll.
+        var oldestQueuedAt: Date?
+    }
+
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let exited = DispatchGroup()
+    private let target: PostgresConnectionString
+    private let lease: NodeLease
+    private let logger: Logger
+    private let pollInterval: Duration
+    /// Hands back jobs claimed but never run (a drain), as queued rows.
+    private let requeue: @Sendable ([Job]) -> Void
+
+    init(target: PostgresConnectionString, lease: NodeLease, logger: Logger, pollInterval: Duration = .seconds(1),
+         requeue: @escaping @Sendable ([Job]) -> Void) {
+        self.target = target
+        self.lease = lease
+        self.logger = logger
+        self.pollInterval = pollInterval
+        self.requeue = requeue
+    }
+
+    var isShared: Bool { true }
+
+    func attach(_ host: WorkQueueHost) {
+        state.withLock { $0.host = host }
+    }
+
+    /// The job is in the table already (a submission is accepted only once committed): claim.
+    func offer(_ job: Job) { wakeClaimer() }
+
+    func workerFreed() { wakeClaimer() }
+
+    func claimNext(now: Date) -> Job? {
+        state.withLock { $0.buffer.isEmpty ? nil : $0.buffer.removeFirst() }
+    }
+
+    var hasClaimableWork: Bool { state.withLock { !$0.buffer.isEmpty } }
+
+    /// The cluster's longest-waiting queued job (every owner's only: per owner it is not kept).
+    func oldestQueuedAt(owner: String??) -> Date? {
+        guard case .none = owner else { return nil }
+        return state.withLock { $0.oldestQueuedAt }
+    }
+
+    /// Stops claiming, and hands the claimed jobs that never ran back to the queue, for this
+    /// node's next start or another node.
+    func takeUnclaimed() -> [Job] {
+        let jobs = state.withLock { state in
+            state.stopping = true
+            defer { state.buffer.removeAll() }
+            return state.buffer
+        }
+        wake.signal()
+        _ = exited.wait(timeout: .now() + .seconds(5))
+        // A claim in flight when the drain began may have filled the buffer meanwhile.
+        let late = state.withLock { state in
+            defer { state.buffer.removeAll() }
+            return state.buffer
+        }
+        if !(jobs + late).isEmpty { requeue(jobs + late) }
+        return jobs + late
+    }
+
+    /// Starts the claimer thread.
+    func start() {
+        exited.enter()
+        let thread = Thread { [self] in
+            claimerLoop()
+            exited.leave()
+        }
+        thread.name = "jobpool-postgres-claimer"
+        thread.start()
+    }
+
+    /// Stops the claimer, if a drain has not.
+    func stop() {
+        state.withLock { $0.stopping = true }
+        wake.signal()
+        _ = exited.wait(timeout: .now() + .seconds(5))
+    }
+
+    private func wakeClaimer() {
+        let signal = state.withLock { state -> Bool in
+            guard !state.wakeRequested else { return false }
+            state.wakeRequested = true
+            return true
+        }
+        if signal { wake.signal() }
+    }
+
+    private func claimerLoop() {
+        var connection: PostgresConnection?
+        defer { connection?.close() }
+        while !state.withLock({ $0.stopping }) {
+            state.withLock { $0.wakeRequested = false }
+            do {
+                if connection == nil || connection?.isBroken == true {
+                    connection?.close()
+                    connection = try PostgresConnection(connectingTo: target, applicationName: "jobpool-claimer")
+                }
+                if let connection { try pass(on: connection) }
+            } catch {
+                logger.error("Claiming jobs failed", metadata: ["error": "\(target.scrub("\(error)"))"])
+            }
+            let jitter = Double.random(in: 0.8...1.2)
+            _ = wake.wait(timeout: .now() + (pollInterval * jitter).dispatchInterval)
+        }
+    }
+
+    /// One look at the table: claims for the free workers, and tells the host which of its
+    /// waiting jobs other nodes took.
+    private func pass(on connection: PostgresConnection) throws {
+        guard let host = state.withLock({ $0.host }) else { return }
+        // A node whose lease may have lapsed starts nothing: its jobs may be another's already.
+        if lease.isHeld {
+            let free = host.freeWorkers() - state.withLock { $0.buffer.count }
+            if free > 0 { try claim(free, host: host, on: connection) }
+        }
+        try handOffClaimedElsewhere(host: host, on: connection)
+        let oldest = try connection.query("""
+            SELECT min(created_at) AS oldest FROM jobs WHERE status = 'queued'
+            """).first?.optionalInt64("oldest")
+        state.withLock { $0.oldestQueuedAt = oldest.map(StoredTime.date) }
+    }
+
+    /// Claims up to `limit` due jobs for this node.
+    private func claim(_ limit: Int, host: WorkQueueHost, on connection: PostgresConnection) throws {
+        let nodeID = lease.membership.nodeID
+        let rows = try connection.query(Self.claimSQL, [nodeID, limit])
+        guard !rows.isEmpty else { return }
+        var jobs: [Job] = []
+        for row in rows {
+            let record = try PostgresRowDecoding.job(row)
+            if let job = host.makeJob(record) { jobs.append(job) }
+        }
+        state.withLock { $0.buffer += jobs }
+        logger.trace("Claimed jobs", metadata: ["count": "\(jobs.count)", "node": "\(nodeID)"])
+        host.wakeWorkers()
+    }
+
+    /// Claims due jobs: queued ones, and scheduled ones whose time has come by the database's
+    /// clock, in `due_key` order through the partial index `jobs_due`. The attempt is the one
+    /// stored (a retry or a re-queue set it already).
+    static let claimSQL = """
+        WITH claimable AS (
+            SELECT id FROM jobs
+            WHERE status IN ('queued', 'scheduled')
+              AND (status = 'queued' OR next_attempt_at <= (extract(epoch FROM now()) * 1000000)::bigint)
+            ORDER BY due_key
+            LIMIT $2::int
+            FOR UPDATE SKIP LOCKED)
+        UPDATE jobs j SET status = 'running', node = $1::uuid,
+                          started_at = (extract(epoch FROM now()) * 1000000)::bigint, next_attempt_at = NULL
+        FROM claimable WHERE j.id = claimable.id
+        RETURNING j.*
+        """
+
+    /// The host's waiting jobs that another node claimed or finished: the store answers for
+    /// them from now on.
+    private func handOffClaimedElsewhere(host: WorkQueueHost, on connection: PostgresConnection) throws {
+        let waiting = host.waitingJobs().prefix(5000)
+        guard !waiting.isEmpty else { return }
+        // A job this node claimed (running, with this node's ID) is about to run here.
+        let rows = try connection.query("""
+            SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND status NOT IN ('queued', 'scheduled')
+              AND NOT (status = 'running' AND node = $2::uuid)
+            """, [PostgresArray(waiting.map(\.id.description)), lease.membership.nodeID])
+        let gone = Set(try rows.map { try PostgresRowDecoding.jobID($0, "id") })
+        let handed = waiting.filter { gone.contains($0.id) }
+        if !handed.isEmpty { host.claimedElsewhere(Array(handed)) }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Postgres
+import StoreTestSupport
+import Synchronization
+import Testing
+@testable import JobCore
+@testable import PostgresStore
+
+/// Claims from the table: as many as there are free workers, in `due_key` order, each job by
+/// one claimer however many claim at once, and the claim is the start (running, node, time).
+@Suite("PostgreSQL claims (FOR UPDATE SKIP LOCKED)", .needsPostgres)
+struct PostgresClaimTests {
+    static let lease = NodeLeaseSettings(heartbeat: .milliseconds(100), lease: .seconds(10))
+
+    /// A claimer beside `store`, under the store's node lease.
+    func claimer(_ store: PostgresJobStore, _ database: TestDatabase) -> PostgresWorkQueue {
+        let queue = PostgresWorkQueue(target: PostgresConnectionString(database.url), lease: store.lease, logger: quietLogger) { _ in }
+        queue.start()
+        return queue
+    }
+
+    /// A host whose free workers are `free`, making jobs straight from the records.
+    final class Host: Sendable {
+        let free: Int
+        let claimed = Mutex<[JobID]>([])
+        init(free: Int) { self.free = free }
+
+        var value: WorkQueueHost {
+            WorkQueueHost(freeWorkers: { [free] in free }, wakeWorkers: {}, makeJob: { [self] record in
+                claimed.withLock { $0.append(record.id) }
+                return Job(restoring: record, webhookStatus: nil, onStateChange: nil, work: { _ throws(JobFailure) in .null })
+            }, waitingJobs: { [] }, claimedElsewhere: { _ in })
+        }
+    }
+
+    @Test("a claim takes only as many due jobs as there are free workers, highest priority first, and records the start")
+    func claimsForFreeWorkers() throws {
+        let database = try TestDatabase()
+        let store = try database.open(lease: Self.lease)
+        defer { store.close() }
+        var jobs = (0..<5).map { makeJob(createdAt: epoch.addingTimeInterval(Double($0))) }
+        jobs[3].options.priority = 5
+        var later = makeJob(status: .scheduled, createdAt: epoch.addingTimeInterval(10))
+        later.nextAttemptAt = Date().addingTimeInterval(3600)
+        later.options.priority = 100
+        try write(store, .submitted(jobs + [later])).get()
+        let host = Host(free: 2)
+        let queue = claimer(store, database)
+        defer { queue.stop() }
+        queue.attach(host.value)
+        #expect(eventually { host.claimed.withLock { $0.count } == 2 })
+        #expect(host.claimed.withLock { $0 } == [jobs[3].id, jobs[0].id], "by due_key: the priority 5 job first; the future one waits")
+        let connection = try database.connection()
+        defer { connection.close() }
+        let rows = try connection.query("SELECT id, node::text AS node FROM jobs WHERE status = 'running' ORDER BY id")
+        #expect(rows.count == 2)
+        #expect(try rows.allSatisfy { try $0.string("node") == store.cluster?.nodeID })
+        // The buffer is full (2 of 2 free): nothing more is claimed until the pool pops.
+        #expect(queue.hasClaimableWork)
+        #expect(queue.claimNext(now: Date())?.id == jobs[3].id)
+        queue.workerFreed()
+        #expect(eventually { host.claimed.withLock { $0.count } == 3 })
+    }
+
+    @Test("two claimers on one table claim every job exactly once")
+    func claimersShareTheTable() throws {
+        let database = try TestDatabase()
+        let store = try database.open(lease: Self.lease)
+        defer { store.close() }
+        let jobs = (0..<200).map { makeJob(createdAt: epoch.addingTimeInterval(Double($0))) }
+        try write(store, .submitted(jobs)).get()
+        let target = PostgresConnectionString(database.url)
+        let otherLease = NodeLease(nodeID: UUID().uuidString.lowercased(), target: target, settings: Self.lease, logger: quietLogger)
+        otherLease.start()
+        defer { otherLease.stop() }
+        let other = PostgresWorkQueue(target: target, lease: otherLease, logger: quietLogger, pollInterval: .milliseconds(20)) { _ in }
+        let hosts = [Host(free: 7), Host(free: 7)]
+        #expect(eventually { otherLease.isHeld && store.lease.isHeld })
+        other.start()
+        defer { other.stop() }
+        let mine = claimer(store, database)
+        defer { mine.stop() }
+        mine.attach(hosts[0].value)
+        other.attach(hosts[1].value)
+        let queues: [any WorkQueue] = [mine, other]
+        #expect(eventually(timeout: .seconds(30)) {
+            for queue in queues {
+                while queue.claimNext(now: Date()) != nil {}
+                queue.workerFreed()
+            }
+            return hosts.map { $0.claimed.withLock { $0.count } }.reduce(0, +) >= 200
+        })
+        let first = Set(hosts[0].claimed.withLock { $0 }), second = Set(hosts[1].claimed.withLock { $0 })
+        #expect(first.isDisjoint(with: second), "no job claimed twice")
+        #expect(first.union(second) == Set(jobs.map(\.id)))
+        #expect(hosts[0].claimed.withLock { $0.count } + hosts[1].claimed.withLock { $0.count } == 200)
+    }
+}
