@@ -40,11 +40,16 @@ extension SQLiteJobStore {
                 WHERE created_at = ? AND id = ? AND attempt = ? AND finished_at IS NULL
                 RETURNING owner, kind
                 """)
-            guard let row = try Row.fetchOne(statement, arguments: [
+            // Through a cursor: its row is read in place, where `fetchOne` would copy it (an
+            // allocation per finished job, on the writer's thread).
+            let rows = try Row.fetchCursor(statement, arguments: [
                 status.rawValue, result.map(StoredRows.json), error?.code, error?.message, error?.status, StoredRows.micros(at),
                 startedAt.map(StoredRows.micros), StoredRows.micros(key.createdAt), key.id.description, attempt,
-            ]) else { return }
-            counts.add(owner: row["owner"], kind: row["kind"], status: status.rawValue, 1)
+            ])
+            guard let row = try rows.next() else { return }
+            counts.add(owner: row[0], kind: row[1], status: status.rawValue, 1)
+            // RETURNING rows must be stepped to the end before the statement is reset.
+            while try rows.next() != nil {}
             if let startedAt {
                 try run(db, sql: """
                     INSERT OR REPLACE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome, error_code)
@@ -54,9 +59,9 @@ extension SQLiteJobStore {
             }
             if let event {
                 try run(db, sql: """
-                    INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at)
-                    VALUES (?, ?, ?, ?, 'pending', 0, NULL)
-                    """, arguments: [key.id.description, event.webhookID, event.url, Data(event.body)])
+                    INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, job_created_at)
+                    VALUES (?, ?, ?, ?, 'pending', 0, NULL, ?)
+                    """, arguments: [key.id.description, event.webhookID, event.url, Data(event.body), StoredRows.micros(key.createdAt)])
             }
 
         case .requeued(let key, let attempt, let interrupted):

@@ -5,15 +5,31 @@ import JobCore
 /// The questions the store answers. Each runs on a reader connection of the pool: in WAL mode a
 /// reader sees the last commit and never waits for the writer, nor the writer for it.
 extension SQLiteJobStore {
+    /// By the primary key, in the millisecond the ID carries; failing that, through
+    /// `jobs_by_id_off_time`, which holds the rows whose ID does not tell their time.
     public func job(withID id: JobID) throws(StoreError) -> StoredJob? {
         try read("read a job") { db in
-            try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT j.*, \(StoredRows.webhookStatusColumns)
-                FROM jobs j LEFT JOIN webhook_events e ON e.job_id = j.id
-                WHERE j.id = ?
-                """), arguments: [id.description]).map(StoredRows.storedJob)
+            let range = StoredRows.idRange(of: id)
+            if let found = try Row.fetchOne(db.cachedStatement(sql: Self.jobByIDOnTimeSQL),
+                                            arguments: [range.lower, range.upper, id.description]) {
+                return try StoredRows.storedJob(found)
+            }
+            return try Row.fetchOne(db.cachedStatement(sql: Self.jobByIDOffTimeSQL), arguments: [id.description])
+                .map(StoredRows.storedJob)
         }
     }
+
+    static let jobByIDOnTimeSQL = """
+        SELECT j.*, \(StoredRows.webhookStatusColumns)
+        FROM jobs j LEFT JOIN webhook_events e ON e.job_id = j.id
+        WHERE j.created_at >= ? AND j.created_at < ? AND j.id = ?
+        """
+
+    static let jobByIDOffTimeSQL = """
+        SELECT j.*, \(StoredRows.webhookStatusColumns)
+        FROM jobs j LEFT JOIN webhook_events e ON e.job_id = j.id
+        WHERE j.id = ? AND j.id_on_time = 0
+        """
 
     public func jobs(matching filter: JobFilter, limit: Int, after cursor: JobCursor?) throws(StoreError) -> [StoredJob] {
         guard limit > 0 else { return [] }
@@ -40,7 +56,8 @@ extension SQLiteJobStore {
             let attempts = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM webhook_attempts WHERE job_id = ? ORDER BY number"),
                                             arguments: [id.description]).map(StoredRows.deliveryAttempt)
             return try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT e.*, j.webhook_key FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.job_id = ?
+                SELECT e.*, j.webhook_key FROM webhook_events e
+                LEFT JOIN jobs j ON j.created_at = e.job_created_at AND j.id = e.job_id WHERE e.job_id = ?
                 """), arguments: [id.description]).map { try StoredRows.webhookEvent($0, attempts: attempts) }
         }
     }

@@ -12,7 +12,7 @@ extension SQLiteJobStore {
 
     /// The pending webhook events with their job's secret, through `webhook_events_pending`.
     static let pendingEventsSQL = """
-        SELECT e.*, j.webhook_key FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id
+        SELECT e.*, j.webhook_key FROM webhook_events e LEFT JOIN jobs j ON j.created_at = e.job_created_at AND j.id = e.job_id
         WHERE e.state = 'pending' ORDER BY e.job_id
         """
 

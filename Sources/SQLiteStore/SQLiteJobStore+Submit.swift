@@ -22,17 +22,18 @@ extension SQLiteJobStore {
                       AND idempotency_expires_at <= ?
                     """, arguments: [job.owner ?? "", idempotency.key, StoredRows.micros(now)])
             }
+            let createdAt = StoredRows.micros(job.createdAt)
             try run(db, sql: """
                 INSERT INTO jobs (created_at, id, kind, status, input, attempt, max_attempts, webhook_url, webhook_key, owner,
                                   priority, time_limit_seconds, next_attempt_at, idempotency_key, idempotency_fingerprint,
-                                  idempotency_expires_at, webhook_secret_generated)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [StoredRows.micros(job.createdAt), job.id.description, job.kind, job.status.rawValue,
+                                  idempotency_expires_at, webhook_secret_generated, id_on_time)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [createdAt, job.id.description, job.kind, job.status.rawValue,
                                  StoredRows.json(job.input), job.attempt, job.maxAttempts, job.webhook?.url,
                                  job.webhook.map { Data($0.key) }, job.owner, job.options.priority, job.options.timeLimitSeconds,
                                  job.nextAttemptAt.map(StoredRows.micros), idempotency?.key, idempotency?.fingerprint,
                                  idempotency.map { StoredRows.micros($0.expiresAt) },
-                                 idempotency?.webhookSecretGenerated ?? false])
+                                 idempotency?.webhookSecretGenerated ?? false, StoredRows.idOnTime(job.id, createdAt: createdAt)])
         }
     }
 

@@ -13,6 +13,20 @@ enum StoredRows {
 
     static func date(_ micros: Int64) -> Date { StoredTime.date(micros) }
 
+    /// True when the ID's millisecond is its creation time's, so that ``idRange(of:)`` finds it
+    /// through the primary key (see `v7FindJobsByCreationTime`).
+    static func idOnTime(_ id: JobID, createdAt: Int64) -> Bool {
+        guard let milliseconds = id.milliseconds else { return false }
+        return createdAt >= 0 && createdAt / 1000 == milliseconds
+    }
+
+    /// The `created_at` range, as `[lower, upper)` microseconds, in which a job whose ID is
+    /// on time was created; an empty range for an ID that carries no time.
+    static func idRange(of id: JobID) -> (lower: Int64, upper: Int64) {
+        guard let milliseconds = id.milliseconds, milliseconds < Int64.max / 1000 - 1 else { return (0, 0) }
+        return (milliseconds * 1000, milliseconds * 1000 + 1000)
+    }
+
     static func firstMicros(notBefore date: Date) -> Int64 { StoredTime.firstMicros(notBefore: date) }
 
     static func json(_ value: JSONValue) -> String {

@@ -148,8 +148,15 @@ struct StoreQueryTests {
                 #expect(!plan.contains("SCAN j") && !plan.contains("TEMP B-TREE"), "\(filter): \(plan)")
             }
         }
-        let byID = try queryPlan(store.database, "SELECT * FROM jobs WHERE id = ?", ["x"])
-        #expect(byID.contains("jobs_by_id"), "\(byID)")
+        let onTime = try queryPlan(store.database, SQLiteJobStore.jobByIDOnTimeSQL, [1000, 2000, "x"])
+        #expect(onTime.contains("SEARCH j USING PRIMARY KEY (created_at>? AND created_at<?)"), "\(onTime)")
+        let offTime = try queryPlan(store.database, SQLiteJobStore.jobByIDOffTimeSQL, ["x"])
+        #expect(offTime.contains("SEARCH j USING INDEX jobs_by_id_off_time (id=?)"), "\(offTime)")
+        let event = try queryPlan(store.database, """
+            SELECT e.*, j.webhook_key FROM webhook_events e
+            LEFT JOIN jobs j ON j.created_at = e.job_created_at AND j.id = e.job_id WHERE e.job_id = ?
+            """, ["x"])
+        #expect(!event.contains("SCAN"), "\(event)")
         let expired = try queryPlan(store.database, """
             SELECT created_at, id, owner, kind, status FROM jobs
             WHERE finished_at IS NOT NULL AND finished_at < ?
@@ -162,6 +169,39 @@ struct StoreQueryTests {
               AND j.idempotency_expires_at > ?
             """, ["", "k", 1])
         #expect(idempotency.contains("jobs_by_idempotency_key"), "\(idempotency)")
+    }
+
+    @Test("a job is found by ID whether or not its ID carries its creation time, and only the latter skip the ID index")
+    func jobByIDOnAndOffTime() throws {
+        let file = TemporaryStore()
+        let store = try file.open()
+        defer { store.close() }
+        let created = Date(timeIntervalSince1970: 1_800_000_000.123456)
+        let webhook = WebhookTarget(url: "http://127.0.0.1:9/hook", key: Array(repeating: 7, count: 32))
+        // As the server makes them: a UUIDv7 of the creation time. And as a test or an older
+        // version may write them: an ID whose time says nothing of `created_at`.
+        var onTime = makeJob(createdAt: created, webhook: webhook)
+        onTime.id = JobID(now: created)
+        let offTime = makeJob(createdAt: created.addingTimeInterval(0.000001), webhook: webhook)
+        #expect(StoredRows.idOnTime(onTime.id, createdAt: StoredRows.micros(onTime.createdAt)))
+        #expect(!StoredRows.idOnTime(offTime.id, createdAt: StoredRows.micros(offTime.createdAt)))
+        try write(store, .submitted([onTime, offTime])).get()
+        for job in [onTime, offTime] {
+            let event = WebhookEventRecord(jobID: job.id, webhookID: "msg_\(job.id)", url: webhook.url, key: webhook.key, body: Array("{}".utf8))
+            try write(store, .finished(job.key, attempt: 1, startedAt: nil, status: .succeeded, result: .integer(1), error: nil,
+                                       at: created.addingTimeInterval(1), event: event)).get()
+            let found = try #require(try store.job(withID: job.id))
+            #expect(found.record.id == job.id && found.record.status == .succeeded)
+            #expect(found.webhookStatus?.state == .pending)
+            let stored = try #require(try store.webhookEvent(of: job.id))
+            #expect(stored.key == webhook.key, "the event's join finds its job's secret")
+        }
+        let indexed = try store.database.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM jobs INDEXED BY jobs_by_id_off_time WHERE id_on_time = 0")
+        }
+        #expect(indexed == [offTime.id.description], "only the ID that does not carry its time is indexed")
+        #expect(try store.job(withID: JobID(now: created)) == nil, "an unknown ID of the same millisecond")
+        #expect(try store.loadUnfinished().webhookEvents.map(\.key) == [webhook.key, webhook.key], "a start joins events to their jobs")
     }
 
     private static func describe(_ event: WebhookEventRecord) -> String {
