@@ -74,8 +74,9 @@ final class JobCompleter: Sendable {
         store.apply(change) { [self] result in
             // Failed writes of a final state are retried by the store until they succeed.
             guard case .success = result else { return }
-            // Durable: the store answers for it from now on; memory keeps it only as a cache.
-            cache.insert(job, snapshot: final)
+            // Durable: the store answers for it from now on; memory keeps it only as a cache
+            // (a store holding the job object itself needs no second copy).
+            if !store.holdsJobs { cache.insert(job, snapshot: final) }
             live.remove(job)
             if let event { completionHandler?.eventCommitted(event, job: job) }
         }

@@ -165,7 +165,7 @@ public final class JobExecutor: Sendable {
         // The in-memory store answers before `apply` returns; a durable one after its commit.
         // Either way the jobs are accepted only once the store has them.
         let reply = Mutex<(returned: Bool, inline: Result<[Job], SubmitError>?)>((false, nil))
-        store.apply(.submitted(jobs.map { $0.record() })) { [self] result in
+        store.submit(jobs) { [self] result in
             let outcome: Result<[Job], SubmitError>
             switch result {
             case .success:
@@ -357,6 +357,11 @@ public final class JobExecutor: Sendable {
     /// on a ``reader`` thread, never on the event loop.
     public func loadJob(withID id: JobID) throws(StoreError) -> Job? {
         if let job = cachedJob(withID: id) { return job }
+        if store.holdsJobs {
+            guard let job = store.heldJob(withID: id) else { return nil }
+            if job.snapshot().status.isFinished { cache.insert(job) } // read once, answered from memory after
+            return job
+        }
         guard let stored = try store.job(withID: id) else { return nil }
         return materialize(stored)
     }
@@ -378,7 +383,7 @@ public final class JobExecutor: Sendable {
     /// (a job the store had before it was accepted here is looked up again, then shown as stored).
     private func materialize(_ stored: StoredJob) -> Job {
         let record = stored.record
-        if let job = cachedJob(withID: record.id) { return job }
+        if let job = cachedJob(withID: record.id) ?? store.heldJob(withID: record.id) { return job }
         let job = Job(restoring: record, webhookStatus: stored.webhookStatus, onStateChange: nil, work: { _ throws(JobFailure) in .null })
         if record.status.isFinished { cache.insert(job) }
         return job

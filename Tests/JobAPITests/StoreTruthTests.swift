@@ -30,6 +30,9 @@ struct StoreTruthTests {
         let cached = try TestServer { store.apply(to: &$0) }
         defer { cached.stop() }
         let other = try #require(try await cached.client.post("/v1/jobs", Self.quickJob, headers: ["Prefer": "wait=20"]).json["id"] as? String)
+        // A durable store's job is cached when it finishes; the in-memory store holds the job
+        // object itself, and the cache takes it on its first read.
+        #expect(try await cached.client.get("/v1/jobs/\(other)").status == 200)
         #expect(try await eventually { cached.server.executor.cachedJob(withID: JobID(other)!)?.isFinished == true })
         let fromCache = try await cached.client.get("/v1/jobs/\(other)")
         let record = try JSONSerialization.jsonObject(with: fromCache.body) as? NSDictionary

@@ -17,6 +17,20 @@ public protocol JobStore: Sendable {
     /// A submission that fails is dropped; any other change is retried until it is written.
     func apply(_ change: StoreChange, whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?)
 
+    /// Records newly submitted jobs: `.submitted` with their records, unless the store keeps
+    /// jobs in this process's memory, where it may hold the objects themselves (see
+    /// ``holdsJobs``).
+    func submit(_ jobs: [Job], whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?)
+
+    /// True for a store that holds the submitted ``Job`` objects themselves (`--store memory`):
+    /// it answers from them, so the executor keeps no second copy of a finished job in its
+    /// cache, and a job read back is the same object.
+    var holdsJobs: Bool { get }
+
+    /// The job object this store holds, if it holds objects (see ``holdsJobs``). Never blocks
+    /// for long: a table lookup.
+    func heldJob(withID id: JobID) -> Job?
+
     /// Takes back the work that a previous owner of this store left running (it died, or was
     /// killed): each running attempt is recorded as interrupted and its job goes back to the
     /// queue as its next attempt, all in one write, at start, while this process holds the
@@ -192,4 +206,14 @@ public enum StoreChange: Sendable {
     case webhookRedelivered(JobID, roundStart: Int)
     /// Finished jobs removed by retention.
     case purged([JobKey])
+}
+
+extension JobStore {
+    public func submit(_ jobs: [Job], whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?) {
+        apply(.submitted(jobs.map { $0.record() }), whenDurable: whenDurable)
+    }
+
+    public var holdsJobs: Bool { false }
+
+    public func heldJob(withID id: JobID) -> Job? { nil }
 }

@@ -15,14 +15,36 @@ public final class MemoryJobStore: JobStore {
     /// A class, so that the table's values are one pointer each: growing a dictionary of a
     /// million large structs moved all of them at once, a pause of tens of milliseconds on the
     /// thread that submitted (the event loop's).
+    ///
+    /// A job this process submitted is held as its ``Job`` (see ``submit(_:whenDurable:)``):
+    /// the store reads it rather than keeping a copy of it that every state change would have
+    /// to update, and the object outlives its time in live memory, so that finishing a job
+    /// frees nothing. A record written through ``apply(_:whenDurable:)`` is kept as it is.
     private final class Entry {
-        var record: JobRecord
+        let held: Job?
+        var stored: JobRecord?
         var webhookEvent: WebhookEventRecord?
+        /// Whether a held job's final state was written (the job itself may be ahead of it).
+        var heldFinished = false
 
-        init(record: JobRecord, webhookEvent: WebhookEventRecord? = nil) {
-            self.record = record
-            self.webhookEvent = webhookEvent
+        init(record: JobRecord) {
+            self.held = nil
+            self.stored = record
         }
+
+        init(job: Job) {
+            self.held = job
+        }
+
+        var id: JobID { held?.id ?? stored!.id }
+        var key: JobKey { held.map { JobKey(id: $0.id, createdAt: $0.createdAt) } ?? stored!.key }
+        var owner: String? { held.map(\.owner) ?? stored!.owner }
+        var kind: String { held?.kind ?? stored!.kind }
+        var idempotency: IdempotencyRecord? { held.map(\.options.idempotency) ?? stored!.options.idempotency }
+        var isFinished: Bool { held != nil ? heldFinished : stored!.status.isFinished }
+        var status: JobState { held?.currentStatus ?? stored!.status }
+        /// The job as it stands: a held job's current state.
+        var record: JobRecord { held?.record() ?? stored! }
     }
 
     private struct IdempotencyScope: Hashable {
@@ -41,32 +63,41 @@ public final class MemoryJobStore: JobStore {
         var idempotency: [IdempotencyScope: JobID] = [:]
         var liveCount = 0
 
-        mutating func insert(_ record: JobRecord) {
-            byID[record.id] = Entry(record: record, webhookEvent: nil)
-            if let last = order.last, (last.createdAt, last.id) > (record.createdAt, record.id) {
+        mutating func insert(_ entry: Entry) {
+            let key = entry.key
+            byID[key.id] = entry
+            if let last = order.last, (last.createdAt, last.id) > (key.createdAt, key.id) {
                 // Submitters on two threads may arrive out of creation order.
-                order.insert(JobKey(id: record.id, createdAt: record.createdAt), at: Self.insertionIndex(of: record.createdAt, record.id, in: order))
+                order.insert(key, at: Self.insertionIndex(of: key.createdAt, key.id, in: order))
             } else {
-                order.append(JobKey(id: record.id, createdAt: record.createdAt))
+                order.append(key)
             }
-            if let idempotency = record.options.idempotency {
-                self.idempotency[IdempotencyScope(owner: record.owner, key: idempotency.key)] = record.id
+            if let idempotency = entry.idempotency {
+                self.idempotency[IdempotencyScope(owner: entry.owner, key: idempotency.key)] = key.id
             }
-            if record.status.isFinished { finishedOrder.append(JobKey(id: record.id, createdAt: record.createdAt)) } else { liveCount += 1 }
+            if entry.isFinished { finishedOrder.append(key) } else { liveCount += 1 }
         }
 
-        /// Changes a job's record in place, keeping the finished order in step.
+        /// Changes a job's record in place, keeping the finished order in step. A held job
+        /// changes itself: for it, `change` is not run, and only a final state (`finishes`,
+        /// with its webhook event) is noted.
         ///
         /// No counts are kept here: the executor keeps them as jobs change, and only a start
         /// reads them from the store (``loadUnfinished()`` counts then), so keeping them per
         /// change would cost two hashed look-ups per transition for nothing.
-        mutating func update(_ id: JobID, _ change: (Entry) -> Void) {
+        mutating func update(_ id: JobID, finishes: Bool = false, event: WebhookEventRecord? = nil,
+                             _ change: (inout JobRecord, Entry) -> Void) {
             guard let entry = byID[id] else { return }
-            let before = entry.record.status
-            change(entry)
-            let record = entry.record
-            if !before.isFinished, record.status.isFinished {
-                finishedOrder.append(JobKey(id: id, createdAt: record.createdAt))
+            let wasFinished = entry.isFinished
+            if entry.held != nil {
+                guard finishes, !wasFinished else { return }
+                entry.heldFinished = true
+                entry.webhookEvent = event
+            } else {
+                change(&entry.stored!, entry)
+            }
+            if !wasFinished, entry.isFinished {
+                finishedOrder.append(entry.key)
                 liveCount -= 1
             }
         }
@@ -74,12 +105,12 @@ public final class MemoryJobStore: JobStore {
         @discardableResult
         mutating func remove(_ id: JobID) -> StoredJobSummary? {
             guard let entry = byID.removeValue(forKey: id) else { return nil }
-            let record = entry.record
-            if let idempotency = record.options.idempotency {
-                let scope = IdempotencyScope(owner: record.owner, key: idempotency.key)
+            if let idempotency = entry.idempotency {
+                let scope = IdempotencyScope(owner: entry.owner, key: idempotency.key)
                 if self.idempotency[scope] == id { self.idempotency[scope] = nil }
             }
-            if !record.status.isFinished { liveCount -= 1 }
+            let record = entry.record
+            if !entry.isFinished { liveCount -= 1 }
             while let first = finishedOrder.first, byID[first.id] == nil { finishedOrder.removeFirst() }
             removedInOrder += 1
             if removedInOrder > 1024, removedInOrder * 2 > order.count {
@@ -131,64 +162,92 @@ public final class MemoryJobStore: JobStore {
     /// Jobs held now, live and finished.
     public var count: Int { tables.withLock { $0.byID.count } }
 
-    public func apply(_ change: StoreChange, whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?) {
+    /// Holds the jobs themselves (see `Entry`): their state is read from them, so their
+    /// state changes need no copying here.
+    public func submit(_ jobs: [Job], whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?) {
+        admit(jobs: jobs, records: [], whenDurable: whenDurable)
+    }
+
+    public func heldJob(withID id: JobID) -> Job? {
+        tables.withLock { $0.byID[id]?.held }
+    }
+
+    public var holdsJobs: Bool { true }
+
+    /// Adds held jobs or records (entries are made under the lock: they belong to the tables).
+    private func admit(jobs: [Job], records: [JobRecord], whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?) {
         var evicted: [StoredJobSummary] = []
+        let count = jobs.count + records.count
         let outcome = tables.withLock { tables -> Result<Void, StoreError> in
+            // Make room first: the oldest finished jobs go; live ones never do.
+            while tables.byID.count + count > maxJobs, let oldest = tables.finishedOrder.popFirst() {
+                if let summary = tables.remove(oldest.id) { evicted.append(summary) }
+            }
+            guard tables.byID.count + count <= maxJobs else {
+                return .failure(StoreError("the in-memory store holds \(tables.byID.count) jobs, its limit (--memory-max-jobs \(maxJobs)), and \(tables.liveCount) of them are still queued, scheduled or running, so none can be evicted. Retry once some have finished, or raise --memory-max-jobs"))
+            }
+            for job in jobs { tables.insert(Entry(job: job)) }
+            for record in records { tables.insert(Entry(record: record)) }
+            return .success(())
+        }
+        if !evicted.isEmpty, let handler = evictionHandler.withLock({ $0 }) { handler(evicted) }
+        whenDurable?(outcome)
+    }
+
+    public func apply(_ change: StoreChange, whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?) {
+        if case .submitted(let records) = change {
+            admit(jobs: [], records: records, whenDurable: whenDurable)
+            return
+        }
+        tables.withLock { tables in
             switch change {
-            case .submitted(let records):
-                // Make room first: the oldest finished jobs go; live ones never do.
-                while tables.byID.count + records.count > maxJobs, let oldest = tables.finishedOrder.popFirst() {
-                    if let summary = tables.remove(oldest.id) { evicted.append(summary) }
-                }
-                guard tables.byID.count + records.count <= maxJobs else {
-                    return .failure(StoreError("the in-memory store holds \(tables.byID.count) jobs, its limit (--memory-max-jobs \(maxJobs)), and \(tables.liveCount) of them are still queued, scheduled or running, so none can be evicted. Retry once some have finished, or raise --memory-max-jobs"))
-                }
-                for record in records { tables.insert(record) }
+            case .submitted:
+                break
             case .started(let key, let attempt, let at):
-                tables.update(key.id) { entry in
-                    guard entry.record.attempt <= attempt, !entry.record.status.isFinished else { return }
-                    entry.record.status = .running
-                    entry.record.startedAt = at
-                    entry.record.attempt = attempt
-                    entry.record.nextAttemptAt = nil
+                tables.update(key.id) { record, _ in
+                    guard record.attempt <= attempt, !record.status.isFinished else { return }
+                    record.status = .running
+                    record.startedAt = at
+                    record.attempt = attempt
+                    record.nextAttemptAt = nil
                 }
             case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event):
-                tables.update(key.id) { entry in
+                tables.update(key.id, finishes: true, event: event) { record, entry in
                     // The attempt token: a stale attempt never overwrites a newer one's result.
-                    guard entry.record.attempt == attempt, !entry.record.status.isFinished else { return }
-                    entry.record.status = status
-                    entry.record.result = result
-                    entry.record.error = error
-                    entry.record.finishedAt = at
-                    if let startedAt { entry.record.startedAt = startedAt }
-                    entry.record.nextAttemptAt = nil
+                    guard record.attempt == attempt, !record.status.isFinished else { return }
+                    record.status = status
+                    record.result = result
+                    record.error = error
+                    record.finishedAt = at
+                    if let startedAt { record.startedAt = startedAt }
+                    record.nextAttemptAt = nil
                     entry.webhookEvent = event
                 }
             case .retrying(let key, let attempt, _, let error, _, let next):
-                tables.update(key.id) { entry in
-                    guard entry.record.attempt == attempt, !entry.record.status.isFinished else { return }
-                    entry.record.status = .scheduled
-                    entry.record.attempt = attempt + 1
-                    entry.record.nextAttemptAt = next
-                    entry.record.startedAt = nil
-                    entry.record.error = error
+                tables.update(key.id) { record, _ in
+                    guard record.attempt == attempt, !record.status.isFinished else { return }
+                    record.status = .scheduled
+                    record.attempt = attempt + 1
+                    record.nextAttemptAt = next
+                    record.startedAt = nil
+                    record.error = error
                 }
             case .requeued(let key, let attempt, _):
-                tables.update(key.id) { entry in
-                    guard !entry.record.status.isFinished else { return }
-                    entry.record.status = .queued
-                    entry.record.startedAt = nil
-                    entry.record.attempt = attempt
+                tables.update(key.id) { record, _ in
+                    guard !record.status.isFinished else { return }
+                    record.status = .queued
+                    record.startedAt = nil
+                    record.attempt = attempt
                 }
             case .webhookAttempted(let id, let attempt, let state, let next):
-                tables.update(id) { entry in
+                tables.byID[id].map { entry in
                     entry.webhookEvent?.attempts.removeAll { $0.number == attempt.number }
                     entry.webhookEvent?.attempts.append(attempt)
                     entry.webhookEvent?.state = state
                     entry.webhookEvent?.nextAttemptAt = next
                 }
             case .webhookRedelivered(let id, let roundStart):
-                tables.update(id) { entry in
+                tables.byID[id].map { entry in
                     entry.webhookEvent?.state = .pending
                     entry.webhookEvent?.roundStart = roundStart
                     entry.webhookEvent?.nextAttemptAt = nil
@@ -196,22 +255,22 @@ public final class MemoryJobStore: JobStore {
             case .purged(let keys):
                 for key in keys { tables.remove(key.id) }
             }
-            return .success(())
         }
-        if !evicted.isEmpty, let handler = evictionHandler.withLock({ $0 }) { handler(evicted) }
-        whenDurable?(outcome)
+        whenDurable?(.success(()))
     }
 
+    /// Only records written through `apply` can be left running by another process; a held
+    /// job belongs to this one.
     public func requeueInterrupted(at now: Date) throws(StoreError) -> Int {
         tables.withLock { tables in
             let running = tables.byID.compactMap { id, entry in
-                entry.record.status == .running && entry.record.attempt < entry.record.maxAttempts ? id : nil
+                entry.stored.map { $0.status == .running && $0.attempt < $0.maxAttempts } == true ? id : nil
             }
             for id in running {
-                tables.update(id) { entry in
-                    entry.record.status = .queued
-                    entry.record.attempt += 1
-                    entry.record.startedAt = nil
+                tables.update(id) { record, _ in
+                    record.status = .queued
+                    record.attempt += 1
+                    record.startedAt = nil
                 }
             }
             return running.count
@@ -221,13 +280,14 @@ public final class MemoryJobStore: JobStore {
     public func loadUnfinished() throws(StoreError) -> StoredState {
         tables.withLock { tables in
             let live = tables.order.compactMap { key -> JobRecord? in
-                guard let record = tables.byID[key.id]?.record, !record.status.isFinished else { return nil }
-                return record
+                guard let entry = tables.byID[key.id], !entry.isFinished else { return nil }
+                return entry.record
             }
             let pending = tables.byID.values.compactMap { $0.webhookEvent }.filter { $0.state == .pending }
             var counts: [JobCounts.Key: Int] = [:]
             for entry in tables.byID.values {
-                counts[JobCounts.Key(owner: entry.record.owner, kind: entry.record.kind, state: entry.record.status), default: 0] += 1
+                let record = entry.record
+                counts[JobCounts.Key(owner: record.owner, kind: record.kind, state: record.status), default: 0] += 1
             }
             return StoredState(jobs: live, webhookEvents: pending, counts: counts)
         }
@@ -247,8 +307,7 @@ public final class MemoryJobStore: JobStore {
                 index -= 1
                 if let createdFrom = filter.createdFrom, key.createdAt < createdFrom { break }
                 guard let entry = tables.byID[key.id] else { continue }
-                let record = entry.record
-                if filter.matches(kind: record.kind, owner: record.owner, status: record.status, createdAt: record.createdAt) {
+                if filter.matches(kind: entry.kind, owner: entry.owner, status: entry.status, createdAt: key.createdAt) {
                     found.append(Self.stored(entry))
                 }
             }
@@ -259,7 +318,7 @@ public final class MemoryJobStore: JobStore {
     public func job(idempotencyKey key: String, owner: String?, now: Date) throws(StoreError) -> StoredJob? {
         tables.withLock { tables in
             guard let id = tables.idempotency[IdempotencyScope(owner: owner, key: key)], let entry = tables.byID[id],
-                  let record = entry.record.options.idempotency, record.expiresAt > now else { return nil }
+                  let record = entry.idempotency, record.expiresAt > now else { return nil }
             return Self.stored(entry)
         }
     }
@@ -274,17 +333,19 @@ public final class MemoryJobStore: JobStore {
             for key in tables.finishedOrder {
                 guard found.count < limit else { break }
                 guard let entry = tables.byID[key.id] else { continue }
-                guard let finishedAt = entry.record.finishedAt, finishedAt < cutoff else { break }
+                let record = entry.record
+                guard let finishedAt = record.finishedAt, finishedAt < cutoff else { break }
                 if entry.webhookEvent?.state == .pending { continue }
-                found.append(StoredJobSummary(key: key, owner: entry.record.owner, kind: entry.record.kind, status: entry.record.status))
+                found.append(StoredJobSummary(key: key, owner: record.owner, kind: record.kind, status: record.status))
             }
             return found
         }
     }
 
     private static func stored(_ entry: Entry) -> StoredJob {
+        let record = entry.record
         let status = entry.webhookEvent.map { WebhookStatus(url: $0.url, state: $0.state, attempts: $0.attempts.count) }
-            ?? entry.record.webhook.map { WebhookStatus(url: $0.url, state: .pending, attempts: 0) }
-        return StoredJob(record: entry.record, webhookStatus: status)
+            ?? record.webhook.map { WebhookStatus(url: $0.url, state: .pending, attempts: 0) }
+        return StoredJob(record: record, webhookStatus: status)
     }
 }
