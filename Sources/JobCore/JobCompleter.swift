@@ -40,8 +40,9 @@ final class JobCompleter: Sendable {
             }
         }
         metrics.started(kind: job.kind, queueWait: .microseconds(Int64(startedAt.timeIntervalSince(job.createdAt) * 1_000_000)))
-        // A shared queue's claim wrote the start already (status, node and time, in one statement).
-        if !store.workQueue.isShared {
+        // A shared queue's claim wrote the start already (status, node and time, in one
+        // statement); a store holding the job object reads the start from it.
+        if !store.workQueue.isShared, !store.holdsJobs {
             store.apply(.started(job.key, attempt: snapshot.attempt, at: startedAt), whenDurable: nil)
         }
     }
