@@ -138,6 +138,8 @@ public final class WorkerPool: Sendable {
             thread.name = "jobpool-worker-\(index)"
             thread.start()
         }
+        // A shared queue's claimer claims only for free workers: there are some now.
+        work.workerFreed()
     }
 
     /// Queues `job`. `whenAccepted` runs once the job is sure to be queued, so that whatever
