@@ -247,9 +247,11 @@ public final class JobExecutor: Sendable {
     }
 
     /// Resumes the unfinished work the store handed over at start: queued jobs in order, and
-    /// scheduled ones when due. The store has already re-queued the jobs a dead process left
-    /// running (see ``JobStore/requeueInterrupted(at:)``); any still `running` here had no
-    /// attempt left, and fail with `interrupted`. Call before ``start()``.
+    /// scheduled ones when due. A store one process owns has already re-queued the jobs a dead
+    /// process left running (see ``JobStore/requeueInterrupted(at:)``); any still `running` here
+    /// had no attempt left, and fail with `interrupted`. A shared store's running jobs are left
+    /// alone (they may be a live node's; its rescue takes back a dead node's). Call before
+    /// ``start()``.
     public func recover(_ stored: StoredState, requeuedAfterCrash: Int = 0) -> RecoveryReport {
         var report = RecoveryReport()
         report.requeuedAfterCrash = requeuedAfterCrash

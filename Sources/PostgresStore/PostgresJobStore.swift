@@ -70,7 +70,8 @@ public final class PostgresJobStore: JobStore {
     ///   - readerCount: connections that answer queries at once; more callers wait.
     ///   - healthCheckInterval: how long the idle writer waits before checking the database answers.
     ///   - lease: how often this node renews its lease in `nodes`, and for how long.
-    ///   - agingStep: how long a queued job waits to gain one priority level (see ``WorkQueue``).
+    ///   - agingStep: not used here: the claim order is the table's `due_key`, whose aging step
+    ///     is part of the schema, the same for every node (see ``PostgresSchema``).
     public init(url: String, logger: Logger, readerCount: Int = 4, agingStep: Duration = .seconds(10), healthCheckInterval: Duration = .seconds(2), lease: NodeLeaseSettings = NodeLeaseSettings()) throws(StoreError) {
         if let problem = lease.problem { throw StoreError(problem) }
         let target = PostgresConnectionString(url)
