@@ -15,11 +15,14 @@ final class JobCompleter: Sendable {
     private let metrics: JobMetrics
     private let logger: Logger
     private let completionHandler: (any CompletionHandler)?
+    /// Where a final state is announced, once durable.
+    private let changes: JobChangeFeed
     /// Time limits fire here, off the loop and the workers.
     private let timers: DispatchQueue
 
     init(store: any JobStore, live: LiveJobs, cache: FinishedJobCache, counts: JobCounts, metrics: JobMetrics,
-         logger: Logger, completionHandler: (any CompletionHandler)?, timers: DispatchQueue) {
+         logger: Logger, completionHandler: (any CompletionHandler)?, changes: JobChangeFeed, timers: DispatchQueue) {
+        self.changes = changes
         self.store = store
         self.live = live
         self.cache = cache
@@ -73,13 +76,27 @@ final class JobCompleter: Sendable {
         let change = StoreChange.finished(job.key, attempt: final.attempt, startedAt: final.startedAt, status: final.status,
                                           result: final.result, error: final.error, at: final.finishedAt ?? Date(), event: event)
         store.apply(change) { [self] result in
-            // Failed writes of a final state are retried by the store until they succeed.
-            guard case .success = result else { return }
-            // Durable: the store answers for it from now on; memory keeps it only as a cache
-            // (a store holding the job object itself needs no second copy).
-            if !store.holdsJobs { cache.insert(job, snapshot: final) }
-            live.remove(job)
-            if let event { completionHandler?.eventCommitted(event, job: job) }
+            switch result {
+            case .success:
+                // Durable: the store answers for it from now on; memory keeps it only as a cache
+                // (a store holding the job object itself needs no second copy). Only now is the
+                // final state announced, and its webhook handed on.
+                if !store.holdsJobs { cache.insert(job, snapshot: final) }
+                live.remove(job)
+                changes.finished(job, status: final.status)
+                if let event { completionHandler?.eventCommitted(event, job: job) }
+            case .failure(let error) where error.isStale:
+                // Another node took the job over (this node's lease lapsed): its outcome is not
+                // this attempt's to tell. No event, no webhook; the store answers for the job.
+                metrics.counter("jobpool_stale_writes_total", []).increment()
+                logger.warning("A job's outcome was not recorded: the job is no longer this node's", metadata: [
+                    "job.id": "\(job.id)", "attempt": "\(final.attempt)", "status": "\(final.status.rawValue)",
+                ])
+                live.remove(job)
+            case .failure:
+                // Failed writes of a final state are retried by the store until they succeed.
+                return
+            }
         }
     }
 

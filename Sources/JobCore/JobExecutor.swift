@@ -43,6 +43,8 @@ public final class JobExecutor: Sendable {
     private let kinds: [String: any JobKind]
     /// Queued, scheduled and running jobs: the work this process will do.
     private let live = LiveJobs()
+    /// Submissions committed to a shared store, not yet live here (see ``AcceptanceGate``).
+    private let acceptance = AcceptanceGate()
     /// Recently finished or read jobs, in front of the store.
     private let cache: FinishedJobCache
     /// Runs the store's reads off the event loop.
@@ -79,7 +81,7 @@ public final class JobExecutor: Sendable {
         self.logger = logger
         // Built from the already-set properties, named through self: every one is initialized.
         let completer = JobCompleter(store: store, live: self.live, cache: self.cache, counts: self.counts, metrics: metrics,
-                                     logger: logger, completionHandler: completionHandler, timers: self.timers)
+                                     logger: logger, completionHandler: completionHandler, changes: changes, timers: self.timers)
         self.completer = completer
         let pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
                               maxQueuedPerOwner: configuration.maxQueuedPerOwner, logger: logger, deferWakeUp: deferWakeUp, work: store.workQueue,
@@ -94,7 +96,9 @@ public final class JobExecutor: Sendable {
             wakeWorkers: { [weak pool] in pool?.wakeForClaimedWork() },
             makeJob: { [weak self] record in self?.makeClaimedJob(record) },
             waitingJobs: { [live] in live.waiting() },
-            claimedElsewhere: { [weak self] jobs in self?.handOff(jobs) }))
+            claimedElsewhere: { [weak self] jobs in self?.handOff(jobs) },
+            maxQueued: configuration.maxQueued, maxQueuedPerOwner: configuration.maxQueuedPerOwner,
+            rescued: { [weak self] records in self?.rescued(records) }))
         if let memory = store as? MemoryJobStore {
             memory.onEviction { evicted in completer.removed(evicted, evicted: true) }
         }
@@ -145,11 +149,7 @@ public final class JobExecutor: Sendable {
         do throws(PoolError) {
             try pool.reserveSlot(count: runsNow, owner: owner)
         } catch {
-            switch error {
-            case .queueFull(let limit): throw SubmitError.queueFull(limit: limit)
-            case .ownerQueueFull(let limit): throw SubmitError.ownerQueueFull(limit: limit)
-            case .shuttingDown: throw SubmitError.shuttingDown
-            }
+            throw SubmitError(error)
         }
         let jobs = prepared.map { item in
             let spec = item.spec
@@ -165,6 +165,8 @@ public final class JobExecutor: Sendable {
         // The in-memory store answers before `apply` returns; a durable one after its commit.
         // Either way the jobs are accepted only once the store has them.
         let reply = Mutex<(returned: Bool, inline: Result<[Job], SubmitError>?)>((false, nil))
+        let ids = jobs.map(\.id)
+        let accepting = store.workQueue.isShared ? acceptance.enter(ids) : nil
         store.submit(jobs) { [self] result in
             let outcome: Result<[Job], SubmitError>
             switch result {
@@ -174,8 +176,9 @@ public final class JobExecutor: Sendable {
             case .failure(let error):
                 pool.releaseSlot(count: runsNow, owner: owner)
                 for job in jobs { counts.removed(job, state: job.snapshot().status) }
-                outcome = .failure(.storeUnavailable(error.message))
+                outcome = .failure(SubmitError(error))
             }
+            if let accepting { acceptance.leave(ids, accepting) }
             let later = reply.withLock { reply -> Bool in
                 if reply.returned { return true }
                 reply.inline = outcome
@@ -194,12 +197,14 @@ public final class JobExecutor: Sendable {
         }
     }
 
-    /// Each job's state changes go to the counts and to the change feed.
+    /// Each job's state changes go to the counts and to the change feed; a final state goes to
+    /// the feed only once it is durable (the completer tells it), so that an outcome the store
+    /// refused as stale is never announced.
     private var stateChangeHook: JobStateChangeHook {
         let counts = counts.hook
         return { [changes] job, from, to in
             counts(job, from, to)
-            changes.stateChanged(job, from: from, to: to)
+            if !to.isFinished { changes.stateChanged(job, from: from, to: to) }
         }
     }
 
@@ -242,9 +247,11 @@ public final class JobExecutor: Sendable {
     }
 
     /// Resumes the unfinished work the store handed over at start: queued jobs in order, and
-    /// scheduled ones when due. The store has already re-queued the jobs a dead process left
-    /// running (see ``JobStore/requeueInterrupted(at:)``); any still `running` here had no
-    /// attempt left, and fail with `interrupted`. Call before ``start()``.
+    /// scheduled ones when due. A store one process owns has already re-queued the jobs a dead
+    /// process left running (see ``JobStore/requeueInterrupted(at:)``); any still `running` here
+    /// had no attempt left, and fail with `interrupted`. A shared store's running jobs are left
+    /// alone (they may be a live node's; its rescue takes back a dead node's). Call before
+    /// ``start()``.
     public func recover(_ stored: StoredState, requeuedAfterCrash: Int = 0) -> RecoveryReport {
         var report = RecoveryReport()
         report.requeuedAfterCrash = requeuedAfterCrash
@@ -256,9 +263,12 @@ public final class JobExecutor: Sendable {
             var record = original
             live.noteCreationTime(record.createdAt)
             guard !record.status.isFinished else { continue } // a start loads only unfinished jobs
+            // A running job in a shared store may be another node's, alive: only the store's
+            // rescue takes it back, once that node's lease has expired. Waiting jobs are kept
+            // here as handles (for waiters, and a scheduled job's timer), but the claimer
+            // claims them from the table.
+            if store.workQueue.isShared, record.status == .running { continue }
             let outOfAttempts = record.status == .running
-            // A shared queue's claimer claims waiting jobs from the table, not from here.
-            if store.workQueue.isShared, !outOfAttempts { continue }
             if outOfAttempts {
                 // Shown queued for the moment it takes to fail it; the counts follow.
                 record.status = .queued
@@ -303,6 +313,8 @@ public final class JobExecutor: Sendable {
     /// fired yet falls due now), or one made from the record, as ``recover(_:requeuedAfterCrash:)``
     /// does. Either way it is queued in memory, for the pool to mark running.
     func makeClaimedJob(_ record: JobRecord) -> Job {
+        // Claimed between its commit and its acceptance here: the live job is about to exist.
+        acceptance.waitUntilSettled(record.id)
         if let job = live.job(withID: record.id) {
             _ = job.markDue()
             return job
@@ -323,6 +335,22 @@ public final class JobExecutor: Sendable {
             guard status == .queued || status == .scheduled else { continue }
             live.remove(job)
             counts.removed(job, state: status)
+        }
+    }
+
+    /// Jobs a shared store's rescue took back from dead nodes: counted in
+    /// `jobpool_rescued_jobs_total` (by outcome), and announced here as `job.queued` or
+    /// `job.failed`. A job running here under a lapsed lease keeps running; its outcome will
+    /// be refused as stale.
+    func rescued(_ records: [JobRecord]) {
+        for record in records {
+            metrics.counter("jobpool_rescued_jobs_total", [("outcome", record.status == .queued ? "requeued" : "failed")]).increment()
+            logger.info("Job rescued from a node whose lease expired", metadata: [
+                "job.id": "\(record.id)", "status": "\(record.status.rawValue)", "attempt": "\(record.attempt)",
+            ])
+            let job = live.job(withID: record.id)
+                ?? Job(restoring: record, webhookStatus: nil, onStateChange: nil, work: { _ throws(JobFailure) in .null })
+            changes.rescued(job, status: record.status)
         }
     }
 
@@ -445,6 +473,25 @@ public enum SubmitError: Error, Sendable, Equatable {
     case shuttingDown
     /// The store could not write the job; nothing was acknowledged.
     case storeUnavailable(String)
+}
+
+extension SubmitError {
+    init(_ error: PoolError) {
+        switch error {
+        case .queueFull(let limit): self = .queueFull(limit: limit)
+        case .ownerQueueFull(let limit): self = .ownerQueueFull(limit: limit)
+        case .shuttingDown: self = .shuttingDown
+        }
+    }
+
+    /// A store's refusal: a full queue (checked by a shared store), or the store unavailable.
+    init(_ error: StoreError) {
+        if let limit = error.queueLimit {
+            self.init(limit)
+        } else {
+            self = .storeUnavailable(error.message)
+        }
+    }
 }
 
 /// What ``JobExecutor/recover(_:)`` did.

@@ -33,5 +33,7 @@ public struct JobFailure: Error, Sendable, Hashable {
     public static let vocabulary = [
         "dns", "connect", "timeout", "tls", "too_large", "blocked_address", "too_many_redirects", "protocol",
         "http_status", "interrupted", "time_limit", "cancelled", "unknown_kind",
+        // Written by a shared store's rescue, when the node running the job died on its last attempt.
+        "node_lost",
     ]
 }

@@ -108,7 +108,8 @@ public final class WorkerPool: Sendable {
         self.backoff = backoff
         self.work = work
         self.state = Mutex(State())
-        self.workerCount = max(1, workerCount)
+        // 0: a node of a cluster that serves the API and claims nothing (a shared queue only).
+        self.workerCount = max(0, workerCount)
         self.maxQueued = max(0, maxQueued)
         self.maxQueuedPerOwner = maxQueuedPerOwner.map { max(0, $0) }
         self.logger = logger
@@ -138,6 +139,8 @@ public final class WorkerPool: Sendable {
             thread.name = "jobpool-worker-\(index)"
             thread.start()
         }
+        // A shared queue's claimer claims only for free workers: there are some now.
+        work.workerFreed()
     }
 
     /// Queues `job`. `whenAccepted` runs once the job is sure to be queued, so that whatever

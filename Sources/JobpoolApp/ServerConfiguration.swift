@@ -43,6 +43,22 @@ public struct ServerConfiguration: Sendable {
             }
         }
 
+        /// True for a store several nodes share (PostgreSQL): jobs submitted on one node may run
+        /// on another, so a node with no workers (`--workers 0`) makes sense only here.
+        public var isShared: Bool {
+            if case .postgres = self { return true }
+            return false
+        }
+
+        /// The store's kind as `--store` names it: `memory`, `sqlite` or `postgres`.
+        public var kindName: String {
+            switch self {
+            case .memory: return "memory"
+            case .sqlite: return "sqlite"
+            case .postgres: return "postgres"
+            }
+        }
+
         /// `text` with any database password in it masked, for a message about a value that
         /// did not parse.
         public static func redacted(_ text: String) -> String { PostgresConnectionString.redact(text) }

@@ -42,6 +42,8 @@ final class NodeLease: Sendable {
     /// Signalled by ``stop()`` to cut the heartbeat's sleep short.
     private let wake = DispatchSemaphore(value: 0)
     private let exited = DispatchGroup()
+    /// Runs on the heartbeat's connection after each beat that holds the lease (the rescue).
+    private let afterBeat = Mutex<(@Sendable (PostgresConnection) -> Void)?>(nil)
 
     /// - Parameter nodeID: the ID to register first (a lowercase UUID).
     init(nodeID: String, target: PostgresConnectionString, settings: NodeLeaseSettings, logger: Logger) {
@@ -64,11 +66,20 @@ final class NodeLease: Sendable {
         }
     }
 
-    /// Starts the heartbeat thread, which registers this node first. Call once.
+    /// Sets what runs after each heartbeat that holds the lease (before ``start()``).
+    func onBeat(_ body: @escaping @Sendable (PostgresConnection) -> Void) {
+        afterBeat.withLock { $0 = body }
+    }
+
+    /// Registers this node (on the caller's thread, so that the node holds its lease once
+    /// this returns, unless the database is away: then the heartbeat keeps trying), then starts
+    /// the heartbeat thread. Call once.
     func start() {
+        var connection: PostgresConnection?
+        beat(&connection)
         exited.enter()
-        let thread = Thread { [self] in
-            heartbeatLoop()
+        let thread = Thread { [self, connection] in
+            heartbeatLoop(connection)
             exited.leave()
         }
         thread.name = "jobpool-postgres-heartbeat"
@@ -86,12 +97,13 @@ final class NodeLease: Sendable {
         _ = exited.wait(timeout: .now() + timeout.dispatchInterval)
     }
 
-    private func heartbeatLoop() {
-        var connection: PostgresConnection?
+    private func heartbeatLoop(_ first: PostgresConnection?) {
+        var connection = first
         defer { connection?.close() }
         while !state.withLock({ $0.stopping }) {
-            beat(&connection)
             _ = wake.wait(timeout: .now() + settings.heartbeat.dispatchInterval)
+            guard !state.withLock({ $0.stopping }) else { break }
+            beat(&connection)
         }
         leave(connection)
     }
@@ -120,6 +132,7 @@ final class NodeLease: Sendable {
                 try register(fresh, on: connection)
             }
             state.withLock { $0.heldUntil = sent + settings.lease }
+            afterBeat.withLock { $0 }?(connection)
         } catch {
             logger.error("Node heartbeat failed", metadata: ["error": "\(target.scrub("\(error)"))"])
         }

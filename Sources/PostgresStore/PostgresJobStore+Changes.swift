@@ -7,41 +7,57 @@ import Postgres
 /// names it, and changes nothing when the stored attempt has moved on (a stale attempt): the
 /// `WHERE` clauses are the fencing.
 extension PostgresJobStore {
-    func apply(_ change: StoreChange, on connection: PostgresConnection) throws {
+    /// Writes one change. Returns false for a stale write about an attempt (see
+    /// ``ClaimTokens``), which changed nothing.
+    func apply(_ change: StoreChange, on connection: PostgresConnection) throws -> Bool {
         switch change {
         case .submitted(let jobs):
             try submit(jobs, on: connection)
 
         case .retrying(let key, let attempt, let startedAt, let error, let at, let next):
-            try connection.execute("""
+            let token = claims.token(for: key.id)
+            let rows = try connection.query("""
                 WITH retried AS (
                     UPDATE jobs SET status = 'scheduled', attempt = $2::int + 1, next_attempt_at = $3::bigint, started_at = NULL,
-                                    error_code = $4, error_message = $5, error_status = $6::int
-                    WHERE id = $1::uuid AND attempt = $2::int AND finished_at IS NULL
-                    RETURNING id)
-                INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code)
-                SELECT id, $2::int, $7::bigint, $8::bigint, 'failed', $4 FROM retried
-                ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at, finished_at = excluded.finished_at,
-                    outcome = excluded.outcome, error_code = excluded.error_code
+                                    node = NULL, error_code = $4, error_message = $5, error_status = $6::int
+                    WHERE id = $1::uuid AND attempt = $2::int AND finished_at IS NULL AND status = 'running' AND node = $9::uuid
+                      \(Self.leaseHolds("$9::uuid"))
+                    RETURNING id),
+                attempts AS (
+                    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code, node)
+                    SELECT id, $2::int, $7::bigint, $8::bigint, 'failed', $4, $9::uuid FROM retried
+                    ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at, finished_at = excluded.finished_at,
+                        outcome = excluded.outcome, error_code = excluded.error_code, node = excluded.node)
+                SELECT count(*) AS n FROM retried
                 """, [key.id.description, attempt, StoredTime.micros(next), error.code, error.message, error.status,
-                      StoredTime.micros(startedAt), StoredTime.micros(at)])
+                      StoredTime.micros(startedAt), StoredTime.micros(at), token?.node])
+            return try rows.first?.int("n") == 1
 
         case .started, .finished:
             // Written in runs, one statement for many (PostgresJobStore+Runs.swift).
             var run = AttemptRun()
-            _ = run.add(change)
-            try write(run, on: connection)
+            _ = run.add(change, index: 0)
+            return try write(run, on: connection).isEmpty
 
         case .requeued(let key, let attempt, let interrupted):
-            try connection.execute("""
-                WITH interrupted AS (
-                    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome)
-                    SELECT $1::uuid, $3::int, $4::bigint, $5::bigint, 'interrupted' WHERE $3::int IS NOT NULL
+            // Handed back by this node (a drain, or a claim never run: the same attempt again;
+            // after an interruption, the next), if the running attempt is still this node's.
+            let token = claims.token(for: key.id)
+            let rows = try connection.query("""
+                WITH requeued AS (
+                    UPDATE jobs SET status = 'queued', started_at = NULL, attempt = $2::int, node = NULL
+                    WHERE id = $1::uuid AND attempt = coalesce($3::int, $2::int) AND finished_at IS NULL
+                      AND CASE WHEN $6::uuid IS NULL THEN status IN ('queued', 'scheduled')
+                               ELSE status = 'running' AND node = $6::uuid \(Self.leaseHolds("$6::uuid")) END
+                    RETURNING id),
+                interrupted AS (
+                    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, node)
+                    SELECT id, $3::int, $4::bigint, $5::bigint, 'interrupted', $6::uuid FROM requeued WHERE $3::int IS NOT NULL
                     ON CONFLICT (job_id, attempt) DO NOTHING)
-                UPDATE jobs SET status = 'queued', started_at = NULL, attempt = $2::int, node = NULL
-                WHERE id = $1::uuid AND finished_at IS NULL
+                SELECT count(*) AS n FROM requeued
                 """, [key.id.description, attempt, interrupted?.attempt, interrupted.map { StoredTime.micros($0.startedAt) },
-                      StoredTime.micros(Date())])
+                      StoredTime.micros(Date()), token?.node])
+            return try rows.first?.int("n") == 1
 
         case .webhookAttempted(let id, let attempt, let state, let next):
             try connection.execute("""
@@ -62,7 +78,7 @@ extension PostgresJobStore {
                 """, [id.description, roundStart])
 
         case .purged(let keys):
-            guard !keys.isEmpty else { return }
+            guard !keys.isEmpty else { return true }
             try connection.execute("""
                 WITH jobs_gone AS (DELETE FROM jobs WHERE id = ANY($1::uuid[])),
                      attempts_gone AS (DELETE FROM job_attempts WHERE job_id = ANY($1::uuid[])),
@@ -70,5 +86,6 @@ extension PostgresJobStore {
                 DELETE FROM webhook_events WHERE job_id = ANY($1::uuid[])
                 """, [PostgresArray(keys.map(\.id.description))])
         }
+        return true
     }
 }

@@ -14,13 +14,17 @@ extension PostgresJobStore {
     /// Changes that are written together.
     struct AttemptRun {
         private(set) var changes: [StoreChange] = []
+        /// Each change's place in its batch, to report a stale one.
+        private(set) var indices: [Int] = []
         private var jobs = Set<JobID>()
 
-        /// Adds `change` if it can join the run; false if the run must be written first.
-        mutating func add(_ change: StoreChange) -> Bool {
+        /// Adds `change` (the batch's `index`th) if it can join the run; false if the run must
+        /// be written first.
+        mutating func add(_ change: StoreChange, index: Int) -> Bool {
             guard let id = Self.jobID(of: change), Self.sameKind(changes.first, change), !jobs.contains(id) else { return false }
             jobs.insert(id)
             changes.append(change)
+            indices.append(index)
             return true
         }
 
@@ -40,59 +44,90 @@ extension PostgresJobStore {
         }
     }
 
-    /// Writes a run of starts or of finishes in one statement.
-    func write(_ run: AttemptRun, on connection: PostgresConnection) throws {
-        guard let first = run.changes.first else { return }
-        if case .started = first { try writeStarts(run.changes, on: connection) } else { try writeFinishes(run.changes, on: connection) }
+    /// Writes a run of starts or of finishes in one statement. Returns the batch indices of the
+    /// finishes found stale (see ``ClaimTokens``), which changed nothing.
+    func write(_ run: AttemptRun, on connection: PostgresConnection) throws -> [Int] {
+        guard let first = run.changes.first else { return [] }
+        if case .started = first {
+            try writeStarts(run.changes, on: connection)
+            return []
+        }
+        let applied = try writeFinishes(run.changes, on: connection)
+        return zip(run.changes, run.indices).compactMap { change, index in
+            guard let id = AttemptRun.jobID(of: change), !applied.contains(id) else { return nil }
+            return index
+        }
     }
 
     /// Each start is fenced by its attempt: it never moves a job back from a later attempt.
+    /// A start written here (rather than claimed, see ``PostgresWorkQueue``) is a claim by this
+    /// node all the same: the job runs here, under this node's current ID and token.
     private func writeStarts(_ changes: [StoreChange], on connection: PostgresConnection) throws {
         var ids: [String?] = [], attempts: [String?] = [], times: [String?] = []
+        let node = lease.membership.nodeID
         for case .started(let key, let attempt, let at) in changes {
             ids.append(key.id.description)
             attempts.append(String(attempt))
             times.append(String(StoredTime.micros(at)))
         }
-        try connection.execute("""
-            UPDATE jobs j SET status = 'running', started_at = v.started_at, attempt = v.attempt, next_attempt_at = NULL
+        let started = try connection.query("""
+            UPDATE jobs j SET status = 'running', started_at = v.started_at, attempt = v.attempt, next_attempt_at = NULL, node = $4::uuid
             FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS v(id, attempt, started_at)
             WHERE j.id = v.id AND j.attempt <= v.attempt AND j.finished_at IS NULL
-            """, [PostgresArray(ids), PostgresArray(attempts), PostgresArray(times)])
+            RETURNING j.id, j.attempt
+            """, [PostgresArray(ids), PostgresArray(attempts), PostgresArray(times), node])
+        for row in started {
+            claims.record(try PostgresRowDecoding.jobID(row, "id"), ClaimTokens.Token(attempt: try row.int("attempt"), node: node))
+        }
     }
 
-    /// Each finish is fenced by its attempt: a stale attempt changes nothing and writes no
-    /// attempt row and no webhook event (the event is the outbox row of the final state).
-    private func writeFinishes(_ changes: [StoreChange], on connection: PostgresConnection) throws {
-        var columns = Array(repeating: [String?](), count: 12)
+    /// Each finish is fenced by its token (``ClaimTokens``): the attempt, running on the node
+    /// that claimed it, under a lease that still holds; a job this process never claimed only
+    /// while nobody has (queued or scheduled: a cancel). A stale finish changes nothing and
+    /// writes no attempt row and no webhook event (the event is the outbox row of the final
+    /// state). Returns the jobs whose finish was written.
+    private func writeFinishes(_ changes: [StoreChange], on connection: PostgresConnection) throws -> Set<JobID> {
+        var columns = Array(repeating: [String?](), count: 13)
         for case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event) in changes {
             let row: [String?] = [
                 key.id.description, String(attempt), status.rawValue, result.map(PostgresRowDecoding.json), error?.code,
                 error?.message, error?.status.map { String($0) }, String(StoredTime.micros(at)),
                 startedAt.map { String(StoredTime.micros($0)) }, event?.webhookID, event?.url,
-                event.map { PostgresBytes($0.body).postgresText },
+                event.map { PostgresBytes($0.body).postgresText }, claims.token(for: key.id)?.node,
             ]
             for (column, value) in row.enumerated() { columns[column].append(value) }
         }
-        try connection.execute("""
+        let rows = try connection.query("""
             WITH v AS (
                 SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
-                                     $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::bytea[])
+                                     $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::bytea[], $13::uuid[])
                     AS v(id, attempt, status, result, error_code, error_message, error_status, finished_at, started_at,
-                         webhook_id, url, body)),
+                         webhook_id, url, body, node)),
             finished AS (
                 UPDATE jobs j SET status = v.status, result = v.result, error_code = v.error_code, error_message = v.error_message,
                                   error_status = v.error_status, finished_at = v.finished_at,
                                   started_at = coalesce(v.started_at, j.started_at), next_attempt_at = NULL
                 FROM v WHERE j.id = v.id AND j.attempt = v.attempt AND j.finished_at IS NULL
-                RETURNING j.id, v.attempt, v.status, v.error_code, v.finished_at, v.started_at, v.webhook_id, v.url, v.body),
+                  AND CASE WHEN v.node IS NULL THEN j.status IN ('queued', 'scheduled')
+                           ELSE j.status = 'running' AND j.node = v.node \(Self.leaseHolds("v.node")) END
+                RETURNING j.id, v.attempt, v.status, v.error_code, v.finished_at, v.started_at, v.webhook_id, v.url, v.body, v.node),
             attempts AS (
-                INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code)
-                SELECT id, attempt, started_at, finished_at, status, error_code FROM finished WHERE started_at IS NOT NULL
+                INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code, node)
+                SELECT id, attempt, started_at, finished_at, status, error_code, node FROM finished WHERE started_at IS NOT NULL
                 ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at,
-                    finished_at = excluded.finished_at, outcome = excluded.outcome, error_code = excluded.error_code)
-            INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at)
-            SELECT id, webhook_id, url, body, 'pending', 0, NULL FROM finished WHERE webhook_id IS NOT NULL
+                    finished_at = excluded.finished_at, outcome = excluded.outcome, error_code = excluded.error_code,
+                    node = excluded.node),
+            events AS (
+                INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at)
+                SELECT id, webhook_id, url, body, 'pending', 0, NULL FROM finished WHERE webhook_id IS NOT NULL)
+            SELECT id FROM finished
             """, columns.map { PostgresArray($0) as (any PostgresBindable)? })
+        return Set(try rows.map { try PostgresRowDecoding.jobID($0, "id") })
+    }
+
+    /// The fencing's last condition: the claiming node's lease has not expired (by the
+    /// database's clock). A node paused past its lease writes nothing, even before a sweep.
+    static func leaseHolds(_ node: String) -> String {
+        "AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = \(node) AND n.lease_until > now())"
     }
 }

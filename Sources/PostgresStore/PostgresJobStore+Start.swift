@@ -19,32 +19,10 @@ extension PostgresJobStore {
         WHERE e.state = 'pending' ORDER BY a.job_id, a.number
         """
 
-    /// Re-queues what a previous process left running, in one transaction on the writer's
-    /// connection, while this node holds the database (one node per database, for now: with
-    /// several, only a lease sweeper may touch another node's running jobs).
-    public func requeueInterrupted(at now: Date) throws(StoreError) -> Int {
-        do {
-            return try writer.withLock { connection -> Int in
-                let connection = try connected(&connection)
-                return try connection.transaction {
-                    try connection.execute("""
-                        INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome)
-                        SELECT id, attempt, coalesce(started_at, created_at), $1::bigint, 'interrupted'
-                        FROM jobs WHERE status = 'running' AND attempt < max_attempts
-                        ON CONFLICT (job_id, attempt) DO NOTHING
-                        """, [StoredTime.micros(now)])
-                    return try connection.execute("""
-                        UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL
-                        WHERE status = 'running' AND attempt < max_attempts
-                        """)
-                }
-            }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError("cannot re-queue interrupted jobs in the job store at \(target.redacted): \(target.scrub("\(error)"))")
-        }
-    }
+    /// Nothing: with several nodes on one database, a starting node cannot tell its previous
+    /// process's running jobs from a live node's. Only the rescue sweeper takes jobs back, once
+    /// their node's lease has expired (``PostgresJobStore/rescueExpired()``).
+    public func requeueInterrupted(at now: Date) throws(StoreError) -> Int { 0 }
 
     /// What a start needs: the unfinished jobs, the pending webhook events, and the counts:
     /// finished jobs' kept by the triggers (summed over every node's rows), unfinished ones'

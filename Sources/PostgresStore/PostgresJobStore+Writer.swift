@@ -33,6 +33,8 @@ extension PostgresJobStore {
                     }
                 }
                 noteWritable(true, error: nil)
+                // An attempt's outcome is written (or was stale): its claim is over either way.
+                claims.remove(batch.compactMap { Self.fencedAttempt(of: $0.change) })
                 for (index, item) in batch.enumerated() {
                     item.completion?(refused[index].map { .failure($0) } ?? .success(()))
                 }
@@ -61,27 +63,25 @@ extension PostgresJobStore {
     private func write(_ batch: [Item], on connection: PostgresConnection, isolatingSubmissions: Bool) throws -> [Int: StoreError] {
         try connection.transaction {
             var refused: [Int: StoreError] = [:]
-            if !isolatingSubmissions {
-                // Submissions without a key cannot conflict: their rows go in first, in as few
-                // statements as possible. Nothing earlier in the batch can name these jobs.
-                let plain = batch.flatMap { item -> [JobRecord] in
-                    guard case .submitted(let jobs) = item.change, !Self.hasKeys(jobs) else { return [] }
-                    return jobs
-                }
-                try insert(plain, on: connection)
-            }
+            var admission = Admission(limits: claimer.limits)
             var run = AttemptRun()
             for (index, item) in batch.enumerated() {
-                if run.add(item.change) { continue }
-                try write(run, on: connection)
+                if run.add(item.change, index: index) { continue }
+                for stale in try write(run, on: connection) { refused[stale] = Self.staleAttempt(batch[stale]) }
                 run = AttemptRun()
-                if run.add(item.change) { continue }
+                if run.add(item.change, index: index) { continue }
                 guard case .submitted(let jobs) = item.change else {
-                    try apply(item.change, on: connection)
+                    if try !apply(item.change, on: connection) { refused[index] = Self.staleAttempt(item) }
+                    continue
+                }
+                // Submissions without a key are written last, together (below).
+                if !isolatingSubmissions, !Self.hasKeys(jobs) { continue }
+                if let refusal = try admission.refusal(of: jobs, on: connection) {
+                    refused[index] = refusal
                     continue
                 }
                 if !isolatingSubmissions {
-                    if Self.hasKeys(jobs) { try submit(jobs, on: connection) }
+                    try submit(jobs, on: connection)
                     continue
                 }
                 do {
@@ -90,8 +90,37 @@ extension PostgresJobStore {
                     refused[index] = Self.refusal(of: jobs, error)
                 }
             }
-            try write(run, on: connection)
+            for stale in try write(run, on: connection) { refused[stale] = Self.staleAttempt(batch[stale]) }
+            if !isolatingSubmissions {
+                // Submissions without a key cannot conflict: their rows go in together, in as
+                // few statements as possible, after every other change (none of which can name
+                // these jobs: a job is accepted, and so changed, only once committed), so that
+                // the queue limits count what the batch's cancels and finishes left.
+                var plain: [JobRecord] = []
+                for (index, item) in batch.enumerated() {
+                    guard case .submitted(let jobs) = item.change, !Self.hasKeys(jobs) else { continue }
+                    if let refusal = try admission.refusal(of: jobs, on: connection) {
+                        refused[index] = refusal
+                    } else {
+                        plain += jobs
+                    }
+                }
+                try insert(plain, on: connection)
+            }
             return refused
+        }
+    }
+
+    private static func staleAttempt(_ item: Item) -> StoreError {
+        StoreError.staleAttempt(fencedAttempt(of: item.change)?.id ?? JobID())
+    }
+
+    /// The attempt a fenced write is about: a finish, a retry or a hand-back of a running attempt.
+    static func fencedAttempt(of change: StoreChange) -> (id: JobID, attempt: Int)? {
+        switch change {
+        case .finished(let key, let attempt, _, _, _, _, _, _), .retrying(let key, let attempt, _, _, _, _): return (key.id, attempt)
+        case .requeued(let key, let attempt, let interrupted): return (key.id, interrupted?.attempt ?? attempt)
+        default: return nil
         }
     }
 
@@ -99,14 +128,12 @@ extension PostgresJobStore {
         jobs.contains { $0.options.idempotency != nil }
     }
 
-    /// The writer's connection, made again if it broke (taking the database for this node
-    /// again; if another node took it meanwhile, this one stays unwritable and says why).
+    /// The writer's connection, made again if it broke.
     func connected(_ connection: inout PostgresConnection?) throws -> PostgresConnection {
         if let open = connection, !open.isBroken { return open }
         connection?.close()
         connection = nil
         let fresh = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
-        try Self.takeDatabase(fresh)
         connection = fresh
         logger.notice("Reconnected to the job store", metadata: ["store": "\(target.redacted)"])
         return fresh

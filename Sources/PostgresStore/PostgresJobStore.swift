@@ -14,9 +14,9 @@ import Synchronization
 /// `synchronous_commit` on, are left alone). Questions are answered on a small pool of other
 /// connections. Nothing here may run on the event loop: every call blocks on the network.
 ///
-/// One node per database, for now: the writer connection holds a session advisory lock, since
-/// a start re-queues the running jobs it finds, and with two nodes those would be the other
-/// node's. Leases, claims and fencing across nodes come later (issue 16).
+/// Several nodes may share one database. Each registers a lease (``NodeLease``) and claims
+/// due jobs from the table (``PostgresWorkQueue``); a starting node recovers nothing, and only
+/// the rescue sweeper touches another node's running jobs, once that node's lease expired.
 ///
 /// ```swift
 /// let store = try PostgresJobStore(url: "postgres://jobpool@db/jobpool", logger: logger)
@@ -47,11 +47,11 @@ public final class PostgresJobStore: JobStore {
 
     public var isDurable: Bool { true }
 
-    /// The due work. While one node holds the database (see above) it is kept in memory as
-    /// SQLite's is. ``PostgresWorkQueue`` claims from the table instead; the store switches to
-    /// it once per-node limits and the rescue work with it (the API suite's queue limits and
-    /// restart tests do not pass on it yet).
-    public let workQueue: any WorkQueue
+    /// The fencing token of each job this process claimed.
+    let claims: ClaimTokens
+    /// The due work: claimed from the table, by whichever node has a free worker.
+    let claimer: PostgresWorkQueue
+    public var workQueue: any WorkQueue { claimer }
 
     /// False while the database cannot be reached or written (readiness).
     public var isWritable: Bool { writable.load(ordering: .relaxed) }
@@ -62,16 +62,16 @@ public final class PostgresJobStore: JobStore {
         return ClusterMembership(nodeID: membership.nodeID, liveNodes: membership.liveNodes)
     }
 
-    /// Connects, migrates the schema (under an advisory lock), and takes the database for this
-    /// node. Throws, with a message for the operator and the password masked, if the database
-    /// cannot be reached, was written by a jobpool two or more versions newer, or is in use by
-    /// another node. No thread starts here.
+    /// Connects and migrates the schema (under an advisory lock). Throws, with a message for
+    /// the operator and the password masked, if the database cannot be reached or was written
+    /// by a jobpool two or more versions newer. No thread starts here.
     ///
     /// - Parameters:
     ///   - readerCount: connections that answer queries at once; more callers wait.
     ///   - healthCheckInterval: how long the idle writer waits before checking the database answers.
     ///   - lease: how often this node renews its lease in `nodes`, and for how long.
-    ///   - agingStep: how long a queued job waits to gain one priority level (see ``WorkQueue``).
+    ///   - agingStep: not used here: the claim order is the table's `due_key`, whose aging step
+    ///     is part of the schema, the same for every node (see ``PostgresSchema``).
     public init(url: String, logger: Logger, readerCount: Int = 4, agingStep: Duration = .seconds(10), healthCheckInterval: Duration = .seconds(2), lease: NodeLeaseSettings = NodeLeaseSettings()) throws(StoreError) {
         if let problem = lease.problem { throw StoreError(problem) }
         let target = PostgresConnectionString(url)
@@ -84,12 +84,18 @@ public final class PostgresJobStore: JobStore {
         self.lease = nodeLease
         let queue = GroupCommitQueue()
         self.queue = queue
-        workQueue = LocalWorkQueue(agingStep: agingStep)
+        let claims = ClaimTokens()
+        self.claims = claims
+        claimer = PostgresWorkQueue(target: target, lease: nodeLease, claims: claims, logger: logger) { [queue] jobs in
+            // Claimed, never run (a drain): queued again, for another node or the next start.
+            for job in jobs {
+                queue.append(.requeued(job.key, attempt: job.snapshot().attempt, interrupted: nil), completion: nil)
+            }
+        }
         readers = PostgresConnectionPool(target: target, size: readerCount, settings: Self.sessionSettings(nodeID: nodeID))
         do {
             let connection = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
             try Self.migrate(connection, logger: logger)
-            try Self.takeDatabase(connection)
             try Self.foldCounts(into: nodeID, on: connection)
             writer = Mutex(connection)
         } catch let error as StoreError {
@@ -106,22 +112,14 @@ public final class PostgresJobStore: JobStore {
         [(name: "jobpool.node", value: nodeID)]
     }
 
-    /// Held by the writer connection for as long as it lives. "jobpool" in ASCII, then 2.
-    static let singleNodeLockKey: Int64 = 0x6A6F_6270_6F6F_6C02
-
-    /// Takes the database for this node, or throws naming the reason.
-    static func takeDatabase(_ connection: PostgresConnection) throws {
-        let taken = try connection.query("SELECT pg_try_advisory_lock($1::bigint) AS taken", [singleNodeLockKey])
-        guard try taken.first?.bool("taken") == true else {
-            throw StoreError("the database \(connection.target.redacted) is in use by another jobpool node. Several nodes on one database are not supported yet: stop the other node first, or give this one another database.")
-        }
-    }
-
-    /// Adds the count rows of earlier starts to this node's, so that rows do not pile up with
-    /// restarts. Safe while this node holds the database: no other node writes counts.
+    /// Adds the count rows of nodes that are gone (earlier starts, dead nodes) to this node's,
+    /// so that rows do not pile up with restarts. Only the sums matter, so moving a count from
+    /// one node's row to another's changes no total; rows of nodes still registered are left.
     static func foldCounts(into nodeID: String, on connection: PostgresConnection) throws {
         try connection.execute("""
-            WITH moved AS (DELETE FROM job_counts WHERE node <> $1 RETURNING owner, kind, status, count)
+            WITH moved AS (
+                DELETE FROM job_counts WHERE node <> $1 AND node NOT IN (SELECT id::text FROM nodes)
+                RETURNING owner, kind, status, count)
             INSERT INTO job_counts AS c (node, owner, kind, status, count)
             SELECT $1, owner, kind, status, sum(count) FROM moved GROUP BY owner, kind, status HAVING sum(count) <> 0
             ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count
@@ -132,7 +130,9 @@ public final class PostgresJobStore: JobStore {
     /// which registers this node. No thread starts in `init`.
     public func start() {
         guard queue.markStarted() else { return }
+        lease.onBeat { [weak self] connection in self?.sweep(on: connection) }
         lease.start()
+        claimer.start()
         let thread = Thread { [self] in
             writerLoop()
             queue.writerExited()
@@ -145,11 +145,12 @@ public final class PostgresJobStore: JobStore {
         queue.append(change, completion: completion)
     }
 
-    /// Writes what is queued (giving up after 10 s on a database that does not answer), then
-    /// closes every connection, which lets go of the database for another node.
+    /// Stops claiming, writes what is queued (giving up after 10 s on a database that does not
+    /// answer), then closes every connection and deletes this node's row.
     public func close() {
         let (first, started) = queue.markClosing()
         guard first else { return }
+        claimer.stop()
         if !started {
             // Never started: write what was applied meanwhile here, then close.
             writerLoop()

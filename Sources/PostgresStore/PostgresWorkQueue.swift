@@ -36,21 +36,36 @@ final class PostgresWorkQueue: WorkQueue {
     private let exited = DispatchGroup()
     private let target: PostgresConnectionString
     private let lease: NodeLease
+    /// Where each claim's fencing token is kept, for the writes about its outcome.
+    private let claims: ClaimTokens
     private let logger: Logger
     private let pollInterval: Duration
     /// Hands back jobs claimed but never run (a drain), as queued rows.
     private let requeue: @Sendable ([Job]) -> Void
 
-    init(target: PostgresConnectionString, lease: NodeLease, logger: Logger, pollInterval: Duration = .seconds(1),
-         requeue: @escaping @Sendable ([Job]) -> Void) {
+    init(target: PostgresConnectionString, lease: NodeLease, claims: ClaimTokens = ClaimTokens(), logger: Logger,
+         pollInterval: Duration = .seconds(1), requeue: @escaping @Sendable ([Job]) -> Void) {
         self.target = target
         self.lease = lease
+        self.claims = claims
         self.logger = logger
         self.pollInterval = pollInterval
         self.requeue = requeue
     }
 
     var isShared: Bool { true }
+
+    /// The queue limits of the pool attached, which the store checks for each submission
+    /// (nil until a pool is attached: then nothing is refused).
+    var limits: (maxQueued: Int, maxQueuedPerOwner: Int?)? {
+        state.withLock { $0.host.map { ($0.maxQueued, $0.maxQueuedPerOwner) } }
+    }
+
+    /// Tells the host about jobs the rescue took back from dead nodes.
+    func reportRescued(_ records: [JobRecord]) {
+        state.withLock { $0.host }?.rescued(records)
+        wakeClaimer() // re-queued work to claim
+    }
 
     func attach(_ host: WorkQueueHost) {
         state.withLock { $0.host = host }
@@ -162,6 +177,7 @@ final class PostgresWorkQueue: WorkQueue {
         var jobs: [Job] = []
         for row in rows {
             let record = try PostgresRowDecoding.job(row)
+            claims.record(record.id, ClaimTokens.Token(attempt: record.attempt, node: nodeID))
             if let job = host.makeJob(record) { jobs.append(job) }
         }
         state.withLock { $0.buffer += jobs }

@@ -22,7 +22,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "TCP port; 0 picks a free one. (env: JOBPOOL_PORT, default: 8080)")
     var port: Int?
 
-    @Option(help: "Worker threads: the most jobs that run at once. (env: JOBPOOL_WORKERS, default: 8)")
+    @Option(help: "Worker threads: the most jobs that run at once. 0, with --store postgres://…, makes a node that serves the API and runs no jobs (other nodes run them). (env: JOBPOOL_WORKERS, default: 8)")
     var workers: Int?
 
     @Option(help: "Jobs that may wait for a worker before submissions get 429. (env: JOBPOOL_MAX_QUEUED, default: 100000)")
@@ -287,7 +287,10 @@ struct Serve: AsyncParsableCommand {
         guard HostName.isValid(configuration.host) else {
             throw ValidationError("--host: '\(configuration.host.prefix(80))' is not an IP address or a host name; use an address such as 127.0.0.1, 0.0.0.0 or ::, or a name such as localhost.")
         }
-        guard (1...1024).contains(configuration.executor.workers) else { throw ValidationError("--workers must be 1 to 1024.") }
+        guard (0...1024).contains(configuration.executor.workers) else { throw ValidationError("--workers must be 0 to 1024.") }
+        if configuration.executor.workers == 0, !configuration.store.isShared {
+            throw ValidationError("--workers 0 makes a node that serves the API but runs no jobs: that needs other nodes to run them, on one shared store (--store postgres://…). With --store \(configuration.store.kindName) nobody would run the jobs; give it at least one worker.")
+        }
         guard (1...100_000_000).contains(configuration.executor.maxQueued) else { throw ValidationError("--max-queued must be 1 to 100000000.") }
         guard (1...100_000_000).contains(configuration.executor.maxQueuedPerOwner ?? 1) else {
             throw ValidationError("--max-queued-per-tenant must be 1 to 100000000.")

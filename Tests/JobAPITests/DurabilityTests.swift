@@ -108,6 +108,8 @@ struct DurabilityTests {
             #expect((after["result"] as? [String: Any])?["lines"] as? Int == (before["result"] as? [String: Any])?["lines"] as? Int)
             #expect(after["finished_at"] as? String == before["finished_at"] as? String)
         }
+        // Running again after the restart; on PostgreSQL once the claimer (not the start) took it.
+        #expect(try await eventually { try await server.client.get("/v1/jobs/\(running)").json["status"] as? String == "running" })
         let resumed = try await server.client.get("/v1/jobs/\(running)").json
         #expect(resumed["status"] as? String == "running")
         #expect(resumed["attempt"] as? Int == 1, "a drain does not spend an attempt")

@@ -20,8 +20,9 @@ struct PostgresStoreWriteTests {
         #expect(try memory.loadUnfinished().counts == expected, "the memory store agrees", sourceLocation: sourceLocation)
     }
 
-    private func apply(_ change: StoreChange, to store: PostgresJobStore, and memory: MemoryJobStore) throws {
-        try write(store, change).get()
+    private func apply(_ change: StoreChange, to store: PostgresJobStore, and memory: MemoryJobStore, stale: Bool = false,
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(try writeIsStale(store, change) == stale, sourceLocation: sourceLocation)
         try write(memory, change).get()
     }
 
@@ -54,9 +55,9 @@ struct PostgresStoreWriteTests {
                                                    key(nil, "write_code", .cancelled): 1])
         // Stale: attempt 1 of a finished a, and a second finish of c.
         try apply(.finished(a.key, attempt: 1, startedAt: epoch, status: .failed, result: nil, error: failure, at: epoch, event: nil),
-                  to: store, and: memory)
+                  to: store, and: memory, stale: true)
         try apply(.finished(c.key, attempt: 1, startedAt: nil, status: .failed, result: nil, error: failure, at: epoch, event: nil),
-                  to: store, and: memory)
+                  to: store, and: memory, stale: true)
         try apply(.purged([a.key, c.key]), to: store, and: memory)
         try expectCounts(store, database, memory, [key("tenant", "fetch_url", .queued): 1])
         try apply(.purged([b.key]), to: store, and: memory)
@@ -101,12 +102,12 @@ struct PostgresStoreWriteTests {
         try write(store, .started(job.key, attempt: 2, at: epoch.addingTimeInterval(10))).get()
         // Attempt 1 comes back late: none of its writes may land.
         try write(store, .started(job.key, attempt: 1, at: late)).get()
-        try write(store, .retrying(job.key, attempt: 1, startedAt: epoch, error: JobFailure(code: "x", message: "y"), at: late,
-                                   nextAttemptAt: late)).get()
-        try write(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
-                                   error: JobFailure(code: "stale", message: "stale"), at: late,
-                                   event: WebhookEventRecord(jobID: job.id, webhookID: "msg_stale", url: "https://example.com/", key: [1],
-                                                             body: [1]))).get()
+        #expect(try writeIsStale(store, .retrying(job.key, attempt: 1, startedAt: epoch, error: JobFailure(code: "x", message: "y"), at: late,
+                                                  nextAttemptAt: late)))
+        #expect(try writeIsStale(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
+                                                  error: JobFailure(code: "stale", message: "stale"), at: late,
+                                                  event: WebhookEventRecord(jobID: job.id, webhookID: "msg_stale", url: "https://example.com/",
+                                                                            key: [1], body: [1]))))
         var stored = try #require(try store.job(withID: job.id)?.record)
         #expect(stored.status == .running)
         #expect(stored.attempt == 2)
@@ -115,8 +116,8 @@ struct PostgresStoreWriteTests {
         #expect(try store.webhookEvent(of: job.id) == nil, "a stale finish writes no webhook event")
         try write(store, .finished(job.key, attempt: 2, startedAt: epoch.addingTimeInterval(10), status: .succeeded, result: .integer(2),
                                    error: nil, at: epoch.addingTimeInterval(20), event: nil)).get()
-        try write(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
-                                   error: JobFailure(code: "stale", message: "stale"), at: late, event: nil)).get()
+        #expect(try writeIsStale(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
+                                                  error: JobFailure(code: "stale", message: "stale"), at: late, event: nil)))
         try write(store, .started(job.key, attempt: 3, at: late)).get()
         stored = try #require(try store.job(withID: job.id)?.record)
         #expect(stored.status == .succeeded)
@@ -136,7 +137,9 @@ struct PostgresStoreWriteTests {
         let jobs = (0..<6).map { makeJob(createdAt: epoch.addingTimeInterval(Double($0))) }
         try write(store, .submitted(jobs)).get()
         // Job 5 is on its second attempt: its first attempt's start and finish are stale.
-        try write(store, .requeued(jobs[5].key, attempt: 2, interrupted: nil)).get()
+        let setup = try database.connection()
+        defer { setup.close() }
+        try setup.execute("UPDATE jobs SET attempt = 2 WHERE id = $1::uuid", [jobs[5].id.description])
 
         let (blocker, held) = try database.holdWriter(of: store)
         defer { blocker.close() }
@@ -154,7 +157,9 @@ struct PostgresStoreWriteTests {
         #expect(store.queue.pendingCount == 12, "all wait for one commit")
         try blocker.execute("COMMIT")
         #expect(held.wait() == .success)
-        #expect(writes.allSatisfy { $0.wait() == .success && (try? $0.result?.get()) != nil })
+        #expect(writes.allSatisfy { $0.wait() == .success })
+        #expect(writes.map { $0.result.map { (try? $0.get()) == nil } } == Array(repeating: false, count: 11) + [true],
+                "only job 5's finish is stale, and is reported so")
 
         for (index, job) in jobs.enumerated().prefix(5) {
             let stored = try #require(try store.job(withID: job.id)?.record)

@@ -62,6 +62,17 @@ public final class JobChangeFeed: Sendable {
         publish(JobChange(job: job, event: event, status: to, at: Date()))
     }
 
+    /// The job's final state is durable.
+    func finished(_ job: Job, status: JobState) {
+        guard let event = JobChange.Event(from: .running, to: status) else { return }
+        publish(JobChange(job: job, event: event, status: status, at: Date()))
+    }
+
+    /// A shared store's rescue moved the job (of a dead node) to `status`: queued, or failed.
+    func rescued(_ job: Job, status: JobState) {
+        publish(JobChange(job: job, event: status == .queued ? .queued : .failed, status: status, at: Date()))
+    }
+
     /// The job was accepted: durable, and queued or scheduled.
     func created(_ job: Job, status: JobState) {
         publish(JobChange(job: job, event: .created, status: status, at: Date()))

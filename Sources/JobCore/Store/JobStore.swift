@@ -13,7 +13,9 @@ public protocol JobStore: Sendable {
     var isDurable: Bool { get }
 
     /// Records `change`. `whenDurable` runs once it is committed and synced, or with the
-    /// failure if it could not be written. Changes are applied in the order given.
+    /// failure if it could not be written, or with a ``StoreError/isStale`` error if a shared
+    /// store found the attempt it is about no longer this node's (nothing changed). Changes
+    /// are applied in the order given.
     /// A submission that fails is dropped; any other change is retried until it is written.
     func apply(_ change: StoreChange, whenDurable: (@Sendable (Result<Void, StoreError>) -> Void)?)
 
@@ -122,7 +124,18 @@ public struct StoredState: Sendable {
 /// Why the store could not do something, in words an operator can act on.
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// Set when the store refused a submission because the queue, or the owner's share of it,
+    /// is full: a store shared by several nodes checks the queue limits itself (see
+    /// ``WorkQueueHost/maxQueued``), in the submission's transaction.
+    public var queueLimit: PoolError?
+    /// True for a write about an attempt that is no longer this node's (a shared store fences
+    /// every write about a running job): nothing changed, and the writer must announce nothing.
+    public var isStale: Bool
+    public init(_ message: String, queueLimit: PoolError? = nil, isStale: Bool = false) {
+        self.message = message
+        self.queueLimit = queueLimit
+        self.isStale = isStale
+    }
     public var description: String { message }
 }
 

@@ -18,10 +18,22 @@ public struct WorkQueueHost: Sendable {
     /// These jobs left this node's hands: another node claimed them, or they finished
     /// elsewhere. The store answers for them from now on.
     public var claimedElsewhere: @Sendable ([Job]) -> Void
+    /// The most jobs that may wait in the whole cluster's queue (`--max-queued`): a shared
+    /// queue's store refuses a submission past it, counting what the table holds.
+    public var maxQueued: Int
+    /// The most one owner may have waiting, cluster-wide (`--max-queued-per-tenant`), or nil.
+    public var maxQueuedPerOwner: Int?
+    /// The store's rescue took these jobs back from dead nodes (re-queued, or failed out of
+    /// attempts), as they now stand: counted, and announced on this node's event stream.
+    public var rescued: @Sendable ([JobRecord]) -> Void
 
     public init(freeWorkers: @escaping @Sendable () -> Int, wakeWorkers: @escaping @Sendable () -> Void,
                 makeJob: @escaping @Sendable (JobRecord) -> Job?, waitingJobs: @escaping @Sendable () -> [Job],
-                claimedElsewhere: @escaping @Sendable ([Job]) -> Void) {
+                claimedElsewhere: @escaping @Sendable ([Job]) -> Void, maxQueued: Int = .max, maxQueuedPerOwner: Int? = nil,
+                rescued: @escaping @Sendable ([JobRecord]) -> Void = { _ in }) {
+        self.rescued = rescued
+        self.maxQueued = maxQueued
+        self.maxQueuedPerOwner = maxQueuedPerOwner
         self.freeWorkers = freeWorkers
         self.wakeWorkers = wakeWorkers
         self.makeJob = makeJob

@@ -71,3 +71,13 @@ func groupedCounts(_ connection: PostgresConnection) throws -> [JobCounts.Key: I
     }
     return counts
 }
+
+/// True when the store refused `change` as stale (a write about an attempt that is no longer
+/// this node's); throws for any other failure.
+func writeIsStale(_ store: any JobStore, _ change: StoreChange) throws -> Bool {
+    switch try write(store, change) {
+    case .success: return false
+    case .failure(let error) where error.isStale: return true
+    case .failure(let error): throw error
+    }
+}
