@@ -99,14 +99,12 @@ extension PostgresJobStore {
         jobs.contains { $0.options.idempotency != nil }
     }
 
-    /// The writer's connection, made again if it broke (taking the database for this node
-    /// again; if another node took it meanwhile, this one stays unwritable and says why).
+    /// The writer's connection, made again if it broke.
     func connected(_ connection: inout PostgresConnection?) throws -> PostgresConnection {
         if let open = connection, !open.isBroken { return open }
         connection?.close()
         connection = nil
         let fresh = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
-        try Self.takeDatabase(fresh)
         connection = fresh
         logger.notice("Reconnected to the job store", metadata: ["store": "\(target.redacted)"])
         return fresh

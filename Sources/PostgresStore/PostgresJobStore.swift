@@ -14,9 +14,9 @@ import Synchronization
 /// `synchronous_commit` on, are left alone). Questions are answered on a small pool of other
 /// connections. Nothing here may run on the event loop: every call blocks on the network.
 ///
-/// One node per database, for now: the writer connection holds a session advisory lock, since
-/// a start re-queues the running jobs it finds, and with two nodes those would be the other
-/// node's. Leases, claims and fencing across nodes come later (issue 16).
+/// Several nodes may open one database. (The one-node lock is gone; until the rescue sweeper
+/// and fencing land, a start still re-queues every running job it finds: start nodes one at a
+/// time, as the lead merges issue 16's parts.)
 ///
 /// ```swift
 /// let store = try PostgresJobStore(url: "postgres://jobpool@db/jobpool", logger: logger)
@@ -62,10 +62,9 @@ public final class PostgresJobStore: JobStore {
         return ClusterMembership(nodeID: membership.nodeID, liveNodes: membership.liveNodes)
     }
 
-    /// Connects, migrates the schema (under an advisory lock), and takes the database for this
-    /// node. Throws, with a message for the operator and the password masked, if the database
-    /// cannot be reached, was written by a jobpool two or more versions newer, or is in use by
-    /// another node. No thread starts here.
+    /// Connects and migrates the schema (under an advisory lock). Throws, with a message for the
+    /// operator and the password masked, if the database cannot be reached, or was written by a
+    /// jobpool two or more versions newer. No thread starts here.
     ///
     /// - Parameters:
     ///   - readerCount: connections that answer queries at once; more callers wait.
@@ -89,7 +88,6 @@ public final class PostgresJobStore: JobStore {
         do {
             let connection = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
             try Self.migrate(connection, logger: logger)
-            try Self.takeDatabase(connection)
             try Self.foldCounts(into: nodeID, on: connection)
             writer = Mutex(connection)
         } catch let error as StoreError {
@@ -104,17 +102,6 @@ public final class PostgresJobStore: JobStore {
     /// Every connection names the node, so that the count triggers write this node's rows.
     static func sessionSettings(nodeID: String) -> [(name: String, value: String)] {
         [(name: "jobpool.node", value: nodeID)]
-    }
-
-    /// Held by the writer connection for as long as it lives. "jobpool" in ASCII, then 2.
-    static let singleNodeLockKey: Int64 = 0x6A6F_6270_6F6F_6C02
-
-    /// Takes the database for this node, or throws naming the reason.
-    static func takeDatabase(_ connection: PostgresConnection) throws {
-        let taken = try connection.query("SELECT pg_try_advisory_lock($1::bigint) AS taken", [singleNodeLockKey])
-        guard try taken.first?.bool("taken") == true else {
-            throw StoreError("the database \(connection.target.redacted) is in use by another jobpool node. Several nodes on one database are not supported yet: stop the other node first, or give this one another database.")
-        }
     }
 
     /// Adds the count rows of earlier starts to this node's, so that rows do not pile up with
