@@ -13,7 +13,9 @@ extension PostgresSchema {
     ///   (``PostgresEventTailer``). The triggers are per statement, with transition tables: a
     ///   batch of a hundred finishes writes its hundred events in one `INSERT … SELECT`.
     ///   A scheduled job is still `scheduled` in the table until a worker takes it, so its
-    ///   `job.queued` is logged with its `job.started`.
+    ///   `job.queued` is logged with its `job.started`; and a start written in the same commit
+    ///   as the finish is left out (`GroupCommitQueue.coalesced`), so a job that ran and went
+    ///   straight from `queued` to a final state is logged as started too.
     static let version4 = """
         ALTER TABLE jobs ADD COLUMN cancel_requested_at bigint;
         CREATE INDEX jobs_cancel_requested ON jobs (id) WHERE cancel_requested_at IS NOT NULL AND finished_at IS NULL;
@@ -66,8 +68,10 @@ extension PostgresSchema {
             FROM new_rows n JOIN old_rows o ON o.id = n.id
             CROSS JOIN LATERAL (
                 SELECT 1 AS step, 'job.queued' AS event, 'queued' AS status
-                WHERE n.status = 'queued' OR (n.status = 'running' AND o.status = 'scheduled')
-                UNION ALL SELECT 2, 'job.started', 'running' WHERE n.status = 'running'
+                WHERE n.status = 'queued' OR (o.status = 'scheduled' AND (n.status = 'running' OR n.started_at IS NOT NULL))
+                UNION ALL SELECT 2, 'job.started', 'running'
+                WHERE n.status = 'running' OR (o.status IN ('queued', 'scheduled') AND n.started_at IS NOT NULL
+                                               AND n.status IN ('succeeded', 'failed', 'cancelled'))
                 UNION ALL SELECT 2, 'job.retried', 'scheduled' WHERE n.status = 'scheduled' AND o.status = 'running'
                 UNION ALL SELECT 2, 'job.' || n.status, n.status WHERE n.status IN ('succeeded', 'failed', 'cancelled')
             ) e
