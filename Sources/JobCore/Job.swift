@@ -56,6 +56,17 @@ public final class Job: Sendable {
         var webhookStatus: WebhookStatus?
         /// Gives back the job's place in the worker pool's queue; set while it is queued.
         var releaseQueueSlot: (@Sendable () -> Void)?
+
+        /// Takes a stored record's outcome, times and webhook (its status and attempt are
+        /// set by the caller).
+        mutating func take(_ record: JobRecord, webhookStatus: WebhookStatus?) {
+            result = record.result
+            if record.status.isFinished { error = record.error } else { lastError = record.error }
+            startedAt = record.status.isFinished || record.status == .running ? record.startedAt : nil
+            finishedAt = record.finishedAt
+            nextAttemptAt = record.status == .scheduled ? record.nextAttemptAt : nil
+            if let webhookStatus { self.webhookStatus = webhookStatus }
+        }
     }
 
     /// What ``cancel()`` did.
@@ -108,14 +119,7 @@ public final class Job: Sendable {
         self.init(id: record.id, kind: record.kind, input: record.input, createdAt: record.createdAt,
                   webhook: record.webhook, owner: record.owner, options: record.options, status: record.status,
                   attempt: record.attempt, onStateChange: onStateChange, announcesCreation: false, work: work)
-        state.withLock { state in
-            state.result = record.result
-            if record.status.isFinished { state.error = record.error } else { state.lastError = record.error }
-            state.startedAt = record.status.isFinished || record.status == .running ? record.startedAt : nil
-            state.finishedAt = record.finishedAt
-            state.nextAttemptAt = record.status == .scheduled ? record.nextAttemptAt : nil
-            if let webhookStatus { state.webhookStatus = webhookStatus }
-        }
+        state.withLock { $0.take(record, webhookStatus: webhookStatus) }
     }
 
     /// The record to store for this job as it stands.
@@ -146,12 +150,7 @@ public final class Job: Sendable {
             else { return nil }
             state.status = record.status
             state.attempt = record.attempt
-            state.result = record.result
-            if record.status.isFinished { state.error = record.error } else { state.lastError = record.error }
-            state.startedAt = record.status.isFinished || record.status == .running ? record.startedAt : nil
-            state.finishedAt = record.finishedAt
-            state.nextAttemptAt = record.status == .scheduled ? record.nextAttemptAt : nil
-            if let webhookStatus { state.webhookStatus = webhookStatus }
+            state.take(record, webhookStatus: webhookStatus)
             state.version += 1
             var told = Array(state.observers.values)
             if record.status.isFinished {
