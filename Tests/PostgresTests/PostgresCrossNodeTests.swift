@@ -159,6 +159,25 @@ struct PostgresCrossNodeTests {
         #expect(try row.string("status") == "cancelled" && row.optionalInt64("cancel_requested_at") != nil, "the request was recorded")
     }
 
+    @Test("retention deletes events older than the cutoff, in batches, oldest first")
+    func eventRetention() throws {
+        let database = try TestDatabase()
+        let store = try node(database)
+        defer { store.close() }
+        let jobs = (0..<5).map { makeJob(createdAt: epoch.addingTimeInterval(Double($0))) }
+        try write(store, .submitted(jobs)).get() // five job.created events, at each job's created_at
+        let connection = try database.connection()
+        defer { connection.close() }
+        func remaining() throws -> Int { try connection.query("SELECT count(*) AS n FROM job_events").first?.int("n") ?? -1 }
+        #expect(try remaining() == 5)
+        let cutoff = epoch.addingTimeInterval(3.5)
+        #expect(try store.purgeEvents(before: cutoff, limit: 2) == 2)
+        #expect(try store.purgeEvents(before: cutoff, limit: 2) == 2)
+        #expect(try store.purgeEvents(before: cutoff, limit: 2) == 0)
+        let left = try connection.query("SELECT job_id FROM job_events").map { try $0.string("job_id") }
+        #expect(left == [jobs[4].id.description], "only the event after the cutoff is kept")
+    }
+
     @Test("an open cancel request reaches the node by the poll alone, without a notification")
     func cancelByPoll() throws {
         let database = try TestDatabase()
