@@ -56,6 +56,17 @@ public final class Job: Sendable {
         var webhookStatus: WebhookStatus?
         /// Gives back the job's place in the worker pool's queue; set while it is queued.
         var releaseQueueSlot: (@Sendable () -> Void)?
+
+        /// Takes a stored record's outcome, times and webhook (its status and attempt are
+        /// set by the caller).
+        mutating func take(_ record: JobRecord, webhookStatus: WebhookStatus?) {
+            result = record.result
+            if record.status.isFinished { error = record.error } else { lastError = record.error }
+            startedAt = record.status.isFinished || record.status == .running ? record.startedAt : nil
+            finishedAt = record.finishedAt
+            nextAttemptAt = record.status == .scheduled ? record.nextAttemptAt : nil
+            if let webhookStatus { self.webhookStatus = webhookStatus }
+        }
     }
 
     /// What ``cancel()`` did.
@@ -108,14 +119,7 @@ public final class Job: Sendable {
         self.init(id: record.id, kind: record.kind, input: record.input, createdAt: record.createdAt,
                   webhook: record.webhook, owner: record.owner, options: record.options, status: record.status,
                   attempt: record.attempt, onStateChange: onStateChange, announcesCreation: false, work: work)
-        state.withLock { state in
-            state.result = record.result
-            if record.status.isFinished { state.error = record.error } else { state.lastError = record.error }
-            state.startedAt = record.status.isFinished || record.status == .running ? record.startedAt : nil
-            state.finishedAt = record.finishedAt
-            state.nextAttemptAt = record.status == .scheduled ? record.nextAttemptAt : nil
-            if let webhookStatus { state.webhookStatus = webhookStatus }
-        }
+        state.withLock { $0.take(record, webhookStatus: webhookStatus) }
     }
 
     /// The record to store for this job as it stands.
@@ -125,6 +129,39 @@ public final class Job: Sendable {
                          error: snapshot.error ?? snapshot.lastError, createdAt: createdAt, startedAt: snapshot.startedAt,
                          finishedAt: snapshot.finishedAt, nextAttemptAt: snapshot.nextAttemptAt, attempt: snapshot.attempt,
                          options: options, webhook: webhook, owner: owner)
+    }
+
+    /// Takes on the state the store holds for a job that another node runs (a handle watched
+    /// here, see ``RemoteJobs``): observers and done-callbacks are told as for a change made
+    /// here; the state-change hook is not (this node counts and announces only its own jobs).
+    /// A state older than the one held is ignored, and a finished job never changes again.
+    func absorb(_ record: JobRecord, webhookStatus: WebhookStatus?) {
+        func rank(_ status: JobState) -> Int {
+            switch status {
+            case .scheduled: 0
+            case .queued: 1
+            case .running: 2
+            case .succeeded, .failed, .cancelled: 3
+            }
+        }
+        let told = state.withLock { state -> (JobSnapshot, [@Sendable (JobSnapshot) -> Void])? in
+            guard !state.status.isFinished,
+                  record.attempt > state.attempt || (record.attempt == state.attempt && rank(record.status) > rank(state.status))
+            else { return nil }
+            state.status = record.status
+            state.attempt = record.attempt
+            state.take(record, webhookStatus: webhookStatus)
+            state.version += 1
+            var told = Array(state.observers.values)
+            if record.status.isFinished {
+                told += state.callbacks
+                state.callbacks = []
+                state.observers = [:]
+            }
+            return (makeSnapshot(state), told)
+        }
+        guard let (snapshot, callbacks) = told else { return }
+        for callback in callbacks { callback(snapshot) }
     }
 
     /// Ends a waiting job without running it (recovery found it out of attempts, say).

@@ -42,16 +42,18 @@ public final class JobExecutor: Sendable {
 
     private let kinds: [String: any JobKind]
     /// Queued, scheduled and running jobs: the work this process will do.
-    private let live = LiveJobs()
+    let live = LiveJobs()
     /// Submissions committed to a shared store, not yet live here (see ``AcceptanceGate``).
     private let acceptance = AcceptanceGate()
     /// Recently finished or read jobs, in front of the store.
-    private let cache: FinishedJobCache
+    let cache: FinishedJobCache
+    /// Jobs other nodes run that someone here watches (a shared store only).
+    let remote = RemoteJobs()
     /// Runs the store's reads off the event loop.
     public let reader: StoreReader
     private let pool: WorkerPool
-    private let store: any JobStore
-    private let logger: Logger
+    let store: any JobStore
+    let logger: Logger
     private let completionHandler: (any CompletionHandler)?
     /// Records outcomes: the one writer of what happens to accepted jobs.
     private let completer: JobCompleter
@@ -102,6 +104,12 @@ public final class JobExecutor: Sendable {
         if let memory = store as? MemoryJobStore {
             memory.onEviction { evicted in completer.removed(evicted, evicted: true) }
         }
+        // A store shared by several nodes: the event stream serves its log, and what the other
+        // nodes do reaches this one.
+        if let position = store.eventLogPosition { changes.useStoredEvents(after: position) }
+        store.connect(ClusterFeed(
+            cancelsRequested: { [weak self] ids in self?.cancelRequestedElsewhere(ids) },
+            jobEvents: { [weak self] events in self?.take(events) }))
     }
 
     /// The kind names clients may submit, sorted.
@@ -241,7 +249,9 @@ public final class JobExecutor: Sendable {
     private func watchCompletion(of job: Job) {
         // Weak: a job refused by a full queue must not keep itself alive through this.
         job.addDoneCallback { [weak self, weak job] final in
-            guard let self, let job else { return }
+            // Only a job this node holds records its end: one handed off to another node
+            // finishes there (this handle only hears of it, see ``take(_:)``).
+            guard let self, let job, live.job(withID: job.id) === job else { return }
             completer.finished(job, final: final)
         }
     }
@@ -335,6 +345,8 @@ public final class JobExecutor: Sendable {
             guard status == .queued || status == .scheduled else { continue }
             live.remove(job)
             counts.removed(job, state: status)
+            // Whoever waits on it here hears of its end from the store's log.
+            _ = remote.register(job)
         }
     }
 
@@ -378,7 +390,7 @@ public final class JobExecutor: Sendable {
     /// The job with this ID if memory has it (live, or in the cache): an answer without the
     /// store, cheap enough for the event loop. Otherwise ask ``loadJob(withID:)``.
     public func cachedJob(withID id: JobID) -> Job? {
-        live.job(withID: id) ?? cache.job(withID: id)
+        live.job(withID: id) ?? cache.job(withID: id) ?? remote.job(withID: id)
     }
 
     /// The job with this ID, from memory or else from the store. Blocks on the store: call it
@@ -413,7 +425,11 @@ public final class JobExecutor: Sendable {
         let record = stored.record
         if let job = cachedJob(withID: record.id) ?? store.heldJob(withID: record.id) { return job }
         let job = Job(restoring: record, webhookStatus: stored.webhookStatus, onStateChange: nil, work: { _ throws(JobFailure) in .null })
-        if record.status.isFinished { cache.insert(job) }
+        if record.status.isFinished {
+            cache.insert(job)
+        } else if store.eventLogPosition != nil {
+            return watchRemote(job)
+        }
         return job
     }
 

@@ -64,5 +64,18 @@ final class RetentionSweeper: BlockingService {
             }
         }
         if removed > 0 { logger.info("Retention removed finished jobs", metadata: ["count": "\(removed)"]) }
+        purgeEvents(before: cutoff)
+    }
+
+    /// The event log's old entries (a store shared by several nodes keeps one), in batches.
+    private func purgeEvents(before cutoff: Date) {
+        while !stopped.withLock({ $0 }) {
+            do throws(StoreError) {
+                if try executor.purgeEvents(before: cutoff, limit: Self.batchSize) < Self.batchSize { break }
+            } catch {
+                logger.warning("Retention could not delete old events; it tries again next sweep", metadata: ["error": "\(error.message)"])
+                break
+            }
+        }
     }
 }

@@ -77,6 +77,13 @@ extension PostgresJobStore {
                 UPDATE webhook_events SET state = 'pending', round_start = $2::int, next_attempt_at = NULL WHERE job_id = $1::uuid
                 """, [id.description, roundStart])
 
+        case .cancelRequested(let key, let at):
+            // The node that holds the job hears of it from this batch's notification.
+            try connection.execute("""
+                UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, $2::bigint)
+                WHERE id = $1::uuid AND finished_at IS NULL
+                """, [key.id.description, StoredTime.micros(at)])
+
         case .purged(let keys):
             guard !keys.isEmpty else { return true }
             try connection.execute("""

@@ -107,6 +107,10 @@ extension PostgresJobStore {
                 }
                 try insert(plain, on: connection)
             }
+            // One notification per committed batch, sent by the commit itself (none if it
+            // rolls back): NOTIFY serializes commits, so one per batch is what it may cost.
+            let notice = Self.notice(for: batch)
+            if !notice.isEmpty { try connection.notify(PostgresListener.channel, payload: notice.payload) }
             return refused
         }
     }
@@ -122,6 +126,29 @@ extension PostgresJobStore {
         case .requeued(let key, let attempt, let interrupted): return (key.id, interrupted?.attempt ?? attempt)
         default: return nil
         }
+    }
+
+    /// What `batch` tells the other nodes: due work (wakes their claimers), job changes (their
+    /// event tailers read), and the jobs whose cancel was asked for.
+    static func notice(for batch: [Item]) -> PostgresNotice {
+        var notice = PostgresNotice()
+        for item in batch {
+            switch item.change {
+            case .submitted(let jobs):
+                notice.events = true
+                if jobs.contains(where: { $0.status == .queued }) { notice.work = true }
+            case .requeued:
+                notice.events = true
+                notice.work = true
+            case .started, .finished, .retrying, .webhookAttempted:
+                notice.events = true
+            case .cancelRequested(let key, _):
+                notice.cancels.append(key.id.description)
+            case .webhookRedelivered, .purged:
+                break
+            }
+        }
+        return notice
     }
 
     static func hasKeys(_ jobs: [JobRecord]) -> Bool {

@@ -44,6 +44,12 @@ public final class PostgresJobStore: JobStore {
     let writable = Atomic<Bool>(true)
     /// How long the idle writer waits before checking that the database still answers.
     let healthCheckInterval: Duration
+    /// This node's ear on the other nodes' commits (LISTEN/NOTIFY, and a ~1 s poll).
+    let listener: PostgresListener
+    /// Reads the event log in order, for the event stream and for waiters on remote jobs.
+    let tailer: PostgresEventTailer
+    /// Where the listener tells what it heard; set by ``connect(_:)``.
+    let clusterFeed = Mutex<ClusterFeed?>(nil)
 
     public var isDurable: Bool { true }
 
@@ -72,7 +78,9 @@ public final class PostgresJobStore: JobStore {
     ///   - lease: how often this node renews its lease in `nodes`, and for how long.
     ///   - agingStep: not used here: the claim order is the table's `due_key`, whose aging step
     ///     is part of the schema, the same for every node (see ``PostgresSchema``).
-    public init(url: String, logger: Logger, readerCount: Int = 4, agingStep: Duration = .seconds(10), healthCheckInterval: Duration = .seconds(2), lease: NodeLeaseSettings = NodeLeaseSettings()) throws(StoreError) {
+    ///   - pollInterval: how often the listener looks at the tables even without a notification.
+    public init(url: String, logger: Logger, readerCount: Int = 4, agingStep: Duration = .seconds(10), healthCheckInterval: Duration = .seconds(2),
+                lease: NodeLeaseSettings = NodeLeaseSettings(), pollInterval: Duration = .seconds(1)) throws(StoreError) {
         if let problem = lease.problem { throw StoreError(problem) }
         let target = PostgresConnectionString(url)
         self.target = target
@@ -93,9 +101,11 @@ public final class PostgresJobStore: JobStore {
             }
         }
         readers = PostgresConnectionPool(target: target, size: readerCount, settings: Self.sessionSettings(nodeID: nodeID))
+        listener = PostgresListener(target: target, logger: logger, pollInterval: pollInterval)
         do {
             let connection = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
             try Self.migrate(connection, logger: logger)
+            tailer = PostgresEventTailer(after: try PostgresEventTailer.end(on: connection))
             try Self.foldCounts(into: nodeID, on: connection)
             writer = Mutex(connection)
         } catch let error as StoreError {
@@ -133,6 +143,8 @@ public final class PostgresJobStore: JobStore {
         lease.onBeat { [weak self] connection in self?.sweep(on: connection) }
         lease.start()
         claimer.start()
+        listener.connect(listenerHandlers)
+        listener.start()
         let thread = Thread { [self] in
             writerLoop()
             queue.writerExited()
@@ -162,6 +174,7 @@ public final class PostgresJobStore: JobStore {
                 connection = nil
             }
         }
+        listener.stop()
         readers.close()
         // Last: the lease says this node may still write about its jobs.
         lease.stop()

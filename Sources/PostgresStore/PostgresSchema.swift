@@ -47,6 +47,9 @@ enum PostgresSchema {
         // Expand only: a version 2 jobpool ignores the new columns, but it keeps its due work
         // in memory and would run jobs another node claims from the table. Refused.
         Migration(version: 3, compatibleFrom: 3, sql: version3),
+        // Expand only: a version 3 jobpool ignores cancel requests and the event log, and its
+        // writes are logged all the same (by triggers). It keeps working.
+        Migration(version: 4, compatibleFrom: 3, sql: version4),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),

@@ -102,6 +102,9 @@ extension SQLiteJobStore {
                 try run(db, sql: "DELETE FROM webhook_attempts WHERE job_id = ?", arguments: [id])
                 try run(db, sql: "DELETE FROM webhook_events WHERE job_id = ?", arguments: [id])
             }
+
+        case .cancelRequested:
+            break // one process owns this store: every cancel is local
         }
     }
 

@@ -22,6 +22,11 @@ final class EventHub {
         let filter: EventFilter
         /// True when something was written since the last heartbeat tick.
         var isActive = false
+        /// A `Last-Event-ID` newer than this node has read yet (another node sent it: the
+        /// log's IDs are the whole cluster's). The stream's opening waits until this node has
+        /// read that far, or for ``catchUpWait``, then a reset.
+        var resumesAfter: Int?
+        var catchUpTimer: LoopTimer?
 
         init(request: HTTPRequest, filter: EventFilter) {
             self.request = request
@@ -49,7 +54,8 @@ final class EventHub {
         self.flushInterval = configuration.eventFlushInterval
         self.heartbeatInterval = configuration.eventStreamHeartbeat
         self.maxUnsentBytes = configuration.eventStreamMaxUnsentBytes
-        let firstID = Int(Date().timeIntervalSince1970 * 1000) * 1000
+        // In process, IDs start from the clock; on a logged store, after the log's position.
+        let firstID = feed.storedEventsStart.map { $0 + 1 } ?? Int(Date().timeIntervalSince1970 * 1000) * 1000
         self.window = ReplayWindow(capacity: configuration.eventReplayWindow, firstID: firstID)
         self.flushedThrough = window.newestID
     }
@@ -81,20 +87,43 @@ final class EventHub {
             close(token, ending: false) // the client went away
         }
         // Tell the client how soon to come back if the connection drops.
-        var opening = Array("retry: 2000\n\n".utf8)
+        var opening = Self.retryLine
         if let lastEventID {
-            if lastEventID < window.oldestID - 1 {
+            if lastEventID < window.droppedThrough {
                 opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is older than the replay window (the oldest event kept is \(window.oldestID)); reload, then follow from here.", id: start)
+            } else if lastEventID > start, feed.storedEventsStart != nil {
+                // Another node may have sent it, and this one has not read that far yet: the
+                // opening waits (flush sends it), or resets if the ID never comes.
+                stream.resumesAfter = lastEventID
+                stream.catchUpTimer = loop.schedule(after: Self.catchUpWait) { [unowned self] in
+                    guard let stream = streams[token], stream.resumesAfter != nil else { return }
+                    stream.resumesAfter = nil
+                    stream.request.sendChunk(Self.retryLine + resetEvent(
+                        reason: "Last-Event-ID \(lastEventID) is not an event this server has sent, nor any node sharing its database; reload, then follow from here.",
+                        id: flushedThrough) + readyEvent(flushedThrough))
+                }
+                armHeartbeat()
+                return
             } else if lastEventID > start {
                 opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is not an event this server has sent (it may have restarted); reload, then follow from here.", id: start)
             } else {
                 opening += window.render(after: lastEventID, through: start, matching: filter)
             }
         }
-        opening += Array("id: \(start)\nevent: ready\ndata: {\"last_event_id\":\"\(start)\"}\n\n".utf8)
+        opening += readyEvent(start)
         stream.request.sendChunk(opening)
         armHeartbeat()
         if window.newestID > flushedThrough { changesArrived() }
+    }
+
+    /// How long a stream opened with a `Last-Event-ID` ahead of this node's reading of the
+    /// cluster's log waits for it (the log is read within milliseconds of a commit).
+    static let catchUpWait = Duration.seconds(3)
+
+    private static let retryLine = Array("retry: 2000\n\n".utf8)
+
+    private func readyEvent(_ id: Int) -> [UInt8] {
+        Array("id: \(id)\nevent: ready\ndata: {\"last_event_id\":\"\(id)\"}\n\n".utf8)
     }
 
     /// Ends every stream (a drain): clients reconnect with Last-Event-ID to another instance.
@@ -123,7 +152,12 @@ final class EventHub {
 
     /// Moves the feed's pending changes into the window.
     private func absorbPending() {
-        for change in feed.take() { window.append(change) }
+        for item in feed.take() {
+            switch item {
+            case .live(let change): window.append(change)
+            case .stored(let event): window.append(event)
+            }
+        }
     }
 
     private func flush() {
@@ -138,6 +172,18 @@ final class EventHub {
         var chunks: [EventFilter: SharedBytes] = [:]
         for token in streams.keys.sorted() {
             guard let stream = streams[token] else { continue }
+            if let after = stream.resumesAfter {
+                // Waiting to open: this node has now read as far as the client had.
+                guard after <= window.newestID else { continue }
+                stream.resumesAfter = nil
+                stream.catchUpTimer?.cancel()
+                let replay = window.canResume(after: after)
+                    ? window.render(after: after, matching: stream.filter)
+                    : resetEvent(reason: "More events arrived at once than the replay window holds; reload, then follow from here.")
+                stream.request.sendChunk(Self.retryLine + replay + readyEvent(window.newestID))
+                stream.isActive = true
+                continue
+            }
             if lostSome {
                 stream.request.sendChunk(resetEvent(reason: "More events arrived at once than the replay window holds; reload, then follow from here."))
                 stream.isActive = true
@@ -195,6 +241,7 @@ final class EventHub {
 
     private func close(_ token: Int, ending: Bool) {
         guard let stream = streams.removeValue(forKey: token) else { return }
+        stream.catchUpTimer?.cancel()
         if ending { stream.request.endStream() }
         if streams.isEmpty {
             heartbeatTimer?.cancel()

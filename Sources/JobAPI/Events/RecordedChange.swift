@@ -37,4 +37,18 @@ struct RecordedChange {
         }
         webhook = change.event == .webhookDelivered || change.event == .webhookFailed ? snapshot.webhook : nil
     }
+
+    /// A change read from the store's event log (PostgreSQL): it carries what the event shows.
+    init(_ stored: StoredJobEvent) {
+        jobID = stored.jobID
+        kind = stored.kind
+        owner = stored.owner
+        event = stored.event
+        status = stored.status
+        at = stored.at
+        attempt = stored.attempt
+        maxAttempts = stored.maxAttempts
+        error = stored.error
+        webhook = stored.webhook
+    }
 }

@@ -11,7 +11,7 @@ extension APIHandler {
     }
 
     private func cancel(_ job: Job, request: HTTPRequest) throws(Problem) {
-        switch job.cancel() {
+        switch executor.cancel(job) {
         case .cancelled:
             respond(request, status: 200, job: job.snapshot())
         case .alreadyFinished(let state):

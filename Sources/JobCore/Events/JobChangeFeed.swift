@@ -15,9 +15,21 @@ import Synchronization
 /// feed.connect { loop.execute { hub.scheduleFlush() } }   // on the first change of a batch
 /// let batch = feed.take()                                  // later, on the loop thread
 /// ```
+///
+/// On a store that logs events for the whole cluster (PostgreSQL, see
+/// ``JobStore/eventLogPosition``) the feed carries those instead: every node's changes, with
+/// the log's IDs, and the changes of this process are not kept (the log has them too).
 public final class JobChangeFeed: Sendable {
+    /// One change: made in this process, or read from the store's event log.
+    public enum Item: Sendable {
+        case live(JobChange)
+        case stored(StoredJobEvent)
+    }
+
     private struct State {
-        var pending: [JobChange] = []
+        var pending: [Item] = []
+        /// Set once the feed carries the store's log: the newest event before the first one.
+        var storedAfter: Int?
         /// Nil until a consumer connects; changes before that are not kept.
         var wake: (@Sendable () -> Void)?
         /// True from the wake-up until the consumer takes the batch.
@@ -34,8 +46,31 @@ public final class JobChangeFeed: Sendable {
         state.withLock { $0.wake = wake }
     }
 
+    /// Carries the store's event log from now on, starting after event `position`; changes
+    /// made in this process are no longer kept. Call before the consumer connects.
+    public func useStoredEvents(after position: Int) {
+        state.withLock { $0.storedAfter = position }
+    }
+
+    /// The newest logged event before the first this feed carries; nil when it carries the
+    /// changes of this process.
+    public var storedEventsStart: Int? { state.withLock { $0.storedAfter } }
+
+    /// The store's events (in ID order, each once), for the consumer.
+    public func publishStored(_ events: [StoredJobEvent]) {
+        guard !events.isEmpty else { return }
+        let wake = state.withLock { state -> (@Sendable () -> Void)? in
+            guard let wake = state.wake, state.storedAfter != nil else { return nil }
+            state.pending += events.map(Item.stored)
+            guard !state.isWakeSent else { return nil }
+            state.isWakeSent = true
+            return wake
+        }
+        wake?()
+    }
+
     /// The changes since the last call, oldest first; the next change wakes the consumer again.
-    public func take() -> [JobChange] {
+    public func take() -> [Item] {
         state.withLock { state in
             state.isWakeSent = false
             let batch = state.pending
@@ -46,8 +81,8 @@ public final class JobChangeFeed: Sendable {
 
     func publish(_ change: JobChange) {
         let wake = state.withLock { state -> (@Sendable () -> Void)? in
-            guard let wake = state.wake else { return nil }
-            state.pending.append(change)
+            guard let wake = state.wake, state.storedAfter == nil else { return nil }
+            state.pending.append(.live(change))
             guard !state.isWakeSent else { return nil }
             state.isWakeSent = true
             return wake

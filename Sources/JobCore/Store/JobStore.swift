@@ -73,6 +73,19 @@ public protocol JobStore: Sendable {
     /// This node's place in a cluster sharing the store, or nil (see ``ClusterMembership``).
     var cluster: ClusterMembership? { get }
 
+    /// Non-nil when the store logs every job change with a cluster-wide event ID and tells
+    /// them through ``connect(_:)`` (PostgreSQL): the newest event this node has read (before
+    /// ``start()``, the log's end). The event stream then serves those events, not the changes
+    /// made in this process. Nil for a store one process owns.
+    var eventLogPosition: Int? { get }
+
+    /// Deletes up to `limit` logged events older than `cutoff` (retention); returns how many.
+    func purgeEvents(before cutoff: Date, limit: Int) throws(StoreError) -> Int
+
+    /// Connects this node to what the other nodes sharing the store do: cancels asked for on
+    /// them, and every job event. Call before ``start()``. A store one process owns does nothing.
+    func connect(_ feed: ClusterFeed)
+
     /// Starts the store's own threads (a writer, say); no store starts one in its `init`.
     /// Changes applied before are kept in order and written once it runs.
     func start()
@@ -219,6 +232,10 @@ public enum StoreChange: Sendable {
     case webhookRedelivered(JobID, roundStart: Int)
     /// Finished jobs removed by retention.
     case purged([JobKey])
+    /// A client asked this node to cancel a job that runs (or waits) on another node sharing
+    /// the store: recorded, so that it survives, and told to the other nodes. Only a shared
+    /// store is sent this.
+    case cancelRequested(JobKey, at: Date)
 }
 
 extension JobStore {

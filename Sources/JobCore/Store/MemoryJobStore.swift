@@ -254,6 +254,8 @@ public final class MemoryJobStore: JobStore {
                 }
             case .purged(let keys):
                 for key in keys { tables.remove(key.id) }
+            case .cancelRequested:
+                break // one process owns this store: every cancel is local
             }
         }
         whenDurable?(.success(()))

@@ -1,0 +1,69 @@
+import Foundation
+import JobCore
+import Postgres
+
+/// What this node hears from the others, through its listener (``PostgresListener``): due
+/// work wakes the claimer, cancels reach the jobs held here, and the event log is read in
+/// order for the event stream and for waiters on jobs that run elsewhere. Every notification
+/// only hurries what the ~1 s poll (and the re-check after a reconnect) would find anyway.
+extension PostgresJobStore {
+    public var eventLogPosition: Int? { tailer.position }
+
+    public func connect(_ feed: ClusterFeed) {
+        clusterFeed.withLock { $0 = feed }
+    }
+
+    /// The listener's handlers: a notice names what to look at; a re-check looks at all of it.
+    var listenerHandlers: PostgresListener.Handlers {
+        PostgresListener.Handlers(
+            notified: { [weak self] notice, connection in
+                guard let self else { return }
+                if notice.work { (workQueue as? PostgresWorkQueue)?.wakeForNewWork() }
+                let cancels = notice.cancels.compactMap(JobID.init)
+                if !cancels.isEmpty { clusterFeed.withLock { $0 }?.cancelsRequested(cancels) }
+                if notice.events { try tail(on: connection) }
+            },
+            recheck: { [weak self] _, connection in
+                guard let self else { return }
+                (workQueue as? PostgresWorkQueue)?.wakeForNewWork()
+                try recheckCancels(on: connection)
+                try tail(on: connection)
+            })
+    }
+
+    /// Hands the events that became readable to the feed, in order.
+    func tail(on connection: PostgresConnection) throws {
+        let events = try tailer.read(on: connection)
+        guard !events.isEmpty, let feed = clusterFeed.withLock({ $0 }) else { return }
+        feed.jobEvents(events)
+    }
+
+    /// Every open cancel request (there are few: a request closes when its job finishes),
+    /// through the partial index `jobs_cancel_requested`.
+    func recheckCancels(on connection: PostgresConnection) throws {
+        guard let feed = clusterFeed.withLock({ $0 }) else { return }
+        let rows = try connection.query("""
+            SELECT id FROM jobs WHERE cancel_requested_at IS NOT NULL AND finished_at IS NULL LIMIT 10000
+            """)
+        let ids = try rows.map { try PostgresRowDecoding.jobID($0, "id") }
+        if !ids.isEmpty { feed.cancelsRequested(ids) }
+    }
+
+    /// Deletes up to `limit` events older than `cutoff`, oldest first, on one node at a time
+    /// (the others find the lock taken and skip this round). Returns how many were deleted.
+    public func purgeEvents(before cutoff: Date, limit: Int) throws(StoreError) -> Int {
+        try read("delete old events") { connection in
+            try connection.transaction {
+                let locked = try connection.query("SELECT pg_try_advisory_xact_lock($1::bigint) AS locked", [Self.eventRetentionLockKey])
+                guard try locked.first?.bool("locked") == true else { return 0 }
+                return try connection.execute("""
+                    DELETE FROM job_events WHERE id IN (
+                        SELECT id FROM job_events WHERE at < $1::bigint ORDER BY at LIMIT $2::int)
+                    """, [StoredTime.micros(cutoff), limit])
+            }
+        }
+    }
+
+    /// Held by the node deleting old events. "jobpool" in ASCII, then 4.
+    static let eventRetentionLockKey: Int64 = 0x6A6F_6270_6F6F_6C04
+}

@@ -1,0 +1,74 @@
+import Foundation
+import JobpoolApp
+import PostgresTestSupport
+import Testing
+
+/// Two in-process servers (two nodes) on one PostgreSQL database: waits, cancels and event
+/// streams on one node see the jobs the other runs. Node B has no workers (`--workers 0`), so
+/// every job here runs on node A, wherever it was submitted.
+@Suite("Across nodes on PostgreSQL: waits, cancels, event streams", .enabled(if: PostgresTestCluster.isAvailable, Comment(rawValue: PostgresTestCluster.skipMessage)))
+struct CrossNodeTests {
+    /// Two servers on one fresh database; stop both.
+    func twoNodes() throws -> (a: TestServer, b: TestServer) {
+        let store = StoreKind.postgres.makeStore()
+        let a = try TestServer { $0.store = store }
+        do {
+            return (a, try TestServer { $0.store = store; $0.executor.workers = 0 })
+        } catch {
+            a.stop()
+            throw error
+        }
+    }
+
+    @Test("?wait on node B answers when the job node A runs finishes")
+    func waitOnOtherNode() async throws {
+        let (a, b) = try twoNodes()
+        defer { b.stop(); a.stop() }
+        let id = try #require(try await a.client.submitWriteCode(min: 1, max: 1).json["id"] as? String)
+        let started = ContinuousClock.now
+        let waited = try await b.client.get("/v1/jobs/\(id)?wait=20")
+        #expect(waited.status == 200)
+        #expect(waited.json["status"] as? String == "succeeded", "node B's wait ended with the job A ran")
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect((waited.json["result"] as? [String: Any])?["name"] as? String == "alex")
+    }
+
+    @Test("a cancel sent to node B stops the job running on node A, and B answers with it cancelled")
+    func cancelOnOtherNode() async throws {
+        let (a, b) = try twoNodes()
+        defer { b.stop(); a.stop() }
+        let id = try #require(try await a.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
+        #expect(try await eventually { try await b.client.get("/v1/jobs/\(id)").json["status"] as? String == "running" })
+        let started = ContinuousClock.now
+        let cancelled = try await b.client.post("/v1/jobs/\(id)/cancel")
+        #expect(cancelled.status == 200)
+        #expect(cancelled.json["status"] as? String == "cancelled")
+        #expect(ContinuousClock.now - started < .seconds(3), "within about a second, plus the HTTP round trips")
+        #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)").json["status"] as? String == "cancelled" }, "node A stopped it")
+    }
+
+    @Test("GET /v1/events on node B carries node A's changes with the same IDs; a reconnect to B resumes after A's ID")
+    func eventsAcrossNodes() async throws {
+        let (a, b) = try twoNodes()
+        defer { b.stop(); a.stop() }
+        let onA = try SSEConnection(port: a.port)
+        let onB = try SSEConnection(port: b.port)
+        for stream in [onA, onB] { await stream.read { $0.contains { $0.name == "ready" } } }
+        let first = try #require(try await a.client.submitWriteCode().json["id"] as? String)
+        let done: ([SSEConnection.Event]) -> Bool = { $0.contains { $0.name == "job.succeeded" && $0.jobID == first } }
+        await onA.read(until: done)
+        await onB.read(until: done)
+        let seenOnA = onA.jobEvents.map { "\($0.id ?? 0) \($0.name)" }
+        #expect(seenOnA.count == 3)
+        #expect(onB.jobEvents.map { "\($0.id ?? 0) \($0.name)" } == seenOnA, "the same events, IDs and order on both nodes")
+        let lastSeen = try #require(onA.events.compactMap(\.id).max())
+        onA.socket.disconnect()
+
+        let missed = try #require(try await a.client.submitWriteCode().json["id"] as? String)
+        let resumed = try SSEConnection(port: b.port, lastEventID: lastSeen)
+        await resumed.read { $0.contains { $0.name == "job.succeeded" && $0.jobID == missed } }
+        #expect(resumed.jobEvents.map(\.name) == ["job.created", "job.started", "job.succeeded"])
+        #expect(resumed.jobEvents.allSatisfy { $0.jobID == missed && ($0.id ?? 0) > lastSeen })
+        #expect(!resumed.events.contains { $0.name == "reset" })
+    }
+}

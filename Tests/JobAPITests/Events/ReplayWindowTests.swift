@@ -1,0 +1,40 @@
+import Foundation
+import JobCore
+import Testing
+@testable import JobAPI
+
+/// The replay window with the IDs of a store's event log (PostgreSQL): increasing, with holes.
+@Suite("Replay window with logged event IDs")
+struct ReplayWindowTests {
+    func event(_ id: Int, status: JobState = .succeeded) -> StoredJobEvent {
+        StoredJobEvent(id: id, jobID: JobID(), kind: "write_code", owner: nil, event: .succeeded, status: status, at: Date(),
+                       attempt: 1, maxAttempts: 3)
+    }
+
+    func ids(_ bytes: [UInt8]) -> [Int] {
+        String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
+            line.hasPrefix("id: ") ? Int(line.dropFirst(4)) : nil
+        }
+    }
+
+    @Test("events keep their own IDs; resuming after any ID, inside a hole too, sends exactly the later ones")
+    func holes() {
+        var window = ReplayWindow(capacity: 4, firstID: 11)
+        for id in [11, 12, 15, 20] { window.append(event(id)) }
+        window.append(event(15)) // not newer than the newest: ignored
+        #expect(window.newestID == 20 && window.oldestID == 11)
+        let all = EventFilter()
+        #expect(ids(window.render(after: 10, matching: all)) == [11, 12, 15, 20])
+        #expect(ids(window.render(after: 13, matching: all)) == [15, 20], "an ID in a hole resumes after it")
+        #expect(ids(window.render(after: 12, through: 15, matching: all)) == [15])
+        #expect(ids(window.render(after: 20, matching: all)).isEmpty)
+        window.append(event(23))
+        #expect(window.oldestID == 12 && window.droppedThrough == 11)
+        #expect(!window.canResume(after: 10), "event 11 is gone")
+        #expect(window.canResume(after: 11) && window.canResume(after: 21))
+        var failedOnly = EventFilter()
+        failedOnly.statuses = [.failed]
+        window.append(event(30, status: .failed))
+        #expect(ids(window.render(after: 12, matching: failedOnly)) == [30])
+    }
+}
