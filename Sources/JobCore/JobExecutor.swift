@@ -345,8 +345,9 @@ public final class JobExecutor: Sendable {
             guard status == .queued || status == .scheduled else { continue }
             live.remove(job)
             counts.removed(job, state: status)
-            // Whoever waits on it here hears of its end from the store's log.
-            _ = remote.register(job)
+            // Whoever waits on it here hears of its end from the store's log; read it once now,
+            // since the other node may have finished it before this pass (no later event then).
+            _ = watchRemote(job)
         }
     }
 

@@ -10,9 +10,9 @@ extension PostgresJobStore {
     /// transaction that inserts the submissions: each node alone sees only its own submissions
     /// in flight, so the table is counted instead.
     ///
-    /// The first submission with jobs to queue takes ``admissionLockKey`` for the rest of the
-    /// transaction and counts the queued jobs (up to the limit); later ones in the batch add to
-    /// that count as they are admitted. The trade-off: submitting transactions of all nodes
+    /// A transaction with jobs to queue takes ``admissionLockKey`` first (the writer does, before
+    /// any row lock); the first submission counts the queued jobs (up to the limit), and later
+    /// ones in the batch add to that count as they are admitted. The trade-off: submitting transactions of all nodes
     /// take turns for the moment between that count and their commit, and the count reads up
     /// to `--max-queued` index entries once per batch.
     struct Admission {
@@ -48,7 +48,6 @@ extension PostgresJobStore {
 
         private mutating func queuedCount(_ limit: Int, on connection: PostgresConnection) throws -> Int {
             if let queued { return queued }
-            _ = try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [PostgresJobStore.admissionLockKey])
             let rows = try connection.query("""
                 SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT $1::int) AS q
                 """, [min(limit, Int(Int32.max) - 1) + 1])

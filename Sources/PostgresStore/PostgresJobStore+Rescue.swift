@@ -7,8 +7,9 @@ import Postgres
 /// node runs it, after each heartbeat; one at a time, under a transaction-scoped advisory lock
 /// that a busy node simply skips. A starting node never recovers jobs itself: only this does.
 extension PostgresJobStore {
-    /// "jobpool" in ASCII, then 4: held by the transaction of one rescue sweep.
-    static let rescueLockKey: Int64 = 0x6A6F_6270_6F6F_6C04
+    /// "jobpool" in ASCII, then 5: held by the transaction of one rescue sweep (event retention
+    /// has its own key, so that a long purge never makes every rescue skip).
+    static let rescueLockKey: Int64 = 0x6A6F_6270_6F6F_6C05
 
     /// The message of a job failed by the rescue.
     static let nodeLostMessage = "The node running this job stopped renewing its lease (it died, or was cut off from the database), and the job had used all of its attempts (max_attempts)."

@@ -64,6 +64,11 @@ extension PostgresJobStore {
         try connection.transaction {
             var refused: [Int: StoreError] = [:]
             var admission = Admission(limits: claimer.limits)
+            // The admission lock first, before any row lock of this batch: taken after them, two
+            // nodes could each hold what the other waits for (a row here, the lock there).
+            if admission.limits != nil, batch.contains(where: Self.queuesJobs) {
+                _ = try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [Self.admissionLockKey])
+            }
             var run = AttemptRun()
             for (index, item) in batch.enumerated() {
                 if run.add(item.change, index: index) { continue }
@@ -149,6 +154,12 @@ extension PostgresJobStore {
             }
         }
         return notice
+    }
+
+    /// A submission with a job to queue (which the queue limits count).
+    static func queuesJobs(_ item: Item) -> Bool {
+        guard case .submitted(let jobs) = item.change else { return false }
+        return jobs.contains { $0.status == .queued }
     }
 
     static func hasKeys(_ jobs: [JobRecord]) -> Bool {

@@ -47,9 +47,12 @@ enum PostgresSchema {
         // Expand only: a version 2 jobpool ignores the new columns, but it keeps its due work
         // in memory and would run jobs another node claims from the table. Refused.
         Migration(version: 3, compatibleFrom: 3, sql: version3),
-        // Expand only: a version 3 jobpool ignores cancel requests and the event log, and its
-        // writes are logged all the same (by triggers). It keeps working.
-        Migration(version: 4, compatibleFrom: 3, sql: version4),
+        // Expand only, but not compatible with version 3: the jobpool that shipped with version
+        // 3 still takes the database for itself (a lock that version 4 nodes no longer hold),
+        // keeps its due work in memory and re-queues every running job at start, with no node
+        // recorded, so the rescue would take its jobs and it would take theirs. Refused; stop
+        // the old nodes before starting new ones (README, "Upgrades").
+        Migration(version: 4, compatibleFrom: 4, sql: version4),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),

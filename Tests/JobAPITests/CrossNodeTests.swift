@@ -33,6 +33,22 @@ struct CrossNodeTests {
         #expect((waited.json["result"] as? [String: Any])?["name"] as? String == "alex")
     }
 
+    @Test("a job submitted to node B, which has no workers, runs on node A; B's Prefer: wait and ?wait answer with it")
+    func waitOnSubmittingNode() async throws {
+        let (a, b) = try twoNodes()
+        defer { b.stop(); a.stop() }
+        // Prefer: wait holds B's reply while A claims, runs and finishes the job.
+        let synchronous = try await b.client.submitWriteCode(headers: ["Prefer": "wait=20"])
+        #expect(synchronous.status == 200)
+        #expect(synchronous.json["status"] as? String == "succeeded", "B's Prefer: wait ended with the job A ran")
+        // A job finished elsewhere before B hands it off is read back, not waited on forever.
+        let id = try #require(try await b.client.submitWriteCode().json["id"] as? String)
+        let started = ContinuousClock.now
+        let waited = try await b.client.get("/v1/jobs/\(id)?wait=20")
+        #expect(waited.json["status"] as? String == "succeeded")
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
     @Test("a cancel sent to node B stops the job running on node A, and B answers with it cancelled")
     func cancelOnOtherNode() async throws {
         let (a, b) = try twoNodes()
