@@ -57,12 +57,15 @@ public final class JobCounts: Sendable {
 
     /// Counts above zero, of every owner or of one (`.some(nil)` is the jobs without an owner).
     public func snapshot(owner: String?? = .none) -> [Key: Int] {
-        counts.withLock { counts in
-            counts.filter { key, count in
-                guard count > 0 else { return false }
-                if case .some(let wanted) = owner { return key.owner == wanted }
-                return true
-            }
+        counts.withLock { Self.select($0, owner: owner) }
+    }
+
+    /// The counts above zero in `counts`, of every owner or of one (see ``snapshot(owner:)``).
+    public static func select(_ counts: [Key: Int], owner: String?? = .none) -> [Key: Int] {
+        counts.filter { key, count in
+            guard count > 0 else { return false }
+            if case .some(let wanted) = owner { return key.owner == wanted }
+            return true
         }
     }
 }

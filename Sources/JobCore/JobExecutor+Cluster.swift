@@ -3,6 +3,13 @@ import Foundation
 /// Several nodes on one store (PostgreSQL): a cancel reaches the node that holds the job, and
 /// a job that runs elsewhere is watched here through the store's event log.
 extension JobExecutor {
+    /// The whole cluster's jobs by owner, kind and state, read from a store several nodes
+    /// share; nil for a store one process owns (then ``counts`` sees every job). Blocks: call it
+    /// off the event loop.
+    public func clusterCounts() throws(StoreError) -> [JobCounts.Key: Int]? {
+        try store.clusterCounts()
+    }
+
     /// Cancels `job` (see ``Job/cancel()``). A job this node does not hold, on a store shared
     /// by several nodes, is asked of the cluster: the request is recorded in the store (so it
     /// survives) and reaches the node that holds the job within about a second, which cancels

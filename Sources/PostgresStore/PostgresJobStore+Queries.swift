@@ -59,6 +59,12 @@ extension PostgresJobStore {
         }
     }
 
+    /// Every job of the cluster by owner, kind and state (this node's counters know only the
+    /// jobs it finished).
+    public func clusterCounts() throws(StoreError) -> [JobCounts.Key: Int]? {
+        try read("count the jobs") { try Self.clusterCounts($0) }
+    }
+
     /// Runs `body` on a reader connection; `what` names the question in an error.
     func read<Value>(_ what: String, _ body: (PostgresConnection) throws -> Value) throws(StoreError) -> Value {
         do {

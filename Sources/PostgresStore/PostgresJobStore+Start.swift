@@ -49,10 +49,31 @@ extension PostgresJobStore {
     /// The counts of finished jobs by owner, kind and state, over every node's rows; `''` is
     /// stored for no owner.
     static func finishedCounts(_ connection: PostgresConnection) throws -> [JobCounts.Key: Int] {
-        var counts: [JobCounts.Key: Int] = [:]
-        let rows = try connection.query("""
+        try counts(connection, """
             SELECT owner, kind, status, sum(count) AS count FROM job_counts GROUP BY owner, kind, status HAVING sum(count) > 0
             """)
+    }
+
+    /// Every job of the cluster by owner, kind and state: the finished ones from every node's
+    /// counters, the unfinished ones counted through the partial indexes of due and running
+    /// jobs (so the cost follows the live work, not the table).
+    static func clusterCounts(_ connection: PostgresConnection) throws -> [JobCounts.Key: Int] {
+        try counts(connection, """
+            SELECT owner, kind, status, sum(count) AS count FROM (
+                SELECT owner, kind, status, count FROM job_counts
+                UNION ALL
+                SELECT coalesce(owner, ''), kind, status, count(*) FROM jobs WHERE status IN ('queued', 'scheduled')
+                GROUP BY 1, 2, 3
+                UNION ALL
+                SELECT coalesce(owner, ''), kind, status, count(*) FROM jobs WHERE status = 'running'
+                GROUP BY 1, 2, 3) c
+            GROUP BY owner, kind, status HAVING sum(count) > 0
+            """)
+    }
+
+    private static func counts(_ connection: PostgresConnection, _ sql: String) throws -> [JobCounts.Key: Int] {
+        var counts: [JobCounts.Key: Int] = [:]
+        let rows = try connection.query(sql)
         for row in rows {
             let status = try row.string("status")
             guard let state = JobState(rawValue: status) else {

@@ -137,14 +137,21 @@ final class PostgresWorkQueue: WorkQueue {
     private func claimerLoop() {
         var connection: PostgresConnection?
         defer { connection?.close() }
+        var lastLookAround = ContinuousClock.now - pollInterval
         while !state.withLock({ $0.stopping }) {
             state.withLock { $0.wakeRequested = false }
             do {
                 if connection == nil || connection?.isBroken == true {
                     connection?.close()
-                    connection = try PostgresConnection(connectingTo: target, applicationName: "jobpool-claimer")
+                    connection = try PostgresConnection(connectingTo: target, applicationName: "jobpool-claimer",
+                                                        settings: Self.sessionSettings)
                 }
-                if let connection { try pass(on: connection) }
+                // A wake-up (a submission, a freed worker) claims; the look at the rest of
+                // the cluster (hand-offs, the oldest queued job) costs a query over every job
+                // this node waits for, so it runs once per poll interval, not once per wake-up.
+                let lookAround = ContinuousClock.now - lastLookAround >= pollInterval * 0.8
+                if lookAround { lastLookAround = .now }
+                if let connection { try pass(on: connection, lookingAround: lookAround) }
             } catch {
                 logger.error("Claiming jobs failed", metadata: ["error": "\(target.scrub("\(error)"))"])
             }
@@ -153,15 +160,23 @@ final class PostgresWorkQueue: WorkQueue {
         }
     }
 
-    /// One look at the table: claims for the free workers, and tells the host which of its
-    /// waiting jobs other nodes took.
-    private func pass(on connection: PostgresConnection) throws {
+    /// The claimer's session. A claim commits without waiting for its WAL flush: it is only
+    /// worth keeping once the job's outcome is written, and that write's synchronous commit
+    /// flushes the WAL up to it, claim included. A claim lost with a database crash leaves the
+    /// job queued, to run again; the outcome of the run in flight is then refused as stale
+    /// (fencing), so nothing is finished twice. Saves one disk flush per claim.
+    static let sessionSettings: [(name: String, value: String)] = [(name: "synchronous_commit", value: "off")]
+
+    /// One look at the table: claims for the free workers and, when `lookingAround`, tells the
+    /// host which of its waiting jobs other nodes took and notes the oldest queued job.
+    private func pass(on connection: PostgresConnection, lookingAround: Bool) throws {
         guard let host = state.withLock({ $0.host }) else { return }
         // A node whose lease may have lapsed starts nothing: its jobs may be another's already.
         if lease.isHeld {
             let free = host.freeWorkers() - state.withLock { $0.buffer.count }
             if free > 0 { try claim(free, host: host, on: connection) }
         }
+        guard lookingAround else { return }
         try handOffClaimedElsewhere(host: host, on: connection)
         let oldest = try connection.query("""
             SELECT min(created_at) AS oldest FROM jobs WHERE status = 'queued'

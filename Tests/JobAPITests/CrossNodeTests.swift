@@ -49,6 +49,28 @@ struct CrossNodeTests {
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 
+    @Test("/v1/stats on either node counts the whole cluster's jobs, those the other node ran and finished included")
+    func statsAcrossNodes() async throws {
+        let (a, b) = try twoNodes()
+        defer { b.stop(); a.stop() }
+        for _ in 0..<3 {
+            let done = try await a.client.submitWriteCode(headers: ["Prefer": "wait=20"])
+            #expect(done.json["status"] as? String == "succeeded")
+        }
+        let long = try #require(try await b.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
+        #expect(try await eventually { try await a.client.get("/v1/jobs/\(long)").json["status"] as? String == "running" })
+        for node in [a, b] {
+            let stats = try await node.client.get("/v1/stats")
+            let byState = try #require(stats.json["by_state"] as? [String: Any])
+            #expect(byState["succeeded"] as? Int == 3, "node \(node === a ? "A" : "B") counts the jobs A finished")
+            #expect(byState["running"] as? Int == 1, "and the job running on A")
+            let writeCode = (stats.json["by_kind"] as? [String: Any])?["write_code"] as? [String: Any]
+            #expect(writeCode?["succeeded"] as? Int == 3)
+        }
+        #expect(try await b.client.get("/v1/stats").json["workers"] as? Int == 0, "the workers stay each node's own")
+        _ = try await b.client.post("/v1/jobs/\(long)/cancel")
+    }
+
     @Test("a cancel sent to node B stops the job running on node A, and B answers with it cancelled")
     func cancelOnOtherNode() async throws {
         let (a, b) = try twoNodes()

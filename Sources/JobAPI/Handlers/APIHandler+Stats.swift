@@ -7,7 +7,18 @@ extension APIHandler {
     /// the oldest queued job. With API keys, a tenant sees only its own jobs (and its share of
     /// the busy workers); the pool's size is the same for everyone.
     func stats(_ request: HTTPRequest, owner: String?) {
-        let counts = executor.counts.snapshot(owner: access.isEnabled ? .some(owner) : .none)
+        let wanted: String?? = access.isEnabled ? .some(owner) : .none
+        guard executor.cluster != nil else {
+            return respondStats(request, owner: owner, counts: executor.counts.snapshot(owner: wanted))
+        }
+        // Several nodes on one store: this node's counters know only the jobs it finished, so
+        // the counts are the store's (read off the loop). The workers stay this node's.
+        readStore(request, { executor throws(StoreError) in try executor.clusterCounts() ?? [:] }) { handler, request, counts in
+            handler.respondStats(request, owner: owner, counts: JobCounts.select(counts, owner: wanted))
+        }
+    }
+
+    private func respondStats(_ request: HTTPRequest, owner: String?, counts: [JobCounts.Key: Int]) {
         // Every kind appears, with zeros, even before its first job.
         var byState: [JobState: Int] = [:]
         var byKind = Dictionary(uniqueKeysWithValues: executor.kindNames.map { ($0, [JobState: Int]()) })

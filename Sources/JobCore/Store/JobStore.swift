@@ -73,6 +73,10 @@ public protocol JobStore: Sendable {
     /// This node's place in a cluster sharing the store, or nil (see ``ClusterMembership``).
     var cluster: ClusterMembership? { get }
 
+    /// The whole cluster's jobs by owner, kind and state, read from the store; nil for a store
+    /// one process owns, whose counters in memory see every job (``JobExecutor/counts``).
+    func clusterCounts() throws(StoreError) -> [JobCounts.Key: Int]?
+
     /// Non-nil when the store logs every job change with a cluster-wide event ID and tells
     /// them through ``connect(_:)`` (PostgreSQL): the newest event this node has read (before
     /// ``start()``, the log's end). The event stream then serves those events, not the changes
@@ -246,4 +250,6 @@ extension JobStore {
     public var holdsJobs: Bool { false }
 
     public func heldJob(withID id: JobID) -> Job? { nil }
+
+    public func clusterCounts() throws(StoreError) -> [JobCounts.Key: Int]? { nil }
 }
