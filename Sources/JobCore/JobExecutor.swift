@@ -499,6 +499,9 @@ public enum SubmitError: Error, Sendable, Equatable {
     case shuttingDown
     /// The store could not write the job; nothing was acknowledged.
     case storeUnavailable(String)
+    /// The job's idempotency key was taken at the same moment by another request with that
+    /// key, whose job is stored (see ``StoreError/isIdempotencyKeyTaken``); nothing was created.
+    case idempotencyKeyTaken(String)
 }
 
 extension SubmitError {
@@ -514,6 +517,8 @@ extension SubmitError {
     init(_ error: StoreError) {
         if let limit = error.queueLimit {
             self.init(limit)
+        } else if error.isIdempotencyKeyTaken {
+            self = .idempotencyKeyTaken(error.message)
         } else {
             self = .storeUnavailable(error.message)
         }
