@@ -61,11 +61,13 @@ extension ClusterTests {
         defer { cluster.stop() }
         let load = SubmitLoad(nodes: cluster.nodes, body: Self.loadJob)
         defer { load.stop() }
-        for round in 1...5 {
+        // Random victims, each node at least once (so both worker nodes lose running jobs, and
+        // the API-only node loses submissions in flight), in a random order.
+        let victims = (cluster.nodes + [cluster.nodes.randomElement()!, cluster.nodes.randomElement()!]).shuffled()
+        for (round, victim) in zip(1..., victims) {
             // Let the load reach the restarted node set before the next kill.
             let before = load.acknowledgedCount
             #expect(try await eventually(timeout: .seconds(20)) { load.acknowledgedCount >= before + 20 }, "round \(round): the load stalled")
-            let victim = cluster.nodes.randomElement()!
             let running = try cluster.query("""
                 SELECT count(*) AS n FROM jobs j JOIN nodes n ON n.id = j.node WHERE j.status = 'running' AND n.pid = $1::int
                 """, ["\(victim.pid ?? 0)"]).first?.int("n") ?? 0
