@@ -168,8 +168,10 @@ let package = Package(
         // does, and helpers to write and wait.
         .target(name: "StoreTestSupport", dependencies: ["JobCore"], path: "Tests/StoreTestSupport"),
         .testTarget(name: "JobCoreTests", dependencies: ["JobCore"]),
+        // The cluster tests (Tests/JobAPITests/Cluster) read the database with Postgres's
+        // connection to check what the API does not show (attempt outcomes, node rows).
         .testTarget(name: "JobAPITests", dependencies: [
-            "JobAPI", "JobpoolApp", "EventHTTP", "JobCore", "SQLiteStore", "PostgresTestSupport",
+            "JobAPI", "JobpoolApp", "EventHTTP", "JobCore", "SQLiteStore", "Postgres", "PostgresTestSupport",
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP"]),

@@ -11,7 +11,10 @@
 #    where they fail instead.
 # 3. With CI=true (or JOBPOOL_SLOW_TESTS=1): the crash test (kill -9 under load, five times)
 #    and the fault test (full disk and read-only store, in a private mount namespace), against
-#    the jobpool binary. They take about a minute together.
+#    the jobpool binary. They take about a minute together. Then the cluster tests
+#    (Tests/JobAPITests/Cluster, enabled by JOBPOOL_CLUSTER_TESTS=1): three `jobpool serve`
+#    processes on one PostgreSQL database, killed with -9, paused past their lease, cut off
+#    from their listener, and the database stopped for 5 s, under load. A few minutes.
 # 4. The tests that could make the server reach further (a DNS lookup of a name under
 #    .invalid, fuzzed URLs with the address guard opened, the egress proxy) run again inside a
 #    new network namespace that has only loopback, where they are enabled by
@@ -113,22 +116,30 @@ races="LifecycleRaceTests|CancelRacingRetryTests"
 part "swift test (memory store)" env JOBPOOL_TEST_STORE=memory swift test --skip-build --no-parallel --skip "$races" "$@"
 part "swift test (SQLite store)" env JOBPOOL_TEST_STORE=sqlite swift test --skip-build --no-parallel --skip "$races" \
     --filter JobAPITests "$@"
-postgres_pass() {
+# True if PostgreSQL's programs are installed; otherwise says that `$1` is skipped.
+postgres_installed() {
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${JOBPOOL_PG_BIN:-}" ]; then
-        echo "Tests/run.sh: PostgreSQL's programs are not installed (apt-get install postgresql libpq-dev); the PostgreSQL pass is skipped" >&2
-        [ "${CI:-}" != "true" ]
-        return
+        echo "Tests/run.sh: PostgreSQL's programs are not installed (apt-get install postgresql libpq-dev); $1 is skipped" >&2
+        return 1
     fi
-    JOBPOOL_TEST_STORE=postgres swift test --skip-build --no-parallel --skip "$races" --filter JobAPITests "$@"
+}
+# Runs a test command that uses the private PostgreSQL cluster, then checks that nothing of
+# the cluster was left running: the cluster is stopped at exit (or by its watchdog within a
+# second), and the jobpool processes that tests start name its folder in their --store.
+with_test_cluster() {
+    "$@"
     local status=$?
-    # The cluster is stopped at exit (or by its watchdog within a second): none may be left.
     sleep 2
     if pgrep -f 'jobpool-pg-' >/dev/null; then
-        echo "Tests/run.sh: PostgreSQL processes of the test cluster were left running:" >&2
+        echo "Tests/run.sh: processes of the test cluster (PostgreSQL, or jobpool on it) were left running:" >&2
         pgrep -af 'jobpool-pg-' >&2
         return 1
     fi
     return "$status"
+}
+postgres_pass() {
+    if ! postgres_installed "the PostgreSQL pass"; then [ "${CI:-}" != "true" ]; return; fi
+    with_test_cluster env JOBPOOL_TEST_STORE=postgres swift test --skip-build --no-parallel --skip "$races" --filter JobAPITests "$@"
 }
 part "swift test (PostgreSQL store)" postgres_pass "$@"
 part "race stress tests" swift test --skip-build --filter "$races"
@@ -136,6 +147,11 @@ part "race stress tests" swift test --skip-build --filter "$races"
 if $slow; then
     part "crash test (kill -9 under load)" bash -c "cd Tests/scripts && timeout 600 python3 -u crash_test.py '$binary' 5"
     part "fault test (full disk, read-only store)" timeout 600 Tests/scripts/faults.sh "$binary"
+    cluster_tests() {
+        if ! postgres_installed "the cluster test"; then [ "${CI:-}" != "true" ]; return; fi
+        with_test_cluster timeout 900 env JOBPOOL_CLUSTER_TESTS=1 swift test --skip-build --no-parallel --filter ClusterTests
+    }
+    part "cluster tests (three nodes on PostgreSQL)" cluster_tests
 fi
 
 if "${unshare[@]}" true 2>/dev/null; then

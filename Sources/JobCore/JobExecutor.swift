@@ -322,10 +322,19 @@ public final class JobExecutor: Sendable {
     /// node accepted it (so that its waiters see it run; a scheduled one whose timer has not
     /// fired yet falls due now), or one made from the record, as ``recover(_:requeuedAfterCrash:)``
     /// does. Either way it is queued in memory, for the pool to mark running.
+    ///
+    /// A live job that is no longer waiting is an earlier attempt this node still holds: one
+    /// that ran here under a lease that lapsed, whose refused (stale) outcome has not come
+    /// back yet, while the rescue re-queued the job and this node, registered again, claimed
+    /// it. The claim is a new attempt: it gets a job of its own, made from the record (the old
+    /// object, running or finished, would never run again, and the claimed row would stay
+    /// `running` on a live node for good). When the old attempt's refused outcome comes back,
+    /// removing the old object from `live` leaves the new one (``LiveJobs/remove(_:)`` checks
+    /// identity).
     func makeClaimedJob(_ record: JobRecord) -> Job {
         // Claimed between its commit and its acceptance here: the live job is about to exist.
         acceptance.waitUntilSettled(record.id)
-        if let job = live.job(withID: record.id) {
+        if let job = live.job(withID: record.id), [.queued, .scheduled].contains(job.snapshot().status) {
             _ = job.markDue()
             return job
         }
@@ -490,6 +499,9 @@ public enum SubmitError: Error, Sendable, Equatable {
     case shuttingDown
     /// The store could not write the job; nothing was acknowledged.
     case storeUnavailable(String)
+    /// The job's idempotency key was taken at the same moment by another request with that
+    /// key, whose job is stored (see ``StoreError/isIdempotencyKeyTaken``); nothing was created.
+    case idempotencyKeyTaken(String)
 }
 
 extension SubmitError {
@@ -505,6 +517,8 @@ extension SubmitError {
     init(_ error: StoreError) {
         if let limit = error.queueLimit {
             self.init(limit)
+        } else if error.isIdempotencyKeyTaken {
+            self = .idempotencyKeyTaken(error.message)
         } else {
             self = .storeUnavailable(error.message)
         }

@@ -65,7 +65,8 @@ extension PostgresJobStore {
     static func refusal(of jobs: [JobRecord], _ error: PostgresError) -> StoreError {
         if error.isUniqueViolation, error.constraint == "jobs_by_idempotency_key" || error.constraint == nil,
            let key = jobs.lazy.compactMap({ $0.options.idempotency?.key }).first {
-            return StoreError("the Idempotency-Key \"\(key.prefix(255))\" already belongs to another job of this client, submitted at the same time; retry the request to receive that job")
+            return StoreError("the Idempotency-Key \"\(key.prefix(255))\" already belongs to another job of this client, submitted at the same time; retry the request to receive that job",
+                              isIdempotencyKeyTaken: true)
         }
         return StoreError("the job could not be stored: \(error)")
     }

@@ -41,7 +41,8 @@ extension SQLiteJobStore {
     static func refusal(of jobs: [JobRecord], _ error: DatabaseError) -> StoreError {
         if error.message?.contains("jobs_by_idempotency_key") == true || error.message?.contains("idempotency_key") == true,
            let key = jobs.lazy.compactMap({ $0.options.idempotency?.key }).first {
-            return StoreError("the Idempotency-Key \"\(key.prefix(255))\" already belongs to another job of this client, submitted at the same time; retry the request to receive that job")
+            return StoreError("the Idempotency-Key \"\(key.prefix(255))\" already belongs to another job of this client, submitted at the same time; retry the request to receive that job",
+                              isIdempotencyKeyTaken: true)
         }
         return StoreError("the job could not be stored: \(error.message ?? "constraint failed") (SQLite error \(error.extendedResultCode.rawValue))")
     }

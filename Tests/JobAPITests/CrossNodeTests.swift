@@ -85,6 +85,23 @@ struct CrossNodeTests {
         #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)").json["status"] as? String == "cancelled" }, "node A stopped it")
     }
 
+    @Test("one Idempotency-Key sent to both nodes at the same moment makes one job, and both answers carry it")
+    func idempotencyKeyRace() async throws {
+        let (a, b) = try twoNodes()
+        defer { b.stop(); a.stop() }
+        let body = #"{"kind":"write_code","input":{"name":"alex","max_seconds":0}}"#
+        // Each round is a race between the nodes' transactions: the store's unique index lets
+        // one win, and the other node answers with the winner's job (it used to answer 503).
+        for round in 0..<10 {
+            let headers = ["Idempotency-Key": "race-\(round)-\(UUID().uuidString)"]
+            async let onA = a.client.post("/v1/jobs", body, headers: headers)
+            async let onB = b.client.post("/v1/jobs", body, headers: headers)
+            let (first, second) = try await (onA, onB)
+            #expect([first.status, second.status].allSatisfy { $0 == 200 || $0 == 202 }, "\(first.text) / \(second.text)")
+            #expect(first.json["id"] as? String != nil && first.json["id"] as? String == second.json["id"] as? String)
+        }
+    }
+
     @Test("GET /v1/events on node B carries node A's changes with the same IDs; a reconnect to B resumes after A's ID")
     func eventsAcrossNodes() async throws {
         let (a, b) = try twoNodes()

@@ -55,33 +55,6 @@ struct WebhookTests {
         #expect(try await eventually { server.server.webhookRecordCount == 0 }, "the purged job's delivery record is still held")
     }
 
-    /// Checks a Standard Webhooks signature independently, with Python's hmac module.
-    private func verify(_ request: FetchTargetServer.Request, secret: String) throws -> Bool {
-        let id = try #require(request.headers["webhook-id"])
-        let timestamp = try #require(request.headers["webhook-timestamp"])
-        let signature = try #require(request.headers["webhook-signature"])
-        let script = """
-        import base64, hashlib, hmac, sys
-        key = base64.b64decode(sys.argv[1].removeprefix("whsec_"))
-        body = sys.stdin.buffer.read()
-        mac = hmac.new(key, sys.argv[2].encode() + b"." + sys.argv[3].encode() + b"." + body, hashlib.sha256).digest()
-        print("v1," + base64.b64encode(mac).decode())
-        """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, secret, id, timestamp]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(request.body))
-        try input.fileHandleForWriting.close()
-        let expected = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        process.waitUntilExit()
-        return signature.split(separator: " ").contains { $0 == expected }
-    }
-
     private func json(_ bytes: [UInt8]) -> [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
     }
@@ -104,7 +77,7 @@ struct WebhookTests {
             #expect(request.method == "POST")
             #expect(request.headers["content-type"] == "application/json")
             #expect(request.headers["user-agent"]?.hasPrefix("jobpool/") == true)
-            #expect(try verify(request, secret: Self.secret))
+            #expect(try verifyWebhookSignature(request, secret: Self.secret))
             let timestamp = Int(request.headers["webhook-timestamp"] ?? "") ?? 0
             #expect(abs(timestamp - Int(Date().timeIntervalSince1970)) < 60)
             webhookIDs.insert(request.headers["webhook-id"] ?? "")
@@ -137,7 +110,7 @@ struct WebhookTests {
         let requests = sink.received
         #expect(Set(requests.map { $0.headers["webhook-id"] ?? "" }).count == 1)
         #expect(Set(requests.map(\.body)).count == 1, "the event body is frozen")
-        for request in requests { #expect(try verify(request, secret: Self.secret)) }
+        for request in requests { #expect(try verifyWebhookSignature(request, secret: Self.secret)) }
         let report = try await waitForState(server, id, "delivered")
         let deliveries = try #require(report["deliveries"] as? [[String: Any]])
         #expect(deliveries.map { $0["status"] as? Int } == [500, 500, 200])
@@ -314,7 +287,7 @@ struct WebhookTests {
         #expect(secret.hasPrefix("whsec_"))
         let id = try #require(response.json["id"] as? String)
         #expect(try await eventually { sink.requestCount == 1 })
-        #expect(try verify(sink.received[0], secret: secret))
+        #expect(try verifyWebhookSignature(sink.received[0], secret: secret))
         let later = try await server.client.get("/v1/jobs/\(id)")
         #expect(!later.text.contains(secret))
         #expect(!(try await server.client.get("/v1/jobs").text.contains(secret)))

@@ -49,7 +49,10 @@ public final class PostgresTestCluster: Sendable {
     private let watchdog: pid_t?
     private let stopped = Atomic<Bool>(false)
     private let nextDatabase = Atomic<Int>(0)
-    private let admin: PostgresConnection
+    private let options: String
+    /// The test's own connection to the `postgres` database; made again by ``startServer()``.
+    private let adminConnection: Mutex<PostgresConnection>
+    private var admin: PostgresConnection { adminConnection.withLock { $0 } }
 
     private static let sharedCluster = Mutex<Result<PostgresTestCluster, PostgresTestClusterError>?>(nil)
 
@@ -64,12 +67,24 @@ public final class PostgresTestCluster: Sendable {
         }
     }
 
+    /// A cluster of its own, not the shared one, for a test that stops and starts the server
+    /// (``stopServer()``, ``startServer()``) and must not take the other tests' databases down
+    /// with it. The caller stops it with ``stop()`` (also done by the watchdog if the test
+    /// process dies).
+    ///
+    /// Its commits are synchronous (`synchronous_commit=on`; the shared cluster turns that off
+    /// for speed): ``stopServer()`` is a crash, and with asynchronous commits a crash loses the
+    /// last transactions that PostgreSQL had already reported committed.
+    public static func makePrivate() throws(PostgresTestClusterError) -> PostgresTestCluster {
+        try PostgresTestCluster(synchronousCommit: true)
+    }
+
     /// Stops the shared cluster, if it was started. Called at exit; safe to call again.
     public static func stopShared() {
         if case .success(let cluster)? = sharedCluster.withLock({ $0 }) { cluster.stop() }
     }
 
-    private init() throws(PostgresTestClusterError) {
+    private init(synchronousCommit: Bool = false) throws(PostgresTestClusterError) {
         guard let bin = Self.binFolder else {
             throw PostgresTestClusterError("PostgreSQL's programs were not found (install postgresql, or set JOBPOOL_PG_BIN); CI=true, so the PostgreSQL tests fail instead of being skipped")
         }
@@ -91,7 +106,7 @@ public final class PostgresTestCluster: Sendable {
         guard initialized == 0 else {
             throw PostgresTestClusterError("initdb failed (exit \(initialized)); see \(log)")
         }
-        let options = "-k \(folder) -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        options = "-k \(folder) -c listen_addresses='' -c fsync=off -c synchronous_commit=\(synchronousCommit ? "on" : "off") -c full_page_writes=off -c max_connections=300"
         let started = CommandRunner.run(runAs + ["\(bin)/pg_ctl", "-D", "\(folder)/data", "-l", "\(folder)/server.log", "-w",
                                                 "-o", options, "start"], output: log)
         guard started == 0 else {
@@ -102,7 +117,8 @@ public final class PostgresTestCluster: Sendable {
         watchdog = CommandRunner.spawn(["/bin/sh", "-c",
             "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; \(stop) >/dev/null 2>&1; rm -rf \(folder)"])
         do {
-            admin = try PostgresConnection(connectingTo: PostgresConnectionString(Self.url(folder: folder, database: "postgres")))
+            let admin = try PostgresConnection(connectingTo: PostgresConnectionString(Self.url(folder: folder, database: "postgres")))
+            adminConnection = Mutex(admin)
             try admin.execute("CREATE DATABASE jobpool_template")
             // The template holds the schema: a test's store then starts without migrating.
             var logger = Logger(label: "postgres-test-cluster")
@@ -142,6 +158,31 @@ public final class PostgresTestCluster: Sendable {
     public static func databaseName(url: String) -> String {
         let path = url.components(separatedBy: "@/").last ?? url
         return String(path.prefix { $0 != "?" })
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`: no checkpoint, every connection
+    /// cut, as a crash or a pulled plug would), keeping its folder for ``startServer()``.
+    public func stopServer() throws(PostgresTestClusterError) {
+        let status = CommandRunner.run(runAs + ["\(bin)/pg_ctl", "-D", "\(folder)/data", "-m", "immediate", "-w", "stop"],
+                                       output: "\(folder)/cluster.log")
+        guard status == 0 else { throw PostgresTestClusterError("pg_ctl stop failed (exit \(status)); see \(folder)/cluster.log") }
+    }
+
+    /// Starts the server again on the same folder and socket (after ``stopServer()``), with
+    /// crash recovery, and connects the test's own connection again.
+    public func startServer() throws(PostgresTestClusterError) {
+        let status = CommandRunner.run(runAs + ["\(bin)/pg_ctl", "-D", "\(folder)/data", "-l", "\(folder)/server.log", "-w",
+                                                "-o", options, "start"], output: "\(folder)/cluster.log")
+        guard status == 0 else { throw PostgresTestClusterError("pg_ctl start failed (exit \(status)); see \(folder)/server.log") }
+        do {
+            let fresh = try PostgresConnection(connectingTo: PostgresConnectionString(Self.url(folder: folder, database: "postgres")))
+            adminConnection.withLock { old in
+                old.close()
+                old = fresh
+            }
+        } catch {
+            throw PostgresTestClusterError("the server started again but cannot be reached: \(error)")
+        }
     }
 
     /// Stops the server and removes the folder. Only the first call does anything.

@@ -156,6 +156,9 @@ extension APIHandler {
             return Problem.tenantQueueFull(limit: limit)
         case .shuttingDown:
             return Problem.shuttingDown
+        case .idempotencyKeyTaken:
+            // Only when the job that took the key could not be read back (see createJob).
+            return Problem.idempotencyKeyInFlight
         case .storeUnavailable(let message):
             return Problem("store-unavailable", title: "Job store unavailable", status: 503,
                            detail: "The job could not be stored, so it was not accepted: \(message). Nothing was created; retry after the Retry-After delay.",

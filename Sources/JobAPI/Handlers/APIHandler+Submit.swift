@@ -37,11 +37,21 @@ extension APIHandler {
             return
         }
         // The key may name a finished job that only the store still has.
+        replayStored(request, idempotency, owner: owner, wait: wait) { handler, request throws(Problem) in
+            try handler.createJob(request, body: body, owner: owner, wait: wait, idempotency: idempotency)
+        }
+    }
+
+    /// Answers with the job the store holds under the request's idempotency key, or, if none,
+    /// goes on with `otherwise`.
+    private func replayStored(_ request: HTTPRequest, _ idempotency: IdempotencyRecord, owner: String?, wait: Int?,
+                              otherwise: @escaping (APIHandler, HTTPRequest) throws(Problem) -> Void) {
+        let key = idempotency.key
         readStore(request, { executor throws(StoreError) in try executor.loadJob(forIdempotencyKey: key, owner: owner) }) { handler, request, original throws(Problem) in
             if let original {
-                try handler.replay(request, original: original, fingerprint: fingerprint, wait: wait)
+                try handler.replay(request, original: original, fingerprint: idempotency.fingerprint, wait: wait)
             } else {
-                try handler.createJob(request, body: body, owner: owner, wait: wait, idempotency: idempotency)
+                try otherwise(handler, request)
             }
         }
     }
@@ -61,7 +71,14 @@ extension APIHandler {
         guard !isDraining else { throw Problem.shuttingDown }
 
         let secret = submission.generatedSecret
-        let accepted = try submit([submission.prepared], request: request) { handler, request, jobs in
+        // Another node may store a job under the same key at the same moment (the store's
+        // unique index lets one win): this request then answers with that job, as a replay.
+        let keyTaken = idempotency.map { record in
+            { (handler: APIHandler, request: HTTPRequest) in
+                handler.replayStored(request, record, owner: owner, wait: wait) { _, _ throws(Problem) in throw Problem.idempotencyKeyInFlight }
+            }
+        }
+        let accepted = try submit([submission.prepared], request: request, keyTaken: keyTaken) { handler, request, jobs in
             handler.acknowledge(request, job: jobs[0], wait: wait, secret: secret, replayed: false)
         }
         if let accepted { acknowledge(request, job: accepted[0], wait: wait, secret: secret, replayed: false) }
@@ -115,16 +132,18 @@ extension APIHandler {
 
     /// Submits prepared jobs. With a durable store, returns nil and calls `acknowledge` back on
     /// this loop once they are stored (the store's writer thread hands the reply back here).
-    private func submit(_ prepared: [PreparedJob], request: HTTPRequest,
+    /// `keyTaken`, if given, answers a submission whose idempotency key another request took.
+    private func submit(_ prepared: [PreparedJob], request: HTTPRequest, keyTaken: ((APIHandler, HTTPRequest) -> Void)? = nil,
                         acknowledge: @escaping (APIHandler, HTTPRequest, [Job]) -> Void) throws(Problem) -> [Job]? {
-        let pending = LoopBound((handler: self, request: request, acknowledge: acknowledge), on: loop)
+        let pending = LoopBound((handler: self, request: request, acknowledge: acknowledge, keyTaken: keyTaken), on: loop)
         let loop = self.loop
         do throws(SubmitError) {
             return try executor.submit(prepared) { result in
                 loop.execute {
-                    let (handler, request, acknowledge) = pending.value
+                    let (handler, request, acknowledge, keyTaken) = pending.value
                     switch result {
                     case .success(let jobs): acknowledge(handler, request, jobs)
+                    case .failure(.idempotencyKeyTaken) where keyTaken != nil: keyTaken?(handler, request)
                     case .failure(let error): handler.respond(request, problem: Self.problem(for: error))
                     }
                 }

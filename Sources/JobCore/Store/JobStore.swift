@@ -148,10 +148,15 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// True for a write about an attempt that is no longer this node's (a shared store fences
     /// every write about a running job): nothing changed, and the writer must announce nothing.
     public var isStale: Bool
-    public init(_ message: String, queueLimit: PoolError? = nil, isStale: Bool = false) {
+    /// True when a submission was refused because its idempotency key already names a job:
+    /// one that another request with the same key (on another node, with a shared store)
+    /// stored at the same moment. That job exists now; the submitter can answer with it.
+    public var isIdempotencyKeyTaken: Bool
+    public init(_ message: String, queueLimit: PoolError? = nil, isStale: Bool = false, isIdempotencyKeyTaken: Bool = false) {
         self.message = message
         self.queueLimit = queueLimit
         self.isStale = isStale
+        self.isIdempotencyKeyTaken = isIdempotencyKeyTaken
     }
     public var description: String { message }
 }
