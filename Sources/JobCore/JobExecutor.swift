@@ -334,7 +334,7 @@ public final class JobExecutor: Sendable {
     func makeClaimedJob(_ record: JobRecord) -> Job {
         // Claimed between its commit and its acceptance here: the live job is about to exist.
         acceptance.waitUntilSettled(record.id)
-        if let job = live.job(withID: record.id), [.queued, .scheduled].contains(job.snapshot().status) {
+        if let job = live.job(withID: record.id), [.queued, .scheduled].contains(job.currentStatus) {
             _ = job.markDue()
             return job
         }
