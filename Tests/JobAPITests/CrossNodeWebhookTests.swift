@@ -130,4 +130,38 @@ struct CrossNodeWebhookTests {
         })
         #expect(sink.requestCount == 1)
     }
+
+    @Test("a redelivery asked of node B, for a job node A ran and delivered, is sent by B: same webhook-id and body, recorded after A's attempt")
+    func redeliveryOnOtherNode() async throws {
+        let cluster = try PostgresTestCluster.shared()
+        let url = try cluster.makeDatabase()
+        defer { cluster.dropDatabase(url: url) }
+        let sink = try makeSink([200])
+        defer { sink.stop() }
+        let a = try TestServer {
+            $0.store = .postgres(url: url)
+            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])
+        }
+        defer { a.stop() }
+        let b = try startNodeB(url)
+        defer { b.stop() }
+
+        let id = try await submit(a.client, sink: sink, input: #"{"name":"alex","max_seconds":0}"#)
+        #expect(try await eventually {
+            try await b.client.get("/v1/jobs/\(id)/deliveries").json["state"] as? String == "delivered"
+        }, "A delivered it, and B reads that from the store")
+        let redelivered = try await b.client.post("/v1/jobs/\(id)/deliveries/redeliver")
+        #expect(redelivered.status == 202)
+        #expect(try await eventually { sink.requestCount >= 2 })
+        #expect(try await eventually {
+            let deliveries = try await b.client.get("/v1/jobs/\(id)/deliveries").json
+            return deliveries["state"] as? String == "delivered" && (deliveries["deliveries"] as? [Any])?.count == 2
+        }, "B's attempt is recorded as the second")
+        let requests = sink.received
+        #expect(requests.count == 2, "sent once by A, once by B; A does not send the redelivery too")
+        guard requests.count == 2 else { return }
+        #expect(requests[1].headers["webhook-id"] == requests[0].headers["webhook-id"])
+        #expect(requests[1].body == requests[0].body)
+        #expect(try verify(requests[1], secret: Self.secret))
+    }
 }
