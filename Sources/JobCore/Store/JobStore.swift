@@ -42,8 +42,9 @@ public protocol JobStore: Sendable {
     func requeueInterrupted(at now: Date) throws(StoreError) -> Int
 
     /// What a start needs, and nothing more: the jobs that are not finished (queued, scheduled,
-    /// running), in `(created_at, id)` order, the webhook events still pending, and the counts
-    /// of all stored jobs. Never every finished job.
+    /// running), in `(created_at, id)` order, the webhook events still pending (a store shared
+    /// by several nodes: only those this node holds, see ``claimWebhookEvents(limit:)``), and
+    /// the counts of all stored jobs. Never every finished job.
     func loadUnfinished() throws(StoreError) -> StoredState
 
     /// The job with this ID.
