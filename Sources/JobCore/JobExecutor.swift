@@ -381,16 +381,8 @@ public final class JobExecutor: Sendable {
     /// Returns how many were removed.
     @discardableResult
     public func purgeFinished(before cutoff: Date, limit: Int) throws(StoreError) -> Int {
-        let expired = try store.expiredJobs(finishedBefore: cutoff, limit: limit)
+        let expired = try store.purgeExpired(finishedBefore: cutoff, limit: limit)
         guard !expired.isEmpty else { return 0 }
-        let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<Void, StoreError>>(.success(()))
-        store.apply(.purged(expired.map(\.key))) { result in
-            outcome.withLock { $0 = result }
-            done.signal()
-        }
-        done.wait()
-        try outcome.withLock { $0 }.get()
         completer.removed(expired, evicted: false)
         return expired.count
     }

@@ -29,7 +29,7 @@ extension JobpoolServer {
     }
 
     /// Opens the server unless ``open()`` was called, then starts every service in dependency
-    /// order: store writer, worker pool, webhook deliverer, retention, HTTP server. Returns
+    /// order: store writer, worker pool, webhook deliverer, webhook claims, retention, HTTP server. Returns
     /// once the server serves. For tests and other embedders; `jobpool serve` uses ``run()``.
     @discardableResult
     public func start() throws -> BoundPorts {

@@ -11,11 +11,11 @@ import Synchronization
 import Webhooks
 
 /// The whole service, built from one ``ServerConfiguration``: the store, the job executor and
-/// its worker pool, the webhook deliverer, retention, and the HTTP front end. `jobpool serve`
+/// its worker pool, the webhook deliverer, webhook claims, retention, and the HTTP front end. `jobpool serve`
 /// and the tests build it the same way.
 ///
 /// Its long-lived parts are services, started in dependency order (store writer, worker pool,
-/// webhook deliverer, retention, HTTP server) and stopped in reverse. The executable runs them
+/// webhook deliverer, webhook claims, retention, HTTP server) and stopped in reverse. The executable runs them
 /// in a swift-service-lifecycle `ServiceGroup`, which owns SIGTERM and SIGINT:
 ///
 /// ```swift
@@ -76,14 +76,9 @@ public final class JobpoolServer: Sendable {
             let outbound = OutboundHTTPClient(configuration: configuration.outbound)
             // Job changes and webhook outcomes, announced in one place for GET /v1/events.
             let changes = JobChangeFeed()
-            let persist: @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void = { change, durable in
-                guard let durable else { return store.apply(change, whenDurable: nil) }
-                store.apply(change) { result in
-                    if case .success = result { durable() }
-                }
-            }
             let webhooks = WebhookDeliverer(configuration: configuration.resolvedWebhooks, client: outbound, logger: logger,
-                                            metrics: metrics, persist: persist, changes: changes,
+                                            metrics: metrics, persist: { store.apply($0, whenDurable: $1) },
+                                            claimant: { store.webhookClaimant }, changes: changes,
                                             renderBody: APIFrontEnd.webhookEventBody(type:job:))
             // Submissions arrive on the loop thread; waking a worker once per loop batch instead
             // of once per request saves a futex wake and a context switch per job under load.
@@ -103,6 +98,7 @@ public final class JobpoolServer: Sendable {
                 StoreService(store: store),
                 WorkerPoolService(executor: executor, drain: drain),
                 webhooks,
+                WebhookClaimer(store: store, executor: executor, webhooks: webhooks, logger: logger),
                 RetentionSweeper(executor: executor, retention: configuration.retention,
                                  interval: configuration.resolvedRetentionSweepInterval, logger: logger),
                 http,

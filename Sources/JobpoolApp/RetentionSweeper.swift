@@ -1,8 +1,6 @@
-import Dispatch
 import Foundation
 import JobCore
 import Logging
-import Synchronization
 
 /// Removes finished jobs older than the retention period, in the background, in small batches
 /// so that neither the store nor the job index is held for long. Jobs whose webhook is still
@@ -12,9 +10,7 @@ final class RetentionSweeper: BlockingService {
     private let retention: Duration
     private let interval: Duration
     private let logger: Logger
-    private let stopped = Mutex(false)
-    private let wake = DispatchSemaphore(value: 0)
-    private let exited = DispatchSemaphore(value: 0)
+    private let thread: PeriodicThread
     static let batchSize = 500
 
     init(executor: JobExecutor, retention: Duration, interval: Duration, logger: Logger) {
@@ -22,34 +18,23 @@ final class RetentionSweeper: BlockingService {
         self.retention = retention
         self.interval = interval
         self.logger = logger
+        thread = PeriodicThread(interval: interval)
     }
 
     var name: String { "retention" }
 
     func start() {
-        Thread { [self] in
-            while !stopped.withLock({ $0 }) {
-                sweep()
-                _ = wake.wait(timeout: .now() + interval.dispatchInterval)
-            }
-            exited.signal()
-        }.start()
+        thread.start { [self] in sweep() }
     }
 
     func stop() {
-        let first = stopped.withLock { stopped -> Bool in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        wake.signal()
-        _ = exited.wait(timeout: .now() + .seconds(5))
+        thread.stop()
     }
 
     private func sweep() {
         let cutoff = Date().addingTimeInterval(-retention.seconds)
         var removed = 0
-        while !stopped.withLock({ $0 }) {
+        while !thread.isStopped {
             do throws(StoreError) {
                 let count = try executor.purgeFinished(before: cutoff, limit: Self.batchSize)
                 removed += count
@@ -69,7 +54,7 @@ final class RetentionSweeper: BlockingService {
 
     /// The event log's old entries (a store shared by several nodes keeps one), in batches.
     private func purgeEvents(before cutoff: Date) {
-        while !stopped.withLock({ $0 }) {
+        while !thread.isStopped {
             do throws(StoreError) {
                 if try executor.purgeEvents(before: cutoff, limit: Self.batchSize) < Self.batchSize { break }
             } catch {

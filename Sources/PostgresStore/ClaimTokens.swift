@@ -44,4 +44,11 @@ extension StoreError {
         StoreError("job \(id) is no longer this node's attempt: its lease lapsed or another node took the job over; the write changed nothing",
                    isStale: true)
     }
+
+    /// A write about a webhook event that this node no longer holds (another node claimed it,
+    /// or this node's lease lapsed): nothing changed, and the deliverer drops the event.
+    static func staleDelivery(_ id: JobID) -> StoreError {
+        StoreError("the webhook event of job \(id) is no longer this node's to deliver: another node claimed it, or this node's lease lapsed; the write changed nothing",
+                   isStale: true)
+    }
 }

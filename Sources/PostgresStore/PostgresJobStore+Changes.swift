@@ -60,22 +60,51 @@ extension PostgresJobStore {
             return try rows.first?.int("n") == 1
 
         case .webhookAttempted(let id, let attempt, let state, let next):
-            try connection.execute("""
-                WITH attempt AS (
+            // Fenced: only while this node holds the event under a live lease. Refused, the
+            // event moved (another node's claim or redelivery, or the sweep after this node's
+            // lease lapsed): the deliverer drops it.
+            let node = lease.membership.nodeID
+            let rows = try connection.query("""
+                WITH event AS (
+                    UPDATE webhook_events SET state = $9, next_attempt_at = $10::bigint
+                    WHERE job_id = $1::uuid AND node = $11::uuid \(Self.leaseHolds("$11::uuid"))
+                    RETURNING job_id),
+                attempt AS (
                     INSERT INTO webhook_attempts (job_id, number, started_at, duration_us, status, error_code, error_message, next_attempt_at)
-                    VALUES ($1::uuid, $2::int, $3::bigint, $4::bigint, $5::int, $6, $7, $8::bigint)
+                    SELECT job_id, $2::int, $3::bigint, $4::bigint, $5::int, $6, $7, $8::bigint FROM event
                     ON CONFLICT (job_id, number) DO UPDATE SET started_at = excluded.started_at, duration_us = excluded.duration_us,
                         status = excluded.status, error_code = excluded.error_code, error_message = excluded.error_message,
                         next_attempt_at = excluded.next_attempt_at)
-                UPDATE webhook_events SET state = $9, next_attempt_at = $10::bigint WHERE job_id = $1::uuid
+                SELECT count(*) AS n FROM event
                 """, [id.description, attempt.number, StoredTime.micros(attempt.startedAt), attempt.duration.clampedMicroseconds,
                       attempt.status, attempt.error?.code, attempt.error?.message, attempt.nextAttemptAt.map(StoredTime.micros),
-                      state.rawValue, next.map(StoredTime.micros)])
+                      state.rawValue, next.map(StoredTime.micros), node])
+            return try rows.first?.int("n") == 1
 
         case .webhookRedelivered(let id, let roundStart):
-            try connection.execute("""
-                UPDATE webhook_events SET state = 'pending', round_start = $2::int, next_attempt_at = NULL WHERE job_id = $1::uuid
-                """, [id.description, roundStart])
+            // A redelivery on any node claims the event for it in the same write, whoever held
+            // it: the holder's next write is refused and it stops sending.
+            let node = lease.membership.nodeID
+            let rows = try connection.query("""
+                WITH event AS (
+                    UPDATE webhook_events SET state = 'pending', round_start = $2::int, next_attempt_at = NULL, node = $3::uuid
+                    WHERE job_id = $1::uuid \(Self.leaseHolds("$3::uuid"))
+                    RETURNING job_id)
+                SELECT count(*) AS n FROM event
+                """, [id.description, roundStart, node])
+            return try rows.first?.int("n") == 1
+
+        case .webhookRendered(let id, let body):
+            // The first body written is the one every attempt sends, on any node.
+            let node = lease.membership.nodeID
+            let rows = try connection.query("""
+                WITH event AS (
+                    UPDATE webhook_events SET body = CASE WHEN length(body) = 0 THEN $2::bytea ELSE body END
+                    WHERE job_id = $1::uuid AND node = $3::uuid \(Self.leaseHolds("$3::uuid"))
+                    RETURNING job_id)
+                SELECT count(*) AS n FROM event
+                """, [id.description, PostgresBytes(body), node])
+            return try rows.first?.int("n") == 1
 
         case .cancelRequested(let key, let at):
             // The node that holds the job hears of it from this batch's notification.

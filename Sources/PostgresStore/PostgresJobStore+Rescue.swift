@@ -17,7 +17,11 @@ extension PostgresJobStore {
     /// One sweep, in one transaction on `connection`: every running job whose node's lease has
     /// expired (or whose node row is gone) is re-queued as attempt + 1, or failed with
     /// `node_lost` when out of attempts; its attempt is recorded `lost`; expired node rows are
-    /// deleted. Returns the rescued jobs as they now stand; none if another node is sweeping.
+    /// deleted. A job failed here gets its webhook event, unclaimed and without a body (the
+    /// body is the HTTP layer's to render: the node that claims the event renders it before
+    /// the first attempt). The pending webhook events held by dead nodes are released, for
+    /// the next claim pass of any node. Returns the rescued jobs as they now stand; none if
+    /// another node is sweeping.
     ///
     /// The dead node's own late writes are fenced (``ClaimTokens``): each names the node and
     /// the attempt, so none lands once the job has moved on.
@@ -57,6 +61,15 @@ extension PostgresJobStore {
                 node = NULL, next_attempt_at = NULL
             FROM lost, clock WHERE j.id = lost.id
             RETURNING j.*),
+        events AS (
+            INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
+            SELECT id, 'msg_' || replace(gen_random_uuid()::text, '-', ''), webhook_url, ''::bytea, 'pending', 0, NULL, NULL
+            FROM rescued WHERE status = 'failed' AND webhook_url IS NOT NULL
+            ON CONFLICT (job_id) DO NOTHING),
+        released AS (
+            UPDATE webhook_events e SET node = NULL
+            WHERE e.state = 'pending' AND e.node IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.node AND n.lease_until > now())),
         gone AS (DELETE FROM nodes WHERE lease_until <= now())
         SELECT * FROM rescued
         """

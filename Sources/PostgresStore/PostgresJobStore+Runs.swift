@@ -85,7 +85,9 @@ extension PostgresJobStore {
     /// that claimed it, under a lease that still holds; a job this process never claimed only
     /// while nobody has (queued or scheduled: a cancel). A stale finish changes nothing and
     /// writes no attempt row and no webhook event (the event is the outbox row of the final
-    /// state). Returns the jobs whose finish was written.
+    /// state). The event is claimed by this node in the same write (see
+    /// ``PostgresJobStore/claimWebhookEvents(limit:)``), so its first attempt goes out under a
+    /// committed claim. Returns the jobs whose finish was written.
     private func writeFinishes(_ changes: [StoreChange], on connection: PostgresConnection) throws -> Set<JobID> {
         var columns = Array(repeating: [String?](), count: 13)
         for case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event) in changes {
@@ -118,10 +120,10 @@ extension PostgresJobStore {
                     finished_at = excluded.finished_at, outcome = excluded.outcome, error_code = excluded.error_code,
                     node = excluded.node),
             events AS (
-                INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at)
-                SELECT id, webhook_id, url, body, 'pending', 0, NULL FROM finished WHERE webhook_id IS NOT NULL)
+                INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
+                SELECT id, webhook_id, url, body, 'pending', 0, NULL, $14::uuid FROM finished WHERE webhook_id IS NOT NULL)
             SELECT id FROM finished
-            """, columns.map { PostgresArray($0) as (any PostgresBindable)? })
+            """, columns.map { PostgresArray($0) as (any PostgresBindable)? } + [lease.membership.nodeID])
         return Set(try rows.map { try PostgresRowDecoding.jobID($0, "id") })
     }
 

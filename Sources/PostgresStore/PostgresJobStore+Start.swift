@@ -8,15 +8,18 @@ extension PostgresJobStore {
         SELECT * FROM jobs WHERE status IN ('scheduled', 'queued', 'running') ORDER BY created_at, id
         """
 
-    /// The pending webhook events with their job's secret, through `webhook_events_pending`.
+    /// The pending webhook events this node holds, with their job's secret: none for a node
+    /// that just started under a fresh ID. Another node's pending events are never loaded (it
+    /// may be delivering them); those of a node that died are released by the rescue sweep and
+    /// claimed by the claim pass of whichever node is first (``claimWebhookEvents(limit:)``).
     static let pendingEventsSQL = """
         SELECT e.*, j.webhook_key FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id
-        WHERE e.state = 'pending' ORDER BY e.job_id
+        WHERE e.state = 'pending' AND e.node = $1::uuid ORDER BY e.job_id
         """
 
     static let pendingAttemptsSQL = """
         SELECT a.* FROM webhook_events e JOIN webhook_attempts a ON a.job_id = e.job_id
-        WHERE e.state = 'pending' ORDER BY a.job_id, a.number
+        WHERE e.state = 'pending' AND e.node = $1::uuid ORDER BY a.job_id, a.number
         """
 
     /// Nothing: with several nodes on one database, a starting node cannot tell its previous
@@ -24,7 +27,7 @@ extension PostgresJobStore {
     /// their node's lease has expired (``PostgresJobStore/rescueExpired()``).
     public func requeueInterrupted(at now: Date) throws(StoreError) -> Int { 0 }
 
-    /// What a start needs: the unfinished jobs, the pending webhook events, and the counts:
+    /// What a start needs: the unfinished jobs, the pending webhook events this node holds, and the counts:
     /// finished jobs' kept by the triggers (summed over every node's rows), unfinished ones'
     /// counted from the jobs read. One snapshot (`REPEATABLE READ`), so they agree. Finished
     /// jobs are not read.
@@ -34,10 +37,10 @@ extension PostgresJobStore {
             defer { _ = try? connection.execute("COMMIT") }
             let jobs = try connection.query(Self.unfinishedJobsSQL).map(PostgresRowDecoding.job)
             var attempts: [JobID: [DeliveryAttempt]] = [:]
-            for row in try connection.query(Self.pendingAttemptsSQL) {
+            for row in try connection.query(Self.pendingAttemptsSQL, [lease.membership.nodeID]) {
                 attempts[try PostgresRowDecoding.jobID(row, "job_id"), default: []].append(try PostgresRowDecoding.deliveryAttempt(row))
             }
-            let events = try connection.query(Self.pendingEventsSQL).map { row in
+            let events = try connection.query(Self.pendingEventsSQL, [lease.membership.nodeID]).map { row in
                 try PostgresRowDecoding.webhookEvent(row, attempts: attempts[try PostgresRowDecoding.jobID(row, "job_id")] ?? [])
             }
             var counts = try Self.finishedCounts(connection)

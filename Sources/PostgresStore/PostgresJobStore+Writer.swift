@@ -121,7 +121,12 @@ extension PostgresJobStore {
     }
 
     private static func staleAttempt(_ item: Item) -> StoreError {
-        StoreError.staleAttempt(fencedAttempt(of: item.change)?.id ?? JobID())
+        switch item.change {
+        case .webhookAttempted(let id, _, _, _), .webhookRedelivered(let id, _), .webhookRendered(let id, _):
+            return StoreError.staleDelivery(id)
+        default:
+            return StoreError.staleAttempt(fencedAttempt(of: item.change)?.id ?? JobID())
+        }
     }
 
     /// The attempt a fenced write is about: a finish, a retry or a hand-back of a running attempt.
@@ -149,7 +154,7 @@ extension PostgresJobStore {
                 notice.events = true
             case .cancelRequested(let key, _):
                 notice.cancels.append(key.id.description)
-            case .webhookRedelivered, .purged:
+            case .webhookRedelivered, .webhookRendered, .purged:
                 break
             }
         }

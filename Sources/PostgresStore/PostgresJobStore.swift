@@ -158,7 +158,8 @@ public final class PostgresJobStore: JobStore {
     }
 
     /// Stops claiming, writes what is queued (giving up after 10 s on a database that does not
-    /// answer), then closes every connection and deletes this node's row.
+    /// answer), releases this node's pending webhook events, then closes every connection and
+    /// deletes this node's row.
     public func close() {
         let (first, started) = queue.markClosing()
         guard first else { return }
@@ -170,6 +171,8 @@ public final class PostgresJobStore: JobStore {
         }
         if queue.waitForWriter(timeout: .seconds(10)) {
             writer.withLock { connection in
+                // The deliverer has stopped: this node's pending events go to the other nodes.
+                if let open = connection, !open.isBroken { releaseWebhookEvents(on: open) }
                 connection?.close()
                 connection = nil
             }

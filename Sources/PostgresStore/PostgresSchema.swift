@@ -53,6 +53,11 @@ enum PostgresSchema {
         // recorded, so the rescue would take its jobs and it would take theirs. Refused; stop
         // the old nodes before starting new ones (README, "Upgrades").
         Migration(version: 4, compatibleFrom: 4, sql: version4),
+        // Expand only: a version 4 jobpool ignores `webhook_events.node` and keeps working. It
+        // still loads every pending event at start and sends the events its own jobs make, so
+        // while it runs beside version 5 nodes an event may be sent twice (same webhook-id), as
+        // before; its unclaimed events are taken by the version 5 nodes' claim passes.
+        Migration(version: 5, compatibleFrom: 4, sql: version5),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),

@@ -91,6 +91,10 @@ extension SQLiteJobStore {
             try run(db, sql: "UPDATE webhook_events SET state = 'pending', round_start = ?, next_attempt_at = NULL WHERE job_id = ?",
                     arguments: [roundStart, id.description])
 
+        case .webhookRendered(let id, let body):
+            try run(db, sql: "UPDATE webhook_events SET body = ? WHERE job_id = ? AND length(body) = 0",
+                    arguments: [Data(body), id.description])
+
         case .purged(let keys):
             for key in keys {
                 let id = key.id.description

@@ -40,8 +40,11 @@ public final class WebhookDeliverer: CompletionHandler {
         let key: [UInt8]
         let body: [UInt8]
         let destination: String
+        /// The claimant this node was when it took the event (see ``WebhookDeliverer/claimant``).
+        var claim: String?
 
-        init(_ record: WebhookEventRecord, job: Job) {
+        init(_ record: WebhookEventRecord, job: Job, claim: String?) {
+            self.claim = claim
             id = record.webhookID
             self.job = job
             url = record.url
@@ -93,8 +96,12 @@ public final class WebhookDeliverer: CompletionHandler {
     private let client: OutboundHTTPClient
     private let renderBody: BodyRenderer
     /// Records attempts and redeliveries in the job store, so they survive a restart.
-    /// Writes a change to the store; the closure, if any, runs once it is durable.
-    private let persist: @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void
+    /// Writes a change to the store; the closure, if any, runs once it is durable, or with a
+    /// ``StoreError/isStale`` error if a shared store found the event no longer this node's.
+    private let persist: @Sendable (StoreChange, (@Sendable (Result<Void, StoreError>) -> Void)?) -> Void
+    /// Under what name this node holds its events now (``JobStore/webhookClaimant``): nil
+    /// while it cannot tell (nothing is sent then), another name once its claims are gone.
+    private let claimant: @Sendable () -> String?
     /// Told when a job's webhook is delivered or fails for good (the live event stream).
     private let changes: JobChangeFeed?
     private let metrics: JobMetrics
@@ -104,10 +111,12 @@ public final class WebhookDeliverer: CompletionHandler {
     private let threads = DispatchGroup()
 
     public init(configuration: Configuration, client: OutboundHTTPClient, logger: Logger, metrics: JobMetrics = .none,
-                persist: @escaping @Sendable (StoreChange, (@Sendable () -> Void)?) -> Void = { _, durable in durable?() },
+                persist: @escaping @Sendable (StoreChange, (@Sendable (Result<Void, StoreError>) -> Void)?) -> Void = { _, durable in durable?(.success(())) },
+                claimant: @escaping @Sendable () -> String? = { "local" },
                 changes: JobChangeFeed? = nil,
                 renderBody: @escaping BodyRenderer) {
         self.persist = persist
+        self.claimant = claimant
         self.changes = changes
         self.metrics = metrics
         self.configuration = configuration
@@ -153,7 +162,9 @@ public final class WebhookDeliverer: CompletionHandler {
 
     /// The event is stored with the job's final state: queue its first attempt.
     public func eventCommitted(_ record: WebhookEventRecord, job: Job) {
-        let event = Event(record, job: job)
+        // The store wrote the event as this node's (a shared store claims it in the same
+        // transaction as the final state).
+        let event = Event(record, job: job, claim: claimant())
         let accepted = state.withLock { state -> Bool in
             state.records[job.id] = Record(event: event, state: .pending)
             return enqueue(event, due: .now, in: &state)
@@ -171,26 +182,43 @@ public final class WebhookDeliverer: CompletionHandler {
         }
     }
 
-    /// Takes back the events a previous run stored: their attempts for the deliveries list, and
-    /// the pending ones on their schedule, with their `webhook-id`s and bodies unchanged.
-    public func restore(_ records: [WebhookEventRecord], job: (JobID) -> Job?) {
+    /// Takes back the events a previous run stored, or that this node claimed from a store
+    /// shared with other nodes: their attempts for the deliveries list, and the pending ones on
+    /// their schedule (unless `schedulePending` is false: a record only, for a redelivery to
+    /// start), with their `webhook-id`s, bodies and attempt numbers unchanged. Returns the IDs
+    /// of the events taken.
+    @discardableResult
+    public func restore(_ records: [WebhookEventRecord], schedulePending: Bool = true, job: (JobID) -> Job?) -> [JobID] {
         var due = 0
-        state.withLock { state in
+        let claim = claimant()
+        let taken = state.withLock { state -> [JobID] in
+            var taken: [JobID] = []
             for stored in records {
                 guard let owner = job(stored.jobID) else { continue }
-                let event = Event(stored, job: owner)
+                taken.append(stored.jobID)
+                let event = Event(stored, job: owner, claim: claim)
                 var record = Record(event: event, state: stored.state)
                 record.attempts = stored.attempts
                 record.roundStart = stored.roundStart
+                // A claim replaces whatever an older claim of this node left queued.
+                state.ready.removeAll { $0.event.job.id == stored.jobID }
+                state.scheduled.removeAll { $0.event.job.id == stored.jobID }
                 state.records[stored.jobID] = record
-                guard stored.state == .pending else { continue }
+                guard stored.state == .pending, schedulePending else { continue }
                 let wait = max(0, stored.nextAttemptAt?.timeIntervalSinceNow ?? 0)
                 state.scheduled.append(Pending(event: event, due: .now + .milliseconds(Int64(wait * 1000))))
                 state.records[stored.jobID]?.isQueued = true
                 due += 1
             }
+            return taken
         }
         if due > 0 { wake.signal() }
+        return taken
+    }
+
+    /// Room for more events before new ones fail at once: a claim pass takes no more.
+    public var backlogRoom: Int {
+        state.withLock { max(0, configuration.maxBacklog - $0.backlog) }
     }
 
     /// What ``redeliver(jobID:)`` did.
@@ -202,22 +230,47 @@ public final class WebhookDeliverer: CompletionHandler {
     }
 
     /// Sends the job's event again: same `webhook-id`, same body, a new round of attempts.
+    /// The first attempt waits until the redelivery is durable: a shared store moves the event
+    /// to this node in that write, and no attempt goes out before its claim is committed.
     public func redeliver(jobID: JobID) -> RedeliverOutcome {
+        let claim = claimant()
         let outcome = state.withLock { state -> (RedeliverOutcome, Job?, Int) in
             guard var record = state.records[jobID] else { return (.noEvent, nil, 0) }
-            if record.isQueued { return (.queued, record.event.job, record.attempts.count) }
+            if record.isQueued { return (.queued, nil, 0) }
+            guard state.backlog < configuration.maxBacklog else { return (.backlogFull, nil, 0) }
             record.state = .pending
             record.roundStart = record.attempts.count
+            record.event.claim = claim
+            record.isQueued = true // queued once durable; a second redelivery meanwhile adds nothing
             state.records[jobID] = record
-            guard enqueue(record.event, due: .now, in: &state) else { return (.backlogFull, nil, 0) }
             return (.queued, record.event.job, record.attempts.count)
         }
-        if outcome.0 == .queued, let job = outcome.1 {
-            persist(.webhookRedelivered(jobID, roundStart: outcome.2), nil)
+        if let job = outcome.1 {
             job.updateWebhook(state: .pending, attempts: outcome.2)
-            wake.signal()
+            persist(.webhookRedelivered(jobID, roundStart: outcome.2)) { [weak self] result in
+                guard let self else { return }
+                guard case .success = result else { return dropMoved(jobID, claim: claim) }
+                let queued = state.withLock { state -> Bool in
+                    guard let record = state.records[jobID], record.isQueued, record.event.claim == claim else { return false }
+                    state.ready.append(Pending(event: record.event, due: .now))
+                    return true
+                }
+                if queued { wake.signal() }
+            }
         }
         return outcome.0
+    }
+
+    /// The event is no longer this node's (another node claimed or redelivered it, or this
+    /// node's lease lapsed): forget what this node holds of it under that claim, and send
+    /// nothing more. A newer claim of this node (taken since) is left alone.
+    private func dropMoved(_ id: JobID, claim: String?) {
+        state.withLock { state in
+            state.ready.removeAll { $0.event.job.id == id && $0.event.claim == claim }
+            state.scheduled.removeAll { $0.event.job.id == id && $0.event.claim == claim }
+            if state.records[id]?.event.claim == claim { state.records[id] = nil }
+        }
+        logger.info("Webhook event moved to another node; not sent from here any more", metadata: ["job.id": "\(id)"])
     }
 
     /// Forgets the delivery records of jobs that retention removed, with any redelivery still
@@ -310,8 +363,15 @@ public final class WebhookDeliverer: CompletionHandler {
 
     /// Moves due retries to the ready queue, then takes the first event whose destination has a
     /// free slot. Events for a saturated destination are skipped, not waited on.
+    ///
+    /// Before any attempt the event's claim is checked against this node's current claimant:
+    /// unknown (a shared store's lease not surely held), every ready event waits a second; a
+    /// different name (the node registered again after its lease lapsed), the event is dropped
+    /// (the rescue sweep released it to the other nodes). An event taken while the claimant was
+    /// unknown takes the current one.
     private func nextStep() -> Step {
-        state.withLock { state -> Step in
+        let current = claimant()
+        return state.withLock { state -> Step in
             guard state.isRunning else { return .exit }
             let now = ContinuousClock.now
             if !state.scheduled.isEmpty {
@@ -319,10 +379,25 @@ public final class WebhookDeliverer: CompletionHandler {
                 state.scheduled.removeAll { $0.due <= now }
                 state.ready.append(contentsOf: due)
             }
-            if let index = state.ready.firstIndex(where: { state.inFlight[$0.event.destination, default: 0] < configuration.maxPerHost }) {
-                let pending = state.ready.remove(at: index)
+            if current == nil, !state.ready.isEmpty {
+                state.scheduled += state.ready.map { Pending(event: $0.event, due: now + .seconds(1)) }
+                state.ready.removeAll()
+            }
+            while let index = state.ready.firstIndex(where: { state.inFlight[$0.event.destination, default: 0] < configuration.maxPerHost }) {
+                var pending = state.ready.remove(at: index)
+                let id = pending.event.job.id
+                if pending.event.claim == nil {
+                    // Taken while the lease was not surely held (the store accepted the write, so
+                    // it held by the database's clock): this node's current name holds it.
+                    pending.event.claim = current
+                    if state.records[id]?.event.claim == nil { state.records[id]?.event.claim = current }
+                }
+                guard pending.event.claim == current else {
+                    if state.records[id]?.event.claim == pending.event.claim { state.records[id] = nil }
+                    continue
+                }
                 state.inFlight[pending.event.destination, default: 0] += 1
-                state.records[pending.event.job.id]?.isQueued = false
+                state.records[id]?.isQueued = false
                 let abort = AbortHandle()
                 state.aborts[ObjectIdentifier(abort)] = abort
                 return .deliver(pending, abort)
@@ -413,7 +488,8 @@ public final class WebhookDeliverer: CompletionHandler {
             // A settled event's record leaves memory once the store has its last attempt: the
             // store answers for it from then on (GET .../deliveries, a redelivery).
             let settled = webhookState != .pending
-            persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt)) { [weak self, id = event.job.id] in
+            persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt)) { [weak self, id = event.job.id, claim = event.claim] result in
+                guard case .success = result else { self?.dropMoved(id, claim: claim); return }
                 if settled { self?.forgetIfSettled(id) }
             }
             event.job.updateWebhook(state: webhookState, attempts: attempts)

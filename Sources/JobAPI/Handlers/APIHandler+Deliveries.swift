@@ -28,10 +28,12 @@ extension APIHandler {
                 try handler.redeliver(job, request: request)
                 return
             }
-            // An event the deliverer no longer holds (an older job, or one from before a
-            // restart): take it back from the store, then send it again.
+            // An event the deliverer no longer holds (an older job, one from before a restart,
+            // or one another node holds): take its record back from the store, then send it
+            // again. Not on its old schedule: a pending event may be another node's until the
+            // redelivery moves it here.
             handler.readStore(request, { [id = job.id] executor throws(StoreError) in try executor.storedWebhookEvent(of: id) }) { handler, request, event throws(Problem) in
-                if let event { handler.webhooks.restore([event]) { _ in job } }
+                if let event { handler.webhooks.restore([event], schedulePending: false) { _ in job } }
                 try handler.redeliver(job, request: request)
             }
         }

@@ -42,8 +42,9 @@ public protocol JobStore: Sendable {
     func requeueInterrupted(at now: Date) throws(StoreError) -> Int
 
     /// What a start needs, and nothing more: the jobs that are not finished (queued, scheduled,
-    /// running), in `(created_at, id)` order, the webhook events still pending, and the counts
-    /// of all stored jobs. Never every finished job.
+    /// running), in `(created_at, id)` order, the webhook events still pending (a store shared
+    /// by several nodes: only those this node holds, see ``claimWebhookEvents(limit:)``), and
+    /// the counts of all stored jobs. Never every finished job.
     func loadUnfinished() throws(StoreError) -> StoredState
 
     /// The job with this ID.
@@ -62,6 +63,16 @@ public protocol JobStore: Sendable {
     /// Up to `limit` jobs that finished before `cutoff` and whose webhook (if any) is no longer
     /// pending, oldest finished first: what retention may delete.
     func expiredJobs(finishedBefore cutoff: Date, limit: Int) throws(StoreError) -> [StoredJobSummary]
+
+    /// Deletes up to `limit` expired jobs and returns them (retention; see WebhookClaims.swift
+    /// for the default, which a shared store replaces to run on one node at a time).
+    func purgeExpired(finishedBefore cutoff: Date, limit: Int) throws(StoreError) -> [StoredJobSummary]
+
+    /// Claims pending webhook events for this node (a shared store; see WebhookClaims.swift).
+    func claimWebhookEvents(limit: Int) throws(StoreError) -> [WebhookEventRecord]
+
+    /// The name under which this node holds its webhook events (see WebhookClaims.swift).
+    var webhookClaimant: String? { get }
 
     /// The due work this store hands out: the worker pool claims jobs here and nowhere else.
     /// A store one process owns keeps it in memory (``LocalWorkQueue``); see ``WorkQueue``.
@@ -237,8 +248,13 @@ public enum StoreChange: Sendable {
     case requeued(JobKey, attempt: Int, interrupted: (attempt: Int, startedAt: Date)?)
     /// A webhook attempt was made; the event's state and next attempt after it.
     case webhookAttempted(JobID, attempt: DeliveryAttempt, state: WebhookState, nextAttemptAt: Date?)
-    /// A redelivery started a new round of attempts.
+    /// A redelivery started a new round of attempts. A shared store also claims the event for
+    /// this node in the same write, so that its attempts go out under a committed claim.
     case webhookRedelivered(JobID, roundStart: Int)
+    /// The body of an event that was made without one (a shared store's rescue fails jobs in
+    /// SQL, where the HTTP layer's renderer is not at hand): rendered by the node that claimed
+    /// it, and frozen from now on. Ignored if the event has a body already.
+    case webhookRendered(JobID, body: [UInt8])
     /// Finished jobs removed by retention.
     case purged([JobKey])
     /// A client asked this node to cancel a job that runs (or waits) on another node sharing

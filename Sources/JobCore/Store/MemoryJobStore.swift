@@ -252,6 +252,10 @@ public final class MemoryJobStore: JobStore {
                     entry.webhookEvent?.roundStart = roundStart
                     entry.webhookEvent?.nextAttemptAt = nil
                 }
+            case .webhookRendered(let id, let body):
+                tables.byID[id].map { entry in
+                    if entry.webhookEvent?.body.isEmpty == true { entry.webhookEvent?.body = body }
+                }
             case .purged(let keys):
                 for key in keys { tables.remove(key.id) }
             case .cancelRequested:
