@@ -181,7 +181,7 @@ public final class Job: Sendable {
     }
 
     /// Its state now, without a whole snapshot (a list filter reads it for every job it passes).
-    var currentStatus: JobState { state.withLock { $0.status } }
+    public var currentStatus: JobState { state.withLock { $0.status } }
 
     /// The job as it stands now.
     public func snapshot() -> JobSnapshot {

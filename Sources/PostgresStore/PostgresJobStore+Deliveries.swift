@@ -54,6 +54,16 @@ extension PostgresJobStore {
         SELECT c.*, j.webhook_key FROM claimed c LEFT JOIN jobs j ON j.id = c.job_id ORDER BY c.job_id
         """
 
+    /// Gives back events this node claimed but could not hand to its deliverer.
+    public func releaseWebhookEvents(_ ids: [JobID]) throws(StoreError) {
+        guard !ids.isEmpty else { return }
+        try read("release webhook events") { connection in
+            _ = try connection.execute("""
+                UPDATE webhook_events SET node = NULL WHERE node = $1::uuid AND state = 'pending' AND job_id = ANY($2::uuid[])
+                """, [lease.membership.nodeID, PostgresArray(ids.map(\.description))])
+        }
+    }
+
     /// This node's ID while its lease surely holds; nil otherwise (its deliverer then waits
     /// before each attempt, and drops the events of an ID it no longer has).
     public var webhookClaimant: String? {

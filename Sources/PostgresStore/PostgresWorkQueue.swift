@@ -143,8 +143,7 @@ final class PostgresWorkQueue: WorkQueue {
             do {
                 if connection == nil || connection?.isBroken == true {
                     connection?.close()
-                    connection = try PostgresConnection(connectingTo: target, applicationName: "jobpool-claimer",
-                                                        settings: Self.sessionSettings)
+                    connection = try PostgresConnection(connectingTo: target, applicationName: "jobpool-claimer")
                 }
                 // A wake-up (a submission, a freed worker) claims; the look at the rest of
                 // the cluster (hand-offs, the oldest queued job) costs a query over every job
@@ -159,13 +158,6 @@ final class PostgresWorkQueue: WorkQueue {
             _ = wake.wait(timeout: .now() + (pollInterval * jitter).dispatchInterval)
         }
     }
-
-    /// The claimer's session. A claim commits without waiting for its WAL flush: it is only
-    /// worth keeping once the job's outcome is written, and that write's synchronous commit
-    /// flushes the WAL up to it, claim included. A claim lost with a database crash leaves the
-    /// job queued, to run again; the outcome of the run in flight is then refused as stale
-    /// (fencing), so nothing is finished twice. Saves one disk flush per claim.
-    static let sessionSettings: [(name: String, value: String)] = [(name: "synchronous_commit", value: "off")]
 
     /// One look at the table: claims for the free workers and, when `lookingAround`, tells the
     /// host which of its waiting jobs other nodes took and notes the oldest queued job.

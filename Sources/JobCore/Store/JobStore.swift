@@ -71,6 +71,9 @@ public protocol JobStore: Sendable {
     /// Claims pending webhook events for this node (a shared store; see WebhookClaims.swift).
     func claimWebhookEvents(limit: Int) throws(StoreError) -> [WebhookEventRecord]
 
+    /// Gives back claimed events this node could not hand to its deliverer (see WebhookClaims.swift).
+    func releaseWebhookEvents(_ ids: [JobID]) throws(StoreError)
+
     /// The name under which this node holds its webhook events (see WebhookClaims.swift).
     var webhookClaimant: String? { get }
 

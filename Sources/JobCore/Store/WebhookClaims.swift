@@ -14,6 +14,12 @@ extension JobStore {
     /// pending events were handed over at start (``loadUnfinished()``).
     public func claimWebhookEvents(limit: Int) throws(StoreError) -> [WebhookEventRecord] { [] }
 
+    /// Gives back events claimed by ``claimWebhookEvents(limit:)`` that this node could not
+    /// hand to its deliverer (a failed read, a job not yet seen finished here), so that the next
+    /// claim pass, here or on another node, takes them again instead of their staying held by a
+    /// live node that will never send them. Nothing to give back for a store one process owns.
+    public func releaseWebhookEvents(_ ids: [JobID]) throws(StoreError) {}
+
     /// The name under which this node holds the events it delivers, or nil while it holds none
     /// for sure (a shared store whose lease lapsed and is not yet registered again). The
     /// deliverer compares it before each attempt with the one it had when it took the event: a

@@ -40,30 +40,54 @@ final class WebhookClaimer: BlockingService {
         thread.stop()
     }
 
-    /// One claim; returns how many events were claimed.
+    /// One claim; returns how many events were claimed. An event claimed but not handed to
+    /// the deliverer (its job could not be read, or is not seen finished here yet) is given
+    /// back at once: held by a live node that never sends it, it would wait for that node's end.
     private func pass() -> Int {
         let limit = min(Self.batchSize, webhooks.backlogRoom)
         guard limit > 0 else { return 0 }
+        let claimed: [WebhookEventRecord]
         do throws(StoreError) {
-            let claimed = try store.claimWebhookEvents(limit: limit)
-            guard !claimed.isEmpty else { return 0 }
-            var ready: [WebhookEventRecord] = []
-            var jobs: [JobID: Job] = [:]
-            for event in claimed {
-                guard let job = try executor.loadJob(withID: event.jobID) else {
-                    logger.warning("A claimed webhook event's job is gone; the event is not sent", metadata: ["job.id": "\(event.jobID)"])
-                    continue
-                }
-                jobs[event.jobID] = job
-                if let rendered = try render(event, job: job) { ready.append(rendered) }
-            }
-            webhooks.restore(ready) { jobs[$0] }
-            logger.info("Claimed pending webhook events", metadata: ["count": "\(claimed.count)"])
-            return claimed.count
+            claimed = try store.claimWebhookEvents(limit: limit)
         } catch {
             logger.warning("Could not claim pending webhook events; trying again next pass", metadata: ["error": "\(error.message)"])
             return 0
         }
+        guard !claimed.isEmpty else { return 0 }
+        var ready: [WebhookEventRecord] = []
+        var jobs: [JobID: Job] = [:]
+        var givenBack: [JobID] = []
+        for event in claimed {
+            do throws(StoreError) {
+                guard let job = try executor.loadJob(withID: event.jobID) else {
+                    logger.warning("A claimed webhook event's job is gone; the event is not sent", metadata: ["job.id": "\(event.jobID)"])
+                    continue
+                }
+                // A copy this node watches may not have heard of the final state yet (the
+                // rescue's, say): a body rendered from it would be frozen wrong for every attempt.
+                guard !event.body.isEmpty || job.currentStatus.isFinished else {
+                    givenBack.append(event.jobID)
+                    continue
+                }
+                jobs[event.jobID] = job
+                if let rendered = try render(event, job: job) { ready.append(rendered) }
+            } catch {
+                logger.warning("Could not prepare a claimed webhook event; it is given back", metadata: [
+                    "job.id": "\(event.jobID)", "error": "\(error.message)"])
+                givenBack.append(event.jobID)
+            }
+        }
+        webhooks.restore(ready) { jobs[$0] }
+        if !givenBack.isEmpty {
+            do throws(StoreError) {
+                try store.releaseWebhookEvents(givenBack)
+            } catch {
+                logger.warning("Could not give back claimed webhook events; they are released when this node's lease expires",
+                               metadata: ["count": "\(givenBack.count)", "error": "\(error.message)"])
+            }
+        }
+        logger.info("Claimed pending webhook events", metadata: ["count": "\(ready.count)", "given_back": "\(givenBack.count)"])
+        return claimed.count
     }
 
     /// An event made by the rescue has no body yet: render it here, from the job's final state

@@ -5,10 +5,10 @@ import Synchronization
 import Testing
 
 extension ClusterTests {
-    /// Depends on webhook deliveries being claimable across nodes (issue 16, being built on
-    /// another branch): until that is merged, a dead sender's pending delivery stays with it
-    /// (only a restart of some node loads it), so this scenario fails at "every attempt
-    /// arrives". It is kept enabled on purpose: it is the test of that change.
+    /// The dead sender's pending delivery is released by the rescue sweep once its lease has
+    /// expired, and another node's claim pass resumes it (webhook deliveries claimed across
+    /// nodes). Without that, only a restart of some node would load it, and this scenario
+    /// fails at "every attempt arrives".
     @Test("5. the sending node is killed while the receiver holds its first attempt: 500, 500, 200 all arrive under one webhook-id, signed")
     func webhookSenderKilled() async throws {
         let hold = DispatchSemaphore(value: 0)
