@@ -331,12 +331,22 @@ public final class JobExecutor: Sendable {
     /// `running` on a live node for good). When the old attempt's refused outcome comes back,
     /// removing the old object from `live` leaves the new one (``LiveJobs/remove(_:)`` checks
     /// identity).
+    ///
+    /// A waiting copy of an earlier attempt is not reused either: the job was accepted here,
+    /// another node claimed it (this node learns that only at its next look at the table), that
+    /// node died, and the rescue re-queued it as the next attempt, which this node now claims.
+    /// The copy would run as the old attempt, whose every write is refused as stale. It is
+    /// handed off like any job claimed elsewhere (its waiters follow the job through the
+    /// store's log), and the claim gets a job of its own.
     func makeClaimedJob(_ record: JobRecord) -> Job {
         // Claimed between its commit and its acceptance here: the live job is about to exist.
         acceptance.waitUntilSettled(record.id)
         if let job = live.job(withID: record.id), [.queued, .scheduled].contains(job.currentStatus) {
-            _ = job.markDue()
-            return job
+            guard job.snapshot().attempt != record.attempt else {
+                _ = job.markDue()
+                return job
+            }
+            handOff([job])
         }
         var waiting = record
         waiting.status = .queued

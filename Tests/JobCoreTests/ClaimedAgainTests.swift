@@ -31,4 +31,33 @@ struct ClaimedAgainTests {
         #expect(job.snapshot().attempt == 2)
         #expect(executor.live.job(withID: earlier.id) === job)
     }
+
+    /// Found by the cluster suite in CI (the same outage): node A accepted a job, node B
+    /// claimed it as attempt 1 just before the database stopped, so A still held its waiting
+    /// copy; B's lease lapsed, the rescue re-queued the job as attempt 2, and A claimed that
+    /// before its next look at the table would have handed the copy off. A reused the copy,
+    /// ran it as attempt 1, its outcome was refused as stale, and the row stayed `running`.
+    @Test("a claimed next attempt of a job still waiting here as an earlier attempt gets a job of its own, at the claimed attempt")
+    func claimedWhileEarlierAttemptWaits() throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        // No workers: the accepted job waits in memory, as on a node whose claim went elsewhere.
+        let executor = JobExecutor(configuration: .init(workers: 0, maxQueued: 10), kinds: [WriteCode()], logger: logger)
+        executor.start()
+        defer { executor.drain(grace: .zero) }
+        let waiting = try #require(try executor.submit(kind: "write_code", input: .object(["name": .string("a")]), whenDurable: { _ in }))
+        #expect(waiting.snapshot().status == .queued)
+
+        var claimed = waiting.record()
+        claimed.attempt = 2
+        let job = executor.makeClaimedJob(claimed)
+        #expect(job !== waiting, "the claim reused the copy waiting as attempt 1")
+        #expect(job.snapshot().attempt == 2, "the claimed job runs as the claimed attempt")
+        #expect(job.snapshot().status == .queued)
+        #expect(executor.live.job(withID: waiting.id) === job)
+
+        // The same attempt is still the waiting copy itself (its waiters see it run).
+        let again = try #require(try executor.submit(kind: "write_code", input: .object(["name": .string("b")]), whenDurable: { _ in }))
+        #expect(executor.makeClaimedJob(again.record()) === again)
+    }
 }
