@@ -4,11 +4,13 @@ import JobCore
 import Postgres
 
 extension PostgresJobStore {
-    /// The writer thread: takes what has queued up, commits it in one transaction, reports.
-    /// While idle it checks now and then that the database still answers, so that readiness
-    /// turns false when the database goes away even if nothing is being written.
-    func writerLoop() {
-        queue.runWriter(logger: logger, idleInterval: healthCheckInterval, whenIdle: checkHealth) { batch in commit(batch) }
+    /// A writer thread: takes what has queued up in its lane, commits it in one transaction,
+    /// reports. While idle it checks now and then that the database still answers, so that
+    /// readiness turns false when the database goes away even if nothing is being written.
+    func writerLoop(_ lane: PostgresWriterLane) {
+        lane.queue.runWriter(logger: logger, idleInterval: healthCheckInterval, whenIdle: { checkHealth(lane) }) { batch in
+            commit(batch, in: lane)
+        }
     }
 
     /// Commits `batch` in one transaction and reports to each item. Returns the items to retry:
@@ -20,11 +22,11 @@ extension PostgresJobStore {
     /// same moment, on this node or another), PostgreSQL aborts the whole transaction; the
     /// batch is then written again with each submission in a savepoint of its own, so that the
     /// refused one fails alone. Savepoints cost two round trips each, paid only then.
-    private func commit(_ batch: [Item]) -> [Item] {
+    private func commit(_ batch: [Item], in lane: PostgresWriterLane) -> [Item] {
         var conflicts = 0
         while true {
             do {
-                let refused = try writer.withLock { connection -> [Int: StoreError] in
+                let refused = try lane.connection.withLock { connection -> [Int: StoreError] in
                     let connection = try connected(&connection)
                     do {
                         return try write(batch, on: connection, isolatingSubmissions: false)
@@ -183,9 +185,9 @@ extension PostgresJobStore {
     }
 
     /// Checks, while nothing is written, that the database answers.
-    private func checkHealth() {
+    private func checkHealth(_ lane: PostgresWriterLane) {
         do {
-            try writer.withLock { connection in
+            try lane.connection.withLock { connection in
                 _ = try connected(&connection).execute("SELECT 1")
             }
             noteWritable(true, error: nil)

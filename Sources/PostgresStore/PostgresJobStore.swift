@@ -8,8 +8,9 @@ import Synchronization
 /// The job store on PostgreSQL (`--store postgres://…`): the same questions and writes as the
 /// SQLite store, through libpq.
 ///
-/// All writes go through one writer thread and its own connection, which commits whatever has
-/// queued up in one transaction (group commit) and reports each change once `COMMIT` returns:
+/// Writes go through two writer threads, one for submissions and one for every other change
+/// (``PostgresWriterLane``), each on its own connection. Each commits whatever has queued up
+/// for it in one transaction (group commit) and reports each change once `COMMIT` returns:
 /// a submission is acknowledged only when it is durable (PostgreSQL's defaults, `fsync` and
 /// `synchronous_commit` on, are left alone). Questions are answered on a small pool of other
 /// connections. Nothing here may run on the event loop: every call blocks on the network.
@@ -34,13 +35,13 @@ public final class PostgresJobStore: JobStore {
     /// This node's row in `nodes` and its heartbeat.
     let lease: NodeLease
     let logger: Logger
-    /// The writer's connection: used by the writer thread, and before it starts by the start's
-    /// own writes. Replaced when it breaks; nil until reconnected.
-    let writer: Mutex<PostgresConnection?>
+    /// The writer of submissions and of jobs leaving the queue unrun; its connection is the one
+    /// the start migrated with.
+    let submissions: PostgresWriterLane
+    /// The writer of every other change (starts, finishes, retries, cancel requests, deliveries).
+    let changes: PostgresWriterLane
     /// Connections for the questions (``StoreReader``'s threads).
     let readers: PostgresConnectionPool
-    /// The changes waiting for the writer thread, and its loop (group commit).
-    let queue: GroupCommitQueue
     let writable = Atomic<Bool>(true)
     /// How long the idle writer waits before checking that the database still answers.
     let healthCheckInterval: Duration
@@ -90,14 +91,14 @@ public final class PostgresJobStore: JobStore {
         self.nodeID = nodeID
         let nodeLease = NodeLease(nodeID: nodeID, target: target, settings: lease, logger: logger)
         self.lease = nodeLease
-        let queue = GroupCommitQueue()
-        self.queue = queue
+        let changes = PostgresWriterLane(name: "changes")
+        self.changes = changes
         let claims = ClaimTokens()
         self.claims = claims
-        claimer = PostgresWorkQueue(target: target, lease: nodeLease, claims: claims, logger: logger) { [queue] jobs in
+        claimer = PostgresWorkQueue(target: target, lease: nodeLease, claims: claims, logger: logger) { [changes] jobs in
             // Claimed, never run (a drain): queued again, for another node or the next start.
             for job in jobs {
-                queue.append(.requeued(job.key, attempt: job.snapshot().attempt, interrupted: nil), completion: nil)
+                changes.queue.append(.requeued(job.key, attempt: job.snapshot().attempt, interrupted: nil), completion: nil)
             }
         }
         readers = PostgresConnectionPool(target: target, size: readerCount, settings: Self.sessionSettings(nodeID: nodeID))
@@ -107,7 +108,7 @@ public final class PostgresJobStore: JobStore {
             try Self.migrate(connection, logger: logger)
             tailer = PostgresEventTailer(after: try PostgresEventTailer.end(on: connection))
             try Self.foldCounts(into: nodeID, on: connection)
-            writer = Mutex(connection)
+            submissions = PostgresWriterLane(name: "submissions", connection: connection)
         } catch let error as StoreError {
             throw error
         } catch let error as PostgresError where error.isConnectionLost {
@@ -136,43 +137,57 @@ public final class PostgresJobStore: JobStore {
             """, [nodeID])
     }
 
-    /// Starts the writer thread, which writes whatever was applied before, and the heartbeat,
+    /// The lanes, submissions first.
+    var lanes: [PostgresWriterLane] { [submissions, changes] }
+
+    /// Changes applied and not yet taken by a writer (tests watch it).
+    var pendingWrites: Int { lanes.reduce(0) { $0 + $1.queue.pendingCount } }
+
+    /// Starts the writer threads, which write whatever was applied before, and the heartbeat,
     /// which registers this node. No thread starts in `init`.
     public func start() {
-        guard queue.markStarted() else { return }
+        guard submissions.queue.markStarted(), changes.queue.markStarted() else { return }
         lease.onBeat { [weak self] connection in self?.sweep(on: connection) }
         lease.start()
         claimer.start()
         listener.connect(listenerHandlers)
         listener.start()
-        let thread = Thread { [self] in
-            writerLoop()
-            queue.writerExited()
+        for lane in lanes {
+            let thread = Thread { [self] in
+                writerLoop(lane)
+                lane.queue.writerExited()
+            }
+            thread.name = "jobpool-postgres-\(lane.name)"
+            thread.start()
         }
-        thread.name = "jobpool-postgres-writer"
-        thread.start()
     }
 
     public func apply(_ change: StoreChange, whenDurable completion: (@Sendable (Result<Void, StoreError>) -> Void)?) {
-        queue.append(change, completion: completion)
+        (PostgresWriterLane.writesWithSubmissions(change) ? submissions : changes).queue.append(change, completion: completion)
     }
 
     /// Stops claiming, writes what is queued (giving up after 10 s on a database that does not
     /// answer), releases this node's pending webhook events, then closes every connection and
     /// deletes this node's row.
     public func close() {
-        let (first, started) = queue.markClosing()
-        guard first else { return }
+        let closing = lanes.map { $0.queue.markClosing() }
+        guard closing.allSatisfy(\.first) else { return }
         claimer.stop()
-        if !started {
+        for (lane, state) in zip(lanes, closing) where !state.wasStarted {
             // Never started: write what was applied meanwhile here, then close.
-            writerLoop()
-            queue.writerExited()
+            writerLoop(lane)
+            lane.queue.writerExited()
         }
-        if queue.waitForWriter(timeout: .seconds(10)) {
-            writer.withLock { connection in
+        // Both lanes at once: each waits at most 10 s for a database that does not answer.
+        let written = lanes.map { $0.queue.waitForWriter(timeout: .seconds(10)) }
+        if written.allSatisfy({ $0 }) {
+            changes.connection.withLock { connection in
                 // The deliverer has stopped: this node's pending events go to the other nodes.
                 if let open = connection, !open.isBroken { releaseWebhookEvents(on: open) }
+            }
+        }
+        for (lane, done) in zip(lanes, written) where done {
+            lane.connection.withLock { connection in
                 connection?.close()
                 connection = nil
             }

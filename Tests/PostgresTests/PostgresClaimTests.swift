@@ -62,6 +62,31 @@ struct PostgresClaimTests {
         #expect(eventually { host.claimed.withLock { $0.count } == 3 })
     }
 
+    @Test("a claim walks jobs_due in order even before the table has statistics")
+    func claimPlanIgnoresMissingStatistics() throws {
+        let database = try TestDatabase()
+        let store = try database.open(lease: Self.lease)
+        store.close()
+        let setup = try database.connection()
+        defer { setup.close() }
+        // A new database: a backlog arrives before any ANALYZE (none may run during the test).
+        // Left to itself, the planner then guesses a few rows and reads them with a bitmap
+        // scan and a sort (checked by hand on PostgreSQL 15).
+        try setup.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+        try setup.execute("""
+            INSERT INTO jobs (id, created_at, kind, status, input, attempt, max_attempts)
+            SELECT gen_random_uuid(), i, 'write_code', 'queued', '{}', 1, 1 FROM generate_series(1, 5000) i
+            """)
+        let claimer = try PostgresWorkQueue.claimerConnection(to: PostgresConnectionString(database.url))
+        defer { claimer.close() }
+        let plan = try claimer.query("EXPLAIN " + PostgresWorkQueue.claimSQL, [UUID().uuidString.lowercased(), 40])
+            .map { try $0.string("QUERY PLAN") }.joined(separator: "\n")
+        // A bitmap scan would read every queued job, and every entry claims left dead, to sort
+        // them for 40 rows; the ordered index scan stops after 40.
+        #expect(plan.contains("Index Scan using jobs_due"), "\(plan)")
+        #expect(!plan.contains("Bitmap") && !plan.contains("Sort"), "\(plan)")
+    }
+
     @Test("two claimers on one table claim every job exactly once")
     func claimersShareTheTable() throws {
         let database = try TestDatabase()

@@ -154,7 +154,7 @@ struct PostgresStoreWriteTests {
                                                   error: index == 1 ? JobFailure(code: "boom", message: "it's \"quoted\", {braced}") : nil,
                                                   at: epoch.addingTimeInterval(1), event: event)))
         }
-        #expect(store.queue.pendingCount == 12, "all wait for one commit")
+        #expect(store.pendingWrites == 12, "all wait for one commit")
         try blocker.execute("COMMIT")
         #expect(held.wait() == .success)
         #expect(writes.allSatisfy { $0.wait() == .success })
@@ -222,7 +222,7 @@ struct PostgresStoreWriteTests {
         defer { blocker.close() }
         let writes = [submit(store, .submitted([first])), submit(store, .submitted([sibling, duplicate])),
                       submit(store, .submitted([other]))]
-        #expect(store.queue.pendingCount == 3, "all three wait for one commit")
+        #expect(store.pendingWrites == 3, "all three wait for one commit")
         try blocker.execute("COMMIT")
 
         #expect(held.wait() == .success)

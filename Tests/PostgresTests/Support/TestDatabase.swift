@@ -40,15 +40,21 @@ final class TestDatabase: Sendable {
         try PostgresConnection(connectingTo: PostgresConnectionString(url))
     }
 
-    /// Holds the store's writer inside a commit: another connection locks `jobs`, the writer
-    /// takes one submission (`held`) and waits on the lock, and everything applied after it
-    /// queues up for one transaction. `COMMIT` on `blocker` lets it go.
+    /// Holds both of the store's writers inside a commit: another connection locks `jobs`, the
+    /// submissions' writer takes one submission (`held`) and the other writer a cancel request
+    /// for no job, both wait on the lock, and everything applied after them queues up for one
+    /// transaction in its lane. `COMMIT` on `blocker` lets them go.
     func holdWriter(of store: PostgresJobStore) throws -> (blocker: PostgresConnection, held: PendingWrite) {
         let blocker = try connection()
         try blocker.execute("BEGIN")
         try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
         let held = submit(store, .submitted([makeJob(createdAt: epoch.addingTimeInterval(-1))]))
-        #expect(eventually { store.queue.pendingCount == 0 }, "the writer took the first submission")
+        _ = submit(store, .cancelRequested(makeJob(createdAt: epoch).key, at: epoch))
+        // Both writers wait on the lock: nothing applied from now on can join their batches.
+        #expect(eventually {
+            (try? blocker.query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'jobs'::regclass").first?.int("n")) == 2
+        }, "both writers wait on the table lock")
+        #expect(store.pendingWrites == 0, "the writers took the first submission and the first change")
         return (blocker, held)
     }
 
