@@ -84,10 +84,26 @@ public struct PostgresArray: PostgresBindable, Hashable {
 
     public init(_ elements: [String]) { self.elements = elements }
 
+    /// `{"a","b\"c",NULL}`: each element in double quotes, `\` and `"` escaped with a
+    /// backslash. Written byte by byte: a batch of finishes binds a dozen arrays of hundreds
+    /// of elements, and Foundation's `replacingOccurrences` cost more than the rest of it.
     public var postgresText: String {
-        "{" + elements.map { element in
-            guard let element else { return "NULL" }
-            return "\"" + element.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        }.joined(separator: ",") + "}"
+        var text: [UInt8] = [UInt8(ascii: "{")]
+        text.reserveCapacity(elements.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
+        for (index, element) in elements.enumerated() {
+            if index > 0 { text.append(UInt8(ascii: ",")) }
+            guard let element else {
+                text += "NULL".utf8
+                continue
+            }
+            text.append(UInt8(ascii: "\""))
+            for byte in element.utf8 {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { text.append(UInt8(ascii: "\\")) }
+                text.append(byte)
+            }
+            text.append(UInt8(ascii: "\""))
+        }
+        text.append(UInt8(ascii: "}"))
+        return String(decoding: text, as: UTF8.self)
     }
 }

@@ -51,6 +51,10 @@ extension PostgresJobStore {
 
     /// Deletes up to `limit` events older than `cutoff`, oldest first, on one node at a time
     /// (the others find the lock taken and skip this round). Returns how many were deleted.
+    ///
+    /// It walks the oldest IDs, which is the oldest events: IDs are handed out in time order
+    /// (``PostgresSchema/version4``). An event whose time is a little earlier than an older
+    /// ID's (a finish stamped before its commit) waits for its turn.
     public func purgeEvents(before cutoff: Date, limit: Int) throws(StoreError) -> Int {
         try read("delete old events") { connection in
             try connection.transaction {
@@ -58,7 +62,7 @@ extension PostgresJobStore {
                 guard try locked.first?.bool("locked") == true else { return 0 }
                 return try connection.execute("""
                     DELETE FROM job_events WHERE id IN (
-                        SELECT id FROM job_events WHERE at < $1::bigint ORDER BY at LIMIT $2::int)
+                        SELECT id FROM job_events ORDER BY id LIMIT $2::int) AND at < $1::bigint
                     """, [StoredTime.micros(cutoff), limit])
             }
         }

@@ -178,7 +178,7 @@ extension PostgresJobStore {
         if let open = connection, !open.isBroken { return open }
         connection?.close()
         connection = nil
-        let fresh = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
+        let fresh = try PostgresConnection(connectingTo: target, settings: Self.writerSettings(nodeID: nodeID))
         connection = fresh
         logger.notice("Reconnected to the job store", metadata: ["store": "\(target.redacted)"])
         return fresh

@@ -104,7 +104,7 @@ public final class PostgresJobStore: JobStore {
         readers = PostgresConnectionPool(target: target, size: readerCount, settings: Self.sessionSettings(nodeID: nodeID))
         listener = PostgresListener(target: target, logger: logger, pollInterval: pollInterval)
         do {
-            let connection = try PostgresConnection(connectingTo: target, settings: Self.sessionSettings(nodeID: nodeID))
+            let connection = try PostgresConnection(connectingTo: target, settings: Self.writerSettings(nodeID: nodeID))
             try Self.migrate(connection, logger: logger)
             tailer = PostgresEventTailer(after: try PostgresEventTailer.end(on: connection))
             try Self.foldCounts(into: nodeID, on: connection)
@@ -121,6 +121,15 @@ public final class PostgresJobStore: JobStore {
     /// Every connection names the node, so that the count triggers write this node's rows.
     static func sessionSettings(nodeID: String) -> [(name: String, value: String)] {
         [(name: "jobpool.node", value: nodeID)]
+    }
+
+    /// The writers' sessions: also planned never to read `jobs` whole. Every write names its
+    /// rows by key, but on a table without statistics yet (a new database) the planner
+    /// guessed it tiny and joined a batch of finishes to a sequential scan of `jobs`, once per
+    /// batch however large the table had grown since. The setting only prices such scans out:
+    /// where no index serves, a scan still runs.
+    static func writerSettings(nodeID: String) -> [(name: String, value: String)] {
+        sessionSettings(nodeID: nodeID) + [(name: "enable_seqscan", value: "off")]
     }
 
     /// Adds the count rows of nodes that are gone (earlier starts, dead nodes) to this node's,

@@ -7,22 +7,33 @@ extension PostgresSchema {
     /// when it enters a final state and uncounted when it leaves one; an insert of a finished
     /// job is still counted by version 1's row trigger, which only that rare insert fires.
     /// Rows are upserted in key order, so that two transactions lock shared rows in one order.
-    /// Internal only: any jobpool that works against version 5 works against this one.
+    ///
+    /// And `job_events_by_at` goes: every event paid an entry in it (three a job) for the event
+    /// retention alone, which now deletes the oldest IDs instead (IDs are handed out in time
+    /// order, see version 4). A version 5 jobpool's retention still works without it, by a
+    /// scan. Otherwise internal: any jobpool that works against version 5 works against this.
     static let version6 = """
         DROP TRIGGER jobs_counted_when_finished ON jobs;
 
         CREATE FUNCTION jobpool_count_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
+            -- Most updates (claims, retries) touch no final state: two short scans, not the upsert.
+            IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status IN ('succeeded', 'failed', 'cancelled'))
+               AND NOT EXISTS (SELECT 1 FROM old_rows WHERE status IN ('succeeded', 'failed', 'cancelled')) THEN
+                RETURN NULL;
+            END IF;
             INSERT INTO job_counts AS c (node, owner, kind, status, count)
-            SELECT jobpool_count_node(), d.owner, d.kind, d.status, sum(d.delta) FROM (
+            SELECT jobpool_count_node(), d.owner, d.kind, d.status, sum(d.delta)
+            FROM old_rows o JOIN new_rows n ON n.id = o.id
+            CROSS JOIN LATERAL (
                 SELECT coalesce(o.owner, '') AS owner, o.kind, o.status, -1 AS delta
-                FROM old_rows o JOIN new_rows n ON n.id = o.id
-                WHERE o.status IS DISTINCT FROM n.status AND o.status IN ('succeeded', 'failed', 'cancelled')
+                WHERE o.status IN ('succeeded', 'failed', 'cancelled')
                 UNION ALL
                 SELECT coalesce(n.owner, ''), n.kind, n.status, 1
-                FROM old_rows o JOIN new_rows n ON n.id = o.id
-                WHERE o.status IS DISTINCT FROM n.status AND n.status IN ('succeeded', 'failed', 'cancelled')
+                WHERE n.status IN ('succeeded', 'failed', 'cancelled')
             ) d
+            WHERE o.status IS DISTINCT FROM n.status
+              AND (o.status IN ('succeeded', 'failed', 'cancelled') OR n.status IN ('succeeded', 'failed', 'cancelled'))
             GROUP BY d.owner, d.kind, d.status HAVING sum(d.delta) <> 0
             ORDER BY d.owner, d.kind, d.status
             ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count;
@@ -32,5 +43,7 @@ extension PostgresSchema {
 
         CREATE TRIGGER jobs_counted_when_changed AFTER UPDATE ON jobs
             REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobpool_count_changed();
+
+        DROP INDEX job_events_by_at;
         """
 }
