@@ -56,6 +56,9 @@ public final class Job: Sendable {
         var webhookStatus: WebhookStatus?
         /// Gives back the job's place in the worker pool's queue; set while it is queued.
         var releaseQueueSlot: (@Sendable () -> Void)?
+        /// The final state was written to the store before this object took it (a cancel of a
+        /// waiting job on a shared store, decided by the table): the completer writes nothing.
+        var finalRecorded = false
 
         /// Takes a stored record's outcome, times and webhook (its status and attempt are
         /// set by the caller).
@@ -254,6 +257,16 @@ public final class Job: Sendable {
         stop(.cancelled)
     }
 
+    /// Cancels a waiting (queued or scheduled) job whose cancel the store has already recorded,
+    /// at the time recorded: the completer announces it without writing it again. False, and
+    /// nothing changes, if the job is no longer waiting.
+    func cancelRecorded(at finishedAt: Date) -> Bool {
+        finish(.failure(.cancelled), onlyIf: [.scheduled, .queued], at: finishedAt, recorded: true)
+    }
+
+    /// Whether the store holds this job's final state already (see ``cancelRecorded(at:)``).
+    var isFinalRecorded: Bool { state.withLock { $0.finalRecorded } }
+
     /// Asks the job to stop for `reason`. Used by cancel, by a drain that interrupts, and (with
     /// `attempt`, so that a late timer cannot stop a later attempt) by the time limit.
     @discardableResult
@@ -373,9 +386,11 @@ public final class Job: Sendable {
     }
 
     /// Records the final state and runs the done-callbacks, outside the lock.
-    private func finish(_ outcome: Result<JSONValue, JobFailure>, onlyIf expected: Set<JobState>) -> Bool {
+    private func finish(_ outcome: Result<JSONValue, JobFailure>, onlyIf expected: Set<JobState>, at finishedAt: Date? = nil,
+                        recorded: Bool = false) -> Bool {
         let finished = state.withLock { state -> (JobState, JobSnapshot, [@Sendable (JobSnapshot) -> Void], (@Sendable () -> Void)?)? in
             guard expected.contains(state.status) else { return nil }
+            state.finalRecorded = recorded
             let before = state.status
             var outcome = outcome
             // A run that was asked to stop, and did not succeed anyway, ends for that reason.
@@ -388,7 +403,7 @@ public final class Job: Sendable {
                 state.status = failure == .cancelled ? .cancelled : .failed
                 state.error = failure
             }
-            state.finishedAt = Date()
+            state.finishedAt = finishedAt ?? Date()
             state.nextAttemptAt = nil
             state.version += 1
             let callbacks = state.callbacks + Array(state.observers.values)

@@ -72,6 +72,13 @@ final class JobCompleter: Sendable {
             store.apply(.requeued(job.key, attempt: final.attempt, interrupted: nil), whenDurable: nil)
             return
         }
+        if job.isFinalRecorded {
+            // Written already, by the conditional cancel that decided it (and its event with it).
+            if !store.holdsJobs { cache.insert(job, snapshot: final) }
+            live.remove(job)
+            changes.finished(job, status: final.status)
+            return
+        }
         let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
         let change = StoreChange.finished(job.key, attempt: final.attempt, startedAt: final.startedAt, status: final.status,
                                           result: final.result, error: final.error, at: final.finishedAt ?? Date(), event: event)

@@ -14,9 +14,10 @@ extension JobExecutor {
     /// by several nodes, is asked of the cluster: the request is recorded in the store (so it
     /// survives) and reaches the node that holds the job within about a second, which cancels
     /// it as a local cancel would. The answer is then `.stopping`; the handle hears of the end
-    /// from the store's log.
+    /// from the store's log. A job waiting here is cancelled by the table (``cancelWaiting(_:askingOthers:)``).
     public func cancel(_ job: Job) -> Job.CancelOutcome {
-        guard store.eventLogPosition != nil, live.job(withID: job.id) !== job else { return job.cancel() }
+        guard store.eventLogPosition != nil else { return job.cancel() }
+        guard live.job(withID: job.id) !== job else { return cancelWaiting(job, askingOthers: true) }
         let status = job.snapshot().status
         guard !status.isFinished else { return .alreadyFinished(status) }
         store.apply(.cancelRequested(job.key, at: Date()), whenDurable: nil)
@@ -29,10 +30,57 @@ extension JobExecutor {
     func cancelRequestedElsewhere(_ ids: [JobID]) {
         for id in ids {
             guard let job = live.job(withID: id) else { continue }
-            if case .cancelled = job.cancel() {
+            if case .stopping = cancelWaiting(job, askingOthers: false) {
                 logger.debug("Cancelled at another node's request", metadata: ["job.id": "\(id)"])
             }
         }
+    }
+
+    /// Cancels a job held here on a shared store. One that runs here stops as a local cancel
+    /// would. One that waits here may have been claimed by another node since this node last
+    /// looked at the table (it learns that within about a second), so the table decides: the
+    /// cancel is written only if the row still waits, and the job takes it only once that
+    /// write committed. Until then the answer is `.stopping` (the caller waits on the job). If
+    /// the row was claimed meanwhile, the cancel becomes a request to the node that runs it
+    /// (`askingOthers`; a request from elsewhere has reached that node already), and this
+    /// node looks at the table at once and hands its copy off, so that its waiters and reads
+    /// follow the job's real end.
+    func cancelWaiting(_ job: Job, askingOthers: Bool) -> Job.CancelOutcome {
+        let snapshot = job.snapshot()
+        guard snapshot.status == .queued || snapshot.status == .scheduled else { return job.cancel() }
+        let now = Date()
+        var final = snapshot
+        final.status = .cancelled
+        final.error = .cancelled
+        final.finishedAt = now
+        final.nextAttemptAt = nil
+        final.version += 1
+        let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
+        let change = StoreChange.finished(job.key, attempt: snapshot.attempt, startedAt: nil, status: .cancelled, result: nil,
+                                          error: .cancelled, at: now, event: event)
+        store.apply(change) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success:
+                guard job.cancelRecorded(at: now) else { return } // read back from the store meanwhile
+                if let event { completionHandler?.eventCommitted(event, job: job) }
+            case .failure(let error) where error.isStale:
+                if job.currentStatus == .running { // this node claimed it meanwhile
+                    _ = job.cancel()
+                    return
+                }
+                if askingOthers {
+                    store.apply(.cancelRequested(job.key, at: now), whenDurable: nil)
+                    logger.debug("A waiting job was claimed elsewhere: cancel asked of that node", metadata: ["job.id": "\(job.id)"])
+                }
+                // The queue's look hands the copy off (not this code: the job may sit in this
+                // node's own claim buffer, about to run here, which only the table can tell).
+                store.workQueue.lookAroundSoon()
+            case .failure:
+                return // the store writes a final state until it can; nothing else to do
+            }
+        }
+        return .stopping
     }
 
     /// Events from the store's log, in order: to the event stream, and to the handles watched

@@ -54,7 +54,7 @@ public final class JobExecutor: Sendable {
     private let pool: WorkerPool
     let store: any JobStore
     let logger: Logger
-    private let completionHandler: (any CompletionHandler)?
+    let completionHandler: (any CompletionHandler)?
     /// Records outcomes: the one writer of what happens to accepted jobs.
     private let completer: JobCompleter
     public let metrics: JobMetrics

@@ -11,6 +11,13 @@ extension PostgresJobStore {
     /// has its own key, so that a long purge never makes every rescue skip).
     static let rescueLockKey: Int64 = 0x6A6F_6270_6F6F_6C05
 
+    /// How long the sweep waits for a row lock before it gives up until the next heartbeat. It
+    /// runs on the heartbeat's thread and connection: a transaction left open on a row (a node
+    /// cut off mid-commit, an operator's session) must not hold up this node's own lease
+    /// renewal, or a stuck row would cost the cluster the node that tried to rescue it. A
+    /// dead node's late finish holds its row for milliseconds.
+    static let rescueLockTimeout = "2s"
+
     /// The message of a job failed by the rescue.
     static let nodeLostMessage = "The node running this job stopped renewing its lease (it died, or was cut off from the database), and the job had used all of its attempts (max_attempts)."
 
@@ -29,6 +36,7 @@ extension PostgresJobStore {
         try connection.transaction {
             let taken = try connection.query("SELECT pg_try_advisory_xact_lock($1::bigint) AS taken", [Self.rescueLockKey])
             guard try taken.first?.bool("taken") == true else { return [] }
+            try connection.execute("SET LOCAL lock_timeout = '\(Self.rescueLockTimeout)'")
             return try connection.query(Self.rescueSQL, [Self.nodeLostMessage]).map(PostgresRowDecoding.job)
         }
     }

@@ -26,6 +26,8 @@ final class PostgresWorkQueue: WorkQueue {
         var host: WorkQueueHost?
         /// The claimer has been asked to look again before its next poll.
         var wakeRequested = false
+        /// The next pass looks at the rest of the cluster, whenever the last look was.
+        var lookRequested = false
         var stopping = false
         /// The longest-waiting queued job of the whole cluster, as of the last poll.
         var oldestQueuedAt: Date?
@@ -75,6 +77,11 @@ final class PostgresWorkQueue: WorkQueue {
     func offer(_ job: Job) { wakeClaimer() }
 
     func workerFreed() { wakeClaimer() }
+
+    func lookAroundSoon() {
+        state.withLock { $0.lookRequested = true }
+        wakeClaimer()
+    }
 
     func claimNext(now: Date) -> Job? {
         state.withLock { $0.buffer.isEmpty ? nil : $0.buffer.removeFirst() }
@@ -148,7 +155,11 @@ final class PostgresWorkQueue: WorkQueue {
                 // A wake-up (a submission, a freed worker) claims; the look at the rest of
                 // the cluster (hand-offs, the oldest queued job) costs a query over every job
                 // this node waits for, so it runs once per poll interval, not once per wake-up.
-                let lookAround = ContinuousClock.now - lastLookAround >= pollInterval * 0.8
+                let asked = state.withLock { state in
+                    defer { state.lookRequested = false }
+                    return state.lookRequested
+                }
+                let lookAround = asked || ContinuousClock.now - lastLookAround >= pollInterval * 0.8
                 if lookAround { lastLookAround = .now }
                 if let connection { try pass(on: connection, lookingAround: lookAround) }
             } catch {

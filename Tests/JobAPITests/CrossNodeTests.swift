@@ -85,6 +85,26 @@ struct CrossNodeTests {
         #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)").json["status"] as? String == "cancelled" }, "node A stopped it")
     }
 
+    @Test("a cancel sent to the node a job waits on, just after the other node claimed it, stops it there: never 'cancelled' while it runs on")
+    func cancelJustClaimedElsewhere() async throws {
+        let (a, b) = try twoNodes()
+        defer { b.stop(); a.stop() }
+        // B has no workers: a job submitted to B waits in B's memory until B's next look at the
+        // table (about a second) shows that A claimed it. The cancel lands in that second (the
+        // test sees A run the job within ~20 ms of the claim). B used to cancel its copy at
+        // once and answer `cancelled` while A ran the job to the end.
+        for round in 0..<3 {
+            let id = try #require(try await b.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
+            #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)").json["status"] as? String == "running" })
+            let answer = try await b.client.post("/v1/jobs/\(id)/cancel")
+            #expect(answer.status == 200 || answer.status == 202, "round \(round): \(answer.text)")
+            if answer.status == 200 { #expect(answer.json["status"] as? String == "cancelled") }
+            #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)").json["status"] as? String == "cancelled" },
+                    "round \(round): node A stopped the job B said it cancelled")
+            #expect(try await eventually { try await b.client.get("/v1/jobs/\(id)").json["status"] as? String == "cancelled" })
+        }
+    }
+
     @Test("one Idempotency-Key sent to both nodes at the same moment makes one job, and both answers carry it")
     func idempotencyKeyRace() async throws {
         let (a, b) = try twoNodes()

@@ -41,6 +41,15 @@ public protocol WorkQueue: Sendable {
 
     /// A worker finished a job and is free: a shared queue may claim another.
     func workerFreed()
+
+    /// A shared queue looks at the rest of the cluster now rather than at its next poll: which
+    /// of this node's waiting jobs another node took (``WorkQueueHost/claimedElsewhere``).
+    /// Does nothing for a local queue.
+    func lookAroundSoon()
+}
+
+extension WorkQueue {
+    public func lookAroundSoon() {}
 }
 
 /// The due work of a store that one process owns: a priority queue in memory, behind its own
