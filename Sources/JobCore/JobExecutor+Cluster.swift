@@ -54,6 +54,7 @@ extension JobExecutor {
         final.error = .cancelled
         final.finishedAt = now
         final.nextAttemptAt = nil
+        final.lastError = nil // as a finished job's snapshot shows it
         final.version += 1
         let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
         let change = StoreChange.finished(job.key, attempt: snapshot.attempt, startedAt: nil, status: .cancelled, result: nil,
@@ -62,7 +63,13 @@ extension JobExecutor {
             guard let self else { return }
             switch result {
             case .success:
-                guard job.cancelRecorded(at: now) else { return } // read back from the store meanwhile
+                // The table says cancelled. The copy normally takes it now. It may have left the
+                // waiting states meanwhile: this node claimed the row and started it just before
+                // the cancel committed (the write carries this node's claim, so it applied):
+                // then it is stopped, and its own outcome will be refused; or the node's look
+                // handed it off and read the cancel back. Either way the event committed with the
+                // cancel is this node's to send.
+                if !job.cancelRecorded(at: now), job.currentStatus == .running { _ = job.cancel() }
                 if let event { completionHandler?.eventCommitted(event, job: job) }
             case .failure(let error) where error.isStale:
                 if job.currentStatus == .running { // this node claimed it meanwhile

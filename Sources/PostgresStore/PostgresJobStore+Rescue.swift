@@ -11,12 +11,14 @@ extension PostgresJobStore {
     /// has its own key, so that a long purge never makes every rescue skip).
     static let rescueLockKey: Int64 = 0x6A6F_6270_6F6F_6C05
 
-    /// How long the sweep waits for a row lock before it gives up until the next heartbeat. It
-    /// runs on the heartbeat's thread and connection: a transaction left open on a row (a node
-    /// cut off mid-commit, an operator's session) must not hold up this node's own lease
-    /// renewal, or a stuck row would cost the cluster the node that tried to rescue it. A
-    /// dead node's late finish holds its row for milliseconds.
-    static let rescueLockTimeout = "2s"
+    /// How long the sweep waits for a lock (a node row, a webhook event) before it gives up until
+    /// the next heartbeat: half a heartbeat, at most 2 s. It runs on the heartbeat's thread and
+    /// connection, so a transaction left open on a row (a session cut off mid-commit, an
+    /// operator's `psql`) must not hold up this node's own lease renewal. Job rows it does not
+    /// wait for at all (`SKIP LOCKED`): one held row must not stop the rescue of every other.
+    var rescueLockTimeoutMilliseconds: Int64 {
+        min(2000, lease.settings.heartbeat.clampedMicroseconds / 2000)
+    }
 
     /// The message of a job failed by the rescue.
     static let nodeLostMessage = "The node running this job stopped renewing its lease (it died, or was cut off from the database), and the job had used all of its attempts (max_attempts)."
@@ -36,21 +38,20 @@ extension PostgresJobStore {
         try connection.transaction {
             let taken = try connection.query("SELECT pg_try_advisory_xact_lock($1::bigint) AS taken", [Self.rescueLockKey])
             guard try taken.first?.bool("taken") == true else { return [] }
-            try connection.execute("SET LOCAL lock_timeout = '\(Self.rescueLockTimeout)'")
+            try connection.execute("SET LOCAL lock_timeout = '\(rescueLockTimeoutMilliseconds)ms'")
             return try connection.query(Self.rescueSQL, [Self.nodeLostMessage]).map(PostgresRowDecoding.job)
         }
     }
 
-    /// Waits for a row lock rather than skipping it: a late finish of the dead node holding the
-    /// row commits first, or finds the job moved on (its `WHERE` is checked again on the new
-    /// row version).
+    /// Skips a job row another transaction holds (a late finish of the dead node: it commits,
+    /// or finds the job moved on); the next sweep, a heartbeat later, looks at it again.
     static let rescueSQL = """
         WITH clock AS (SELECT (extract(epoch FROM now()) * 1000000)::bigint AS now_us),
         lost AS (
             SELECT j.id, j.attempt, j.max_attempts, j.started_at, j.node FROM jobs j
             WHERE j.status = 'running'
               AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = j.node AND n.lease_until > now())
-            FOR UPDATE OF j),
+            FOR UPDATE OF j SKIP LOCKED),
         marked AS (
             INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code, node)
             SELECT lost.id, lost.attempt, coalesce(lost.started_at, clock.now_us), clock.now_us, 'lost', 'node_lost', lost.node

@@ -87,7 +87,12 @@ extension PostgresJobStore {
     /// writes no attempt row and no webhook event (the event is the outbox row of the final
     /// state). The event is claimed by this node in the same write (see
     /// ``PostgresJobStore/claimWebhookEvents(limit:)``), so its first attempt goes out under a
-    /// committed claim. Returns the jobs whose finish was written.
+    /// committed claim. Returns the jobs whose finish was written, or was there already: a
+    /// finish written again word for word (the same attempt, state and microsecond; a commit
+    /// whose reply was lost, retried) is not stale. Its first write committed the attempt row
+    /// and the event, which this node holds; reported stale, the event would wait unsent for
+    /// this node's restart. (Every sub-statement sees the table as it was before the
+    /// statement, so a row finished by this statement is not counted twice.)
     private func writeFinishes(_ changes: [StoreChange], on connection: PostgresConnection) throws -> Set<JobID> {
         var columns = Array(repeating: [String?](), count: 13)
         for case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event) in changes {
@@ -123,6 +128,9 @@ extension PostgresJobStore {
                 INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
                 SELECT id, webhook_id, url, body, 'pending', 0, NULL, $14::uuid FROM finished WHERE webhook_id IS NOT NULL)
             SELECT id FROM finished
+            UNION ALL
+            SELECT j.id FROM v JOIN jobs j ON j.id = v.id
+            WHERE j.attempt = v.attempt AND j.status = v.status AND j.finished_at = v.finished_at
             """, columns.map { PostgresArray($0) as (any PostgresBindable)? } + [lease.membership.nodeID])
         return Set(try rows.map { try PostgresRowDecoding.jobID($0, "id") })
     }

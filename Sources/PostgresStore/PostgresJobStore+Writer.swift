@@ -173,14 +173,15 @@ extension PostgresJobStore {
         jobs.contains { $0.options.idempotency != nil }
     }
 
-    /// The writer's connection, made again if it broke.
+    /// A writer's connection: made on first use, and again if it broke (said in the log).
     func connected(_ connection: inout PostgresConnection?) throws -> PostgresConnection {
         if let open = connection, !open.isBroken { return open }
+        let reconnecting = connection != nil
         connection?.close()
         connection = nil
         let fresh = try PostgresConnection(connectingTo: target, settings: Self.writerSettings(nodeID: nodeID))
         connection = fresh
-        logger.notice("Reconnected to the job store", metadata: ["store": "\(target.redacted)"])
+        if reconnecting { logger.notice("Reconnected to the job store", metadata: ["store": "\(target.redacted)"]) }
         return fresh
     }
 

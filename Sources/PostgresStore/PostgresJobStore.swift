@@ -187,12 +187,14 @@ public final class PostgresJobStore: JobStore {
             writerLoop(lane)
             lane.queue.writerExited()
         }
-        // Both lanes at once: each waits at most 10 s for a database that does not answer.
-        let written = lanes.map { $0.queue.waitForWriter(timeout: .seconds(10)) }
+        // Both lanes together get 10 s for a database that does not answer.
+        let deadline = ContinuousClock.now + .seconds(10)
+        let written = lanes.map { $0.queue.waitForWriter(timeout: max(.zero, deadline - .now)) }
         if written.allSatisfy({ $0 }) {
             changes.connection.withLock { connection in
-                // The deliverer has stopped: this node's pending events go to the other nodes.
-                if let open = connection, !open.isBroken { releaseWebhookEvents(on: open) }
+                // The deliverer has stopped: this node's pending events go to the other nodes
+                // (on a connection made for it if the lane never needed one).
+                if let open = try? connected(&connection) { releaseWebhookEvents(on: open) }
             }
         }
         for (lane, done) in zip(lanes, written) where done {

@@ -227,7 +227,10 @@ final class PostgresWorkQueue: WorkQueue {
 
     /// Claims due jobs: queued ones, and scheduled ones whose time has come by the database's
     /// clock, in `due_key` order through the partial index `jobs_due`. The attempt is the one
-    /// stored (a retry or a re-queue set it already).
+    /// stored (a retry or a re-queue set it already). A known cost: when fewer jobs are due
+    /// than workers are free, the walk goes on through the jobs scheduled for later (a row
+    /// each). A bound on `due_key` by the database's clock would stop it, but would also hide
+    /// the jobs of a node whose clock runs ahead, since `created_at` is the node's time.
     static let claimSQL = """
         WITH claimable AS (
             SELECT id FROM jobs

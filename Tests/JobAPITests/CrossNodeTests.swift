@@ -60,6 +60,12 @@ struct CrossNodeTests {
         let long = try #require(try await b.client.submitWriteCode(min: 60, max: 60).json["id"] as? String)
         #expect(try await eventually { try await a.client.get("/v1/jobs/\(long)").json["status"] as? String == "running" })
         for node in [a, b] {
+            // A's finishes and B's submission commit on separate connections (the writer lanes):
+            // the counts agree once all of them have.
+            #expect(try await eventually(timeout: .seconds(5)) {
+                let byState = try await node.client.get("/v1/stats").json["by_state"] as? [String: Any]
+                return byState?["succeeded"] as? Int == 3 && byState?["running"] as? Int == 1
+            })
             let stats = try await node.client.get("/v1/stats")
             let byState = try #require(stats.json["by_state"] as? [String: Any])
             #expect(byState["succeeded"] as? Int == 3, "node \(node === a ? "A" : "B") counts the jobs A finished")

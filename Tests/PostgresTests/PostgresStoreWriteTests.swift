@@ -180,6 +180,30 @@ struct PostgresStoreWriteTests {
                                                       JobCounts.Key(owner: nil, kind: "write_code", state: .queued): 2])
     }
 
+    @Test("a finish written again word for word (a commit whose reply was lost, retried) is applied, not stale, and adds nothing")
+    func finishWrittenTwice() throws {
+        let database = try TestDatabase()
+        let store = try database.open()
+        defer { store.close() }
+        let job = makeJob(createdAt: epoch)
+        try write(store, .submitted([job])).get()
+        try write(store, .started(job.key, attempt: 1, at: epoch)).get()
+        let event = WebhookEventRecord(jobID: job.id, webhookID: "msg_once", url: "https://example.com/", key: [1], body: [7])
+        let finish = StoreChange.finished(job.key, attempt: 1, startedAt: epoch, status: .succeeded, result: .integer(1), error: nil,
+                                          at: epoch.addingTimeInterval(1), event: event)
+        try write(store, finish).get()
+        #expect(!(try writeIsStale(store, finish)), "the same finish again is reported written")
+        let connection = try database.connection()
+        defer { connection.close() }
+        #expect(try connection.query("SELECT count(*) AS n FROM job_attempts").first?.int("n") == 1)
+        #expect(try connection.query("SELECT count(*) AS n FROM webhook_events").first?.int("n") == 1)
+        #expect(try store.loadUnfinished().counts[JobCounts.Key(owner: nil, kind: "write_code", state: .succeeded)] == 1, "counted once")
+        let different = StoreChange.finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
+                                             error: JobFailure(code: "late", message: "late"), at: epoch.addingTimeInterval(2), event: nil)
+        #expect(try writeIsStale(store, different), "another outcome of the finished attempt still is stale")
+        #expect(try store.job(withID: job.id)?.record.status == .succeeded)
+    }
+
     @Test("an idempotency key is unique per owner while it lives; other owners may use it")
     func keyPerOwner() throws {
         let database = try TestDatabase()
