@@ -182,15 +182,11 @@ final class PostgresWorkQueue: WorkQueue {
     /// per-query hints; this session runs only the claimer's queries, each of them an index
     /// lookup either way.
     static func claimerConnection(to target: PostgresConnectionString) throws -> PostgresConnection {
-        let connection = try PostgresConnection(connectingTo: target, applicationName: "jobpool-claimer")
-        do {
-            try connection.executeScript("SET enable_bitmapscan = off; SET enable_seqscan = off")
-        } catch {
-            connection.close()
-            throw error
-        }
-        return connection
+        try PostgresConnection(connectingTo: target, applicationName: "jobpool-claimer", settings: sessionSettings)
     }
+
+    static let sessionSettings: [(name: String, value: String)] = [(name: "enable_bitmapscan", value: "off"),
+                                                                   (name: "enable_seqscan", value: "off")]
 
     /// One look at the table: claims for the free workers and, when `lookingAround`, tells the
     /// host which of its waiting jobs other nodes took and notes the oldest queued job.
