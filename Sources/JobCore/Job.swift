@@ -45,7 +45,8 @@ public final class Job: Sendable {
         /// before the signal is raised. The decision to retry reads it under the same lock, so
         /// a stop that lands while the work is returning can never be lost to a retry.
         var stopRequest: StopReason?
-        var callbacks: [@Sendable (JobSnapshot) -> Void] = []
+        /// Handed the job itself, so that none needs to capture it (see ``whenFinished(_:)``).
+        var callbacks: [@Sendable (Job, JobSnapshot) -> Void] = []
         var observers: [Int: @Sendable (JobSnapshot) -> Void] = [:]
         var nextObserverID = 0
         /// Bumped on every visible change, so a reader can tell whether its copy is current.
@@ -147,7 +148,7 @@ public final class Job: Sendable {
             case .succeeded, .failed, .cancelled: 3
             }
         }
-        let told = state.withLock { state -> (JobSnapshot, [@Sendable (JobSnapshot) -> Void])? in
+        let told = state.withLock { state -> (JobSnapshot, [@Sendable (JobSnapshot) -> Void], [@Sendable (Job, JobSnapshot) -> Void])? in
             guard !state.status.isFinished,
                   record.attempt > state.attempt || (record.attempt == state.attempt && rank(record.status) > rank(state.status))
             else { return nil }
@@ -155,21 +156,23 @@ public final class Job: Sendable {
             state.attempt = record.attempt
             state.take(record, webhookStatus: webhookStatus)
             state.version += 1
-            var told = Array(state.observers.values)
+            let observers = Array(state.observers.values)
+            var callbacks: [@Sendable (Job, JobSnapshot) -> Void] = []
             if record.status.isFinished {
-                told += state.callbacks
+                callbacks = state.callbacks
                 state.callbacks = []
                 state.observers = [:]
             }
-            return (makeSnapshot(state), told)
+            return (makeSnapshot(state), observers, callbacks)
         }
-        guard let (snapshot, callbacks) = told else { return }
-        for callback in callbacks { callback(snapshot) }
+        guard let (snapshot, observers, callbacks) = told else { return }
+        for observer in observers { observer(snapshot) }
+        for callback in callbacks { callback(self, snapshot) }
     }
 
     /// Ends a waiting job without running it (recovery found it out of attempts, say).
     func fail(_ failure: JobFailure) {
-        _ = finish(.failure(failure), onlyIf: [.queued, .scheduled])
+        _ = finish(.failure(failure), onlyIf: .waiting)
     }
 
     /// Records the webhook's progress (the deliverer calls this), so the job shows it.
@@ -185,6 +188,12 @@ public final class Job: Sendable {
 
     /// Its state now, without a whole snapshot (a list filter reads it for every job it passes).
     public var currentStatus: JobState { state.withLock { $0.status } }
+
+    /// What an event about the job shows beyond the change itself, without a whole snapshot
+    /// (which copies the input and result): the event stream records three events per job.
+    public func eventDetails() -> (status: JobState, attempt: Int, error: JobFailure?, lastError: JobFailure?, webhook: WebhookStatus?) {
+        state.withLock { ($0.status, $0.attempt, $0.error, $0.lastError, $0.webhookStatus) }
+    }
 
     /// The job as it stands now.
     public func snapshot() -> JobSnapshot {
@@ -214,12 +223,20 @@ public final class Job: Sendable {
     /// (on the calling thread) if it already has. Callbacks run on the thread that finishes the
     /// job and must not block it for long.
     public func addDoneCallback(_ callback: @escaping @Sendable (JobSnapshot) -> Void) {
+        whenFinished { _, snapshot in callback(snapshot) }
+    }
+
+    /// ``addDoneCallback(_:)`` for a callback that needs the job: it is handed the job, so it
+    /// need not capture it. A strong capture would keep a job that never finishes (one a full
+    /// queue refused) alive through its own callback; a weak one gives every job a side table,
+    /// which makes each retain and release of it take the runtime's slow path.
+    func whenFinished(_ callback: @escaping @Sendable (Job, JobSnapshot) -> Void) {
         let finished = state.withLock { state -> JobSnapshot? in
             if state.status.isFinished { return makeSnapshot(state) }
             state.callbacks.append(callback)
             return nil
         }
-        if let finished { callback(finished) }
+        if let finished { callback(self, finished) }
     }
 
     /// Calls `observer` with the job's snapshot after each state change from now on, on the
@@ -261,7 +278,7 @@ public final class Job: Sendable {
     /// at the time recorded: the completer announces it without writing it again. False, and
     /// nothing changes, if the job is no longer waiting.
     func cancelRecorded(at finishedAt: Date) -> Bool {
-        finish(.failure(.cancelled), onlyIf: [.scheduled, .queued], at: finishedAt, recorded: true)
+        finish(.failure(.cancelled), onlyIf: .waiting, at: finishedAt, recorded: true)
     }
 
     /// Whether the store holds this job's final state already (see ``cancelRecorded(at:)``).
@@ -287,7 +304,7 @@ public final class Job: Sendable {
         switch outcome {
         case (.cancelled, _):
             // A worker may have started the job in between; finish only if it is still waiting.
-            if !finish(.failure(reason.failure), onlyIf: [.scheduled, .queued]) { return stop(reason, attempt: onlyAttempt) }
+            if !finish(.failure(reason.failure), onlyIf: .waiting) { return stop(reason, attempt: onlyAttempt) }
         case (.stopping, let signal?):
             signal.raise(reason)
         default:
@@ -360,7 +377,7 @@ public final class Job: Sendable {
             }
             if retried { return .retry(RetryPlan(failedAttempt: attempt, startedAt: startedAt, failure: failure, due: due)) }
         }
-        _ = finish(outcome, onlyIf: [.running])
+        _ = finish(outcome, onlyIf: .running)
         return .finished
     }
 
@@ -386,10 +403,10 @@ public final class Job: Sendable {
     }
 
     /// Records the final state and runs the done-callbacks, outside the lock.
-    private func finish(_ outcome: Result<JSONValue, JobFailure>, onlyIf expected: Set<JobState>, at finishedAt: Date? = nil,
+    private func finish(_ outcome: Result<JSONValue, JobFailure>, onlyIf expected: FinishableFrom, at finishedAt: Date? = nil,
                         recorded: Bool = false) -> Bool {
-        let finished = state.withLock { state -> (JobState, JobSnapshot, [@Sendable (JobSnapshot) -> Void], (@Sendable () -> Void)?)? in
-            guard expected.contains(state.status) else { return nil }
+        let finished = state.withLock { state -> (JobState, JobSnapshot, [@Sendable (Job, JobSnapshot) -> Void], [@Sendable (JobSnapshot) -> Void], (@Sendable () -> Void)?)? in
+            guard expected.includes(state.status) else { return nil }
             state.finalRecorded = recorded
             let before = state.status
             var outcome = outcome
@@ -406,18 +423,37 @@ public final class Job: Sendable {
             state.finishedAt = finishedAt ?? Date()
             state.nextAttemptAt = nil
             state.version += 1
-            let callbacks = state.callbacks + Array(state.observers.values)
+            let callbacks = state.callbacks
+            let observers = state.observers.isEmpty ? [] : Array(state.observers.values)
             state.callbacks = []
             state.observers = [:]
             let release = before == .queued ? state.releaseQueueSlot : nil
             state.releaseQueueSlot = nil
-            return (before, makeSnapshot(state), callbacks, release)
+            return (before, makeSnapshot(state), callbacks, observers, release)
         }
-        guard let (before, snapshot, callbacks, release) = finished else { return false }
+        guard let (before, snapshot, callbacks, observers, release) = finished else { return false }
         release?()
         onStateChange?(self, before, snapshot.status)
-        for callback in callbacks { callback(snapshot) }
+        for callback in callbacks { callback(self, snapshot) }
+        for observer in observers { observer(snapshot) }
         return true
+    }
+
+    /// The states a job may finish from, for one caller of ``finish(_:onlyIf:at:recorded:)``:
+    /// a plain enum rather than a `Set`, which would be built (allocated and hashed) on every
+    /// job's finish.
+    private enum FinishableFrom {
+        /// Queued or scheduled: ended without running (a cancel, a failed recovery).
+        case waiting
+        /// Running: the work returned.
+        case running
+
+        func includes(_ status: JobState) -> Bool {
+            switch self {
+            case .waiting: status == .queued || status == .scheduled
+            case .running: status == .running
+            }
+        }
     }
 
     private func makeSnapshot(_ state: State) -> JobSnapshot {

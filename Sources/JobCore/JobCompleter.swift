@@ -33,9 +33,9 @@ final class JobCompleter: Sendable {
         self.timers = timers
     }
 
-    /// A worker started the job's current attempt (on that worker's thread).
-    func started(_ job: Job) {
-        let snapshot = job.snapshot()
+    /// A worker started the job's current attempt (on that worker's thread); `snapshot` is the
+    /// job as it started (the pool has it already: taking another costs the job's lock and a copy).
+    func started(_ job: Job, snapshot: JobSnapshot) {
         let startedAt = snapshot.startedAt ?? Date()
         if let limit = job.options.timeLimitSeconds {
             timers.asyncAfter(deadline: .now() + limit) { [weak job, attempt = snapshot.attempt] in

@@ -87,7 +87,7 @@ public final class JobExecutor: Sendable {
         self.completer = completer
         let pool = WorkerPool(workerCount: configuration.workers, maxQueued: configuration.maxQueued,
                               maxQueuedPerOwner: configuration.maxQueuedPerOwner, logger: logger, deferWakeUp: deferWakeUp, work: store.workQueue,
-                              backoff: configuration.retryBackoff, onStart: completer.started)
+                              backoff: configuration.retryBackoff, onStart: completer.started(_:snapshot:))
         self.pool = pool
         pool.onRetry { [weak self] job, plan in
             completer.retrying(job, plan: plan)
@@ -173,7 +173,7 @@ public final class JobExecutor: Sendable {
         // The in-memory store answers before `apply` returns; a durable one after its commit.
         // Either way the jobs are accepted only once the store has them.
         let reply = Mutex<(returned: Bool, inline: Result<[Job], SubmitError>?)>((false, nil))
-        let ids = jobs.map(\.id)
+        let ids = store.workQueue.isShared ? jobs.map(\.id) : []
         let accepting = store.workQueue.isShared ? acceptance.enter(ids) : nil
         store.submit(jobs) { [self] result in
             let outcome: Result<[Job], SubmitError>
@@ -247,11 +247,13 @@ public final class JobExecutor: Sendable {
     /// Records the job's final state, with its webhook event in the same transaction, then hands
     /// the event to the deliverer.
     private func watchCompletion(of job: Job) {
-        // Weak: a job refused by a full queue must not keep itself alive through this.
-        job.addDoneCallback { [weak self, weak job] final in
+        // Handed the job rather than capturing it (see ``Job/whenFinished(_:)``).
+        job.whenFinished { [weak self] job, final in
             // Only a job this node holds records its end: one handed off to another node
-            // finishes there (this handle only hears of it, see ``take(_:)``).
-            guard let self, let job, live.job(withID: job.id) === job else { return }
+            // finishes there (this handle only hears of it, see ``take(_:)``). A store this
+            // process owns hands nothing off, and every job that can finish here is live: the
+            // look-up (a lock and a hash per job) is for shared stores only.
+            guard let self, !store.workQueue.isShared || live.job(withID: job.id) === job else { return }
             completer.finished(job, final: final)
         }
     }

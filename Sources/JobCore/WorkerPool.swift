@@ -80,8 +80,9 @@ public final class WorkerPool: Sendable {
     public let maxQueuedPerOwner: Int?
     private let logger: Logger
     private let deferWakeUp: WakeUpDeferral?
-    /// Called on the worker thread right after a job starts running (to record the start).
-    private let onStart: (@Sendable (Job) -> Void)?
+    /// Called on the worker thread right after a job starts running (to record the start),
+    /// with the job as it started.
+    private let onStart: (@Sendable (Job, JobSnapshot) -> Void)?
     /// Called on the worker thread when a run ended in a retryable failure and the job is
     /// `scheduled` again.
     private let retryHandler = Mutex<(@Sendable (Job, RetryPlan) -> Void)?>(nil)
@@ -103,7 +104,7 @@ public final class WorkerPool: Sendable {
     ///   - work: the store's due work, where workers claim jobs (see ``JobStore/workQueue``).
     public init(workerCount: Int, maxQueued: Int, maxQueuedPerOwner: Int? = nil, logger: Logger, deferWakeUp: WakeUpDeferral? = nil,
                 work: any WorkQueue = LocalWorkQueue(), backoff: RetryBackoff = RetryBackoff(),
-                onStart: (@Sendable (Job) -> Void)? = nil) {
+                onStart: (@Sendable (Job, JobSnapshot) -> Void)? = nil) {
         self.onStart = onStart
         self.backoff = backoff
         self.work = work
@@ -308,7 +309,7 @@ public final class WorkerPool: Sendable {
             case .run(let job, let started, let wakeAnother):
                 if wakeAnother { workAvailable.signal() }
                 started.deliver()
-                onStart?(job)
+                onStart?(job, started.snapshot)
                 if case .retry(let plan) = job.execute(backoff: backoff) { retryHandler.withLock { $0 }?(job, plan) }
                 state.withLock { _ = $0.running.removeValue(forKey: job.id) }
                 runningGroup.leave()

@@ -21,21 +21,21 @@ struct RecordedChange {
 
     init(_ change: JobChange) {
         let job = change.job
-        let snapshot = job.snapshot()
+        let details = job.eventDetails()
         jobID = job.id
         kind = job.kind
         owner = job.owner
         event = change.event
         status = change.status
         at = change.at
-        attempt = snapshot.attempt
-        maxAttempts = snapshot.maxAttempts
+        attempt = details.attempt
+        maxAttempts = job.maxAttempts
         switch change.event {
-        case .failed, .cancelled: error = snapshot.error
-        case .retried: error = snapshot.status == .scheduled ? snapshot.lastError : nil
+        case .failed, .cancelled: error = details.error
+        case .retried: error = details.status == .scheduled ? details.lastError : nil
         default: error = nil
         }
-        webhook = change.event == .webhookDelivered || change.event == .webhookFailed ? snapshot.webhook : nil
+        webhook = change.event == .webhookDelivered || change.event == .webhookFailed ? details.webhook : nil
     }
 
     /// A change read from the store's event log (PostgreSQL): it carries what the event shows.

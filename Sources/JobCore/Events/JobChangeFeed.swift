@@ -23,7 +23,9 @@ public final class JobChangeFeed: Sendable {
     /// One change: made in this process, or read from the store's event log.
     public enum Item: Sendable {
         case live(JobChange)
-        case stored(StoredJobEvent)
+        /// Boxed: an event from the log is several times the size of a live change, and an
+        /// unboxed case would make every item (copied on each append and take) that large.
+        indirect case stored(StoredJobEvent)
     }
 
     private struct State {
