@@ -30,8 +30,10 @@ struct StoreWriteTests {
         try write(memory, change).get()
     }
 
-    @Test("counts follow submit, start, retry, finish, requeue and purge, and ignore stale writes")
-    func counts() throws {
+    /// Run twice: finishes that name their job's owner and kind (as the completer's do, so the
+    /// writer counts without reading the row back), and finishes that do not.
+    @Test("counts follow submit, start, retry, finish, requeue and purge, and ignore stale writes", arguments: [false, true])
+    func counts(finishesNameTheirJob: Bool) throws {
         let file = TemporaryStore()
         let store = try file.open()
         defer { store.close() }
@@ -40,6 +42,11 @@ struct StoreWriteTests {
         let b = makeJob(kind: "fetch_url", owner: "tenant", createdAt: epoch.addingTimeInterval(1))
         let c = makeJob(status: .scheduled, createdAt: epoch.addingTimeInterval(2))
         func key(_ owner: String?, _ kind: String, _ state: JobState) -> JobCounts.Key { JobCounts.Key(owner: owner, kind: kind, state: state) }
+        func finished(_ job: JobRecord, attempt: Int, startedAt: Date?, status: JobState, result: JSONValue?,
+                      error: JobFailure?) -> StoreChange {
+            .finished(job.key, attempt: attempt, startedAt: startedAt, status: status, result: result, error: error, at: epoch, event: nil,
+                      countedAs: finishesNameTheirJob ? key(job.owner, job.kind, status) : nil)
+        }
 
         try apply(.submitted([a, b, c]), to: store, and: memory)
         try expectCounts(store, memory, [key(nil, "write_code", .queued): 1, key("tenant", "fetch_url", .queued): 1,
@@ -53,16 +60,16 @@ struct StoreWriteTests {
         try expectCounts(store, memory, [key("tenant", "fetch_url", .running): 1, key(nil, "write_code", .scheduled): 2])
         try apply(.requeued(b.key, attempt: 2, interrupted: (attempt: 1, startedAt: epoch)), to: store, and: memory)
         try apply(.started(a.key, attempt: 2, at: epoch), to: store, and: memory)
-        try apply(.finished(a.key, attempt: 2, startedAt: epoch, status: .succeeded, result: .null, error: nil, at: epoch, event: nil),
+        try apply(finished(a, attempt: 2, startedAt: epoch, status: .succeeded, result: .null, error: nil),
                   to: store, and: memory)
-        try apply(.finished(c.key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled, at: epoch, event: nil),
+        try apply(finished(c, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled),
                   to: store, and: memory)
         try expectCounts(store, memory, [key(nil, "write_code", .succeeded): 1, key("tenant", "fetch_url", .queued): 1,
                                          key(nil, "write_code", .cancelled): 1])
         // Stale: attempt 1 of a finished a, and a second finish of c.
-        try apply(.finished(a.key, attempt: 1, startedAt: epoch, status: .failed, result: nil, error: failure, at: epoch, event: nil),
+        try apply(finished(a, attempt: 1, startedAt: epoch, status: .failed, result: nil, error: failure),
                   to: store, and: memory)
-        try apply(.finished(c.key, attempt: 1, startedAt: nil, status: .failed, result: nil, error: failure, at: epoch, event: nil),
+        try apply(finished(c, attempt: 1, startedAt: nil, status: .failed, result: nil, error: failure),
                   to: store, and: memory)
         try apply(.purged([a.key, c.key]), to: store, and: memory)
         try expectCounts(store, memory, [key("tenant", "fetch_url", .queued): 1])
