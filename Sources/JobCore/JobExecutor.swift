@@ -250,10 +250,12 @@ public final class JobExecutor: Sendable {
         // Handed the job rather than capturing it (see ``Job/whenFinished(_:)``).
         job.whenFinished { [weak self] job, final in
             // Only a job this node holds records its end: one handed off to another node
-            // finishes there (this handle only hears of it, see ``take(_:)``). A store this
-            // process owns hands nothing off, and every job that can finish here is live: the
-            // look-up (a lock and a hash per job) is for shared stores only.
-            guard let self, !store.workQueue.isShared || live.job(withID: job.id) === job else { return }
+            // finishes there (this handle only hears of it, see ``take(_:)``), and one the
+            // in-memory store handed out in the instant between its admission and its
+            // acceptance here (a cancel found it through `heldJob`) was never accepted. SQLite
+            // hands out neither (a read there gives a detached copy): the look-up, a lock and a
+            // hash per job, is skipped for it.
+            guard let self, !(store.workQueue.isShared || store.holdsJobs) || live.job(withID: job.id) === job else { return }
             completer.finished(job, final: final)
         }
     }
