@@ -104,36 +104,40 @@ extension PostgresJobStore {
             ]
             for (column, value) in row.enumerated() { columns[column].append(value) }
         }
-        let rows = try connection.query("""
-            WITH v AS (
-                SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
-                                     $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::bytea[], $13::uuid[])
-                    AS v(id, attempt, status, result, error_code, error_message, error_status, finished_at, started_at,
-                         webhook_id, url, body, node)),
-            finished AS (
-                UPDATE jobs j SET status = v.status, result = v.result, error_code = v.error_code, error_message = v.error_message,
-                                  error_status = v.error_status, finished_at = v.finished_at,
-                                  started_at = coalesce(v.started_at, j.started_at), next_attempt_at = NULL
-                FROM v WHERE j.id = v.id AND j.attempt = v.attempt AND j.finished_at IS NULL
-                  AND CASE WHEN v.node IS NULL THEN j.status IN ('queued', 'scheduled')
-                           ELSE j.status = 'running' AND j.node = v.node \(Self.leaseHolds("v.node")) END
-                RETURNING j.id, v.attempt, v.status, v.error_code, v.finished_at, v.started_at, v.webhook_id, v.url, v.body, v.node),
-            attempts AS (
-                INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code, node)
-                SELECT id, attempt, started_at, finished_at, status, error_code, node FROM finished WHERE started_at IS NOT NULL
-                ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at,
-                    finished_at = excluded.finished_at, outcome = excluded.outcome, error_code = excluded.error_code,
-                    node = excluded.node),
-            events AS (
-                INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
-                SELECT id, webhook_id, url, body, 'pending', 0, NULL, $14::uuid FROM finished WHERE webhook_id IS NOT NULL)
-            SELECT id FROM finished
-            UNION ALL
-            SELECT j.id FROM v JOIN jobs j ON j.id = v.id
-            WHERE j.attempt = v.attempt AND j.status = v.status AND j.finished_at = v.finished_at
-            """, columns.map { PostgresArray($0) as (any PostgresBindable)? } + [lease.membership.nodeID])
+        let rows = try connection.query(Self.finishSQL, columns.map { PostgresArray($0) as (any PostgresBindable)? } + [lease.membership.nodeID])
         return Set(try rows.map { try PostgresRowDecoding.jobID($0, "id") })
     }
+
+    /// The finishes' statement: `$1`…`$13` are the columns of the finishes, one array each,
+    /// `$14` this node. Its joins are index lookups by job ID (``writerSettings(nodeID:)``).
+    static let finishSQL = """
+        WITH v AS (
+            SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
+                                 $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::bytea[], $13::uuid[])
+                AS v(id, attempt, status, result, error_code, error_message, error_status, finished_at, started_at,
+                     webhook_id, url, body, node)),
+        finished AS (
+            UPDATE jobs j SET status = v.status, result = v.result, error_code = v.error_code, error_message = v.error_message,
+                              error_status = v.error_status, finished_at = v.finished_at,
+                              started_at = coalesce(v.started_at, j.started_at), next_attempt_at = NULL
+            FROM v WHERE j.id = v.id AND j.attempt = v.attempt AND j.finished_at IS NULL
+              AND CASE WHEN v.node IS NULL THEN j.status IN ('queued', 'scheduled')
+                       ELSE j.status = 'running' AND j.node = v.node \(PostgresJobStore.leaseHolds("v.node")) END
+            RETURNING j.id, v.attempt, v.status, v.error_code, v.finished_at, v.started_at, v.webhook_id, v.url, v.body, v.node),
+        attempts AS (
+            INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code, node)
+            SELECT id, attempt, started_at, finished_at, status, error_code, node FROM finished WHERE started_at IS NOT NULL
+            ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at,
+                finished_at = excluded.finished_at, outcome = excluded.outcome, error_code = excluded.error_code,
+                node = excluded.node),
+        events AS (
+            INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
+            SELECT id, webhook_id, url, body, 'pending', 0, NULL, $14::uuid FROM finished WHERE webhook_id IS NOT NULL)
+        SELECT id FROM finished
+        UNION ALL
+        SELECT j.id FROM v JOIN jobs j ON j.id = v.id
+        WHERE j.attempt = v.attempt AND j.status = v.status AND j.finished_at = v.finished_at
+        """
 
     /// The fencing's last condition: the claiming node's lease has not expired (by the
     /// database's clock). A node paused past its lease writes nothing, even before a sweep.

@@ -47,3 +47,18 @@ extension PostgresSchema {
         DROP INDEX job_events_by_at;
         """
 }
+
+extension PostgresSchema {
+    /// The triggers that join a statement's transition tables plan with hash joins, whatever
+    /// the session says. The writers' sessions price hash and merge joins out, so that a batch
+    /// is never joined to `jobs` read whole (``PostgresJobStore/writerSettings(nodeID:)``);
+    /// but a transition table has no index, and a nested loop over two of them costs the
+    /// square of the batch: measured, a batch of 1,700 finishes took 5 s. A function's own
+    /// settings hold while it runs. Internal: whatever works against version 6 works against
+    /// this (an older node's sessions leave hash joins on anyway).
+    static let version7 = """
+        ALTER FUNCTION jobpool_log_changed() SET enable_hashjoin = on SET enable_mergejoin = on;
+        ALTER FUNCTION jobpool_count_changed() SET enable_hashjoin = on SET enable_mergejoin = on;
+        ALTER FUNCTION jobpool_log_webhook() SET enable_hashjoin = on SET enable_mergejoin = on;
+        """
+}

@@ -61,6 +61,8 @@ enum PostgresSchema {
         // Internal only (how finished jobs are counted): whatever works against version 5
         // works against this.
         Migration(version: 6, compatibleFrom: 4, sql: version6),
+        // Internal only (how the triggers are planned).
+        Migration(version: 7, compatibleFrom: 4, sql: version7),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),
