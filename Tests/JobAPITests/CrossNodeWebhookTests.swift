@@ -2,6 +2,7 @@ import Foundation
 import JobCore
 import JobpoolApp
 import OutboundHTTP
+import Postgres
 import PostgresTestSupport
 import Synchronization
 import Testing
@@ -163,5 +164,48 @@ struct CrossNodeWebhookTests {
         #expect(requests[1].headers["webhook-id"] == requests[0].headers["webhook-id"])
         #expect(requests[1].body == requests[0].body)
         #expect(try verifyWebhookSignature(requests[1], secret: Self.secret))
+    }
+
+    @Test("a redelivery of an event the rescue made and no claim pass has rendered yet sends the job's body, and stores it")
+    func redeliveryRendersRescueEvent() async throws {
+        let cluster = try PostgresTestCluster.shared()
+        let url = try cluster.makeDatabase()
+        defer { cluster.dropDatabase(url: url) }
+        let sink = try makeSink([200])
+        defer { sink.stop() }
+        // Node A takes the job, then stops; what the rescue writes for a job it fails (its node
+        // died, out of attempts) is written by hand: the final state, and an event with no body
+        // yet. Not due for an hour, so that no claim pass renders it before the redelivery.
+        let a = try startNodeB(url)
+        let id = try await submit(a.client, sink: sink, input: #"{"name":"alex","max_seconds":0}"#, maxAttempts: 1)
+        a.stop()
+        let connection = try PostgresConnection(connectingTo: PostgresConnectionString(url))
+        defer { connection.close() }
+        try connection.execute("""
+            UPDATE jobs SET status = 'failed', error_code = 'node_lost', error_message = 'The node running the job stopped.',
+                            finished_at = (extract(epoch FROM now()) * 1000000)::bigint
+            WHERE id = $1::uuid
+            """, [id])
+        try connection.execute("""
+            INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
+            VALUES ($1::uuid, 'msg_rescue1', $2, ''::bytea, 'pending', 0, (extract(epoch FROM now() + interval '1 hour') * 1000000)::bigint, NULL)
+            """, [id, "\(sink.url)/hook"])
+
+        let b = try startNodeB(url)
+        defer { b.stop() }
+        #expect(try await b.client.get("/v1/jobs/\(id)").json["status"] as? String == "failed")
+        let redelivered = try await b.client.post("/v1/jobs/\(id)/deliveries/redeliver")
+        #expect(redelivered.status == 202)
+        #expect(try await eventually { sink.requestCount >= 1 })
+        let request = try #require(sink.received.first)
+        #expect(request.headers["webhook-id"] == "msg_rescue1")
+        #expect(try verifyWebhookSignature(request, secret: Self.secret))
+        let event = json(request.body)
+        #expect(event["type"] as? String == "job.failed")
+        #expect((event["data"] as? [String: Any])?["id"] as? String == id)
+        // Stored, so that every later attempt, on any node, sends these bytes.
+        #expect(try await eventually {
+            try connection.query("SELECT body FROM webhook_events WHERE job_id = $1::uuid", [id]).first?.bytes("body") == request.body
+        })
     }
 }
