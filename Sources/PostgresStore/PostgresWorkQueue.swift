@@ -223,14 +223,17 @@ final class PostgresWorkQueue: WorkQueue {
 
     /// Claims due jobs: queued ones, and scheduled ones whose time has come by the database's
     /// clock, in `due_key` order through the partial index `jobs_due`. The attempt is the one
-    /// stored (a retry or a re-queue set it already). A known cost: when fewer jobs are due
-    /// than workers are free, the walk goes on through the jobs scheduled for later (a row
-    /// each). A bound on `due_key` by the database's clock would stop it, but would also hide
-    /// the jobs of a node whose clock runs ahead, since `created_at` is the node's time.
+    /// stored (a retry or a re-queue set it already).
+    ///
+    /// The walk stops at ``claimHorizonMicros`` past the database's now. Without a bound, a
+    /// claim that finds fewer due jobs than free workers (an idle node's every pass) read on
+    /// through every job scheduled for later, however far ahead: a million jobs submitted with
+    /// tomorrow's `run_at` meant a million rows read per pass per node.
     static let claimSQL = """
         WITH claimable AS (
             SELECT id FROM jobs
             WHERE status IN ('queued', 'scheduled')
+              AND due_key <= (extract(epoch FROM now()) * 1000000)::bigint + \(claimHorizonMicros)
               AND (status = 'queued' OR next_attempt_at <= (extract(epoch FROM now()) * 1000000)::bigint)
             ORDER BY due_key
             LIMIT $2::int
@@ -240,6 +243,19 @@ final class PostgresWorkQueue: WorkQueue {
         FROM claimable WHERE j.id = claimable.id
         RETURNING j.*
         """
+
+    /// How far past the database's now a claim looks, in `due_key` terms:
+    /// - A scheduled job is due once `next_attempt_at` has passed, so its `due_key` is at most
+    ///   now plus the lowest priority's aging (priority -10: 100 s). Exact: no due job is past it.
+    /// - A queued job's `due_key` is its `created_at`, the submitting node's clock, less its
+    ///   aging. A node whose clock runs ahead of the database's by more than
+    ///   ``clockAllowance`` has its submissions wait until the database's clock catches up
+    ///   to within it; they are not lost. Servers kept by NTP differ by milliseconds.
+    static let claimHorizonMicros: Int64 =
+        Int64(-JobOptions.priorities.lowerBound) * PostgresSchema.agingStepMicros + clockAllowance.clampedMicroseconds
+
+    /// How far ahead of the database's clock a node's clock may run before its queued jobs wait.
+    static let clockAllowance: Duration = .seconds(300)
 
     /// The host's waiting jobs that another node claimed or finished: the store answers for
     /// them from now on.

@@ -11,6 +11,9 @@ import Testing
 @Suite("PostgreSQL claims (FOR UPDATE SKIP LOCKED)", .needsPostgres)
 struct PostgresClaimTests {
     static let lease = NodeLeaseSettings(heartbeat: .milliseconds(100), lease: .seconds(10))
+    /// A claim looks only a little past the database's now (``PostgresWorkQueue/claimHorizonMicros``),
+    /// so claimed jobs are made in the past, not at the fixed `epoch` the other tests use.
+    static let anHourAgo = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 - 3600).rounded())
 
     /// A claimer beside `store`, under the store's node lease.
     func claimer(_ store: PostgresJobStore, _ database: TestDatabase) -> PostgresWorkQueue {
@@ -38,9 +41,9 @@ struct PostgresClaimTests {
         let database = try TestDatabase()
         let store = try database.open(lease: Self.lease)
         defer { store.close() }
-        var jobs = (0..<5).map { makeJob(createdAt: epoch.addingTimeInterval(Double($0))) }
+        var jobs = (0..<5).map { makeJob(createdAt: Self.anHourAgo.addingTimeInterval(Double($0))) }
         jobs[3].options.priority = 5
-        var later = makeJob(status: .scheduled, createdAt: epoch.addingTimeInterval(10))
+        var later = makeJob(status: .scheduled, createdAt: Self.anHourAgo.addingTimeInterval(10))
         later.nextAttemptAt = Date().addingTimeInterval(3600)
         later.options.priority = 100
         try write(store, .submitted(jobs + [later])).get()
@@ -87,12 +90,58 @@ struct PostgresClaimTests {
         #expect(!plan.contains("Bitmap") && !plan.contains("Sort"), "\(plan)")
     }
 
+    @Test("a claim stops at the horizon: jobs scheduled for tomorrow are not read, however many")
+    func claimStopsAtTheHorizon() throws {
+        let database = try TestDatabase()
+        let store = try database.open(lease: Self.lease)
+        store.close()
+        let setup = try database.connection()
+        defer { setup.close() }
+        try setup.execute("""
+            INSERT INTO jobs (id, created_at, kind, status, input, attempt, max_attempts, next_attempt_at)
+            SELECT gen_random_uuid(), i, 'write_code', 'scheduled', '{}', 1, 1,
+                   (extract(epoch FROM now() + interval '1 day') * 1000000)::bigint + i
+            FROM generate_series(1, 3000) i
+            """)
+        let claimer = try PostgresWorkQueue.claimerConnection(to: PostgresConnectionString(database.url))
+        defer { claimer.close() }
+        try claimer.execute("BEGIN")
+        defer { _ = try? claimer.execute("ROLLBACK") }
+        let plan = try claimer.query("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + PostgresWorkQueue.claimSQL, [UUID().uuidString.lowercased(), 40])
+            .map { try $0.string("QUERY PLAN") }.joined(separator: "\n")
+        // Unbounded, the walk read all 3,000 and filtered each out.
+        #expect(plan.contains("Index Cond: (due_key <="), "\(plan)")
+        #expect(!plan.contains("Rows Removed by Filter"), "\(plan)")
+    }
+
+    @Test("a claim still takes every due job near the horizon: a low-priority retry just due, and a job from a node whose clock runs a little ahead")
+    func claimReachesTheHorizon() throws {
+        let database = try TestDatabase()
+        let store = try database.open(lease: Self.lease)
+        defer { store.close() }
+        let now = Date()
+        // Priority -10 ages the other way: its due_key is 100 s after its time.
+        var lowRetry = makeJob(status: .scheduled, createdAt: now.addingTimeInterval(-60))
+        lowRetry.nextAttemptAt = now.addingTimeInterval(-1)
+        lowRetry.options.priority = JobOptions.priorities.lowerBound
+        let aheadWithinAllowance = makeJob(createdAt: now.addingTimeInterval(240))
+        let aheadBeyondAllowance = makeJob(createdAt: now.addingTimeInterval(600))
+        try write(store, .submitted([lowRetry, aheadWithinAllowance, aheadBeyondAllowance])).get()
+        let host = Host(free: 3)
+        let queue = claimer(store, database)
+        defer { queue.stop() }
+        queue.attach(host.value)
+        #expect(eventually { host.claimed.withLock { $0.count } == 2 })
+        #expect(Set(host.claimed.withLock { $0 }) == [lowRetry.id, aheadWithinAllowance.id],
+                "one pass claims every claimable job for 3 free workers; the job 10 minutes ahead waits for the database's clock")
+    }
+
     @Test("two claimers on one table claim every job exactly once")
     func claimersShareTheTable() throws {
         let database = try TestDatabase()
         let store = try database.open(lease: Self.lease)
         defer { store.close() }
-        let jobs = (0..<200).map { makeJob(createdAt: epoch.addingTimeInterval(Double($0))) }
+        let jobs = (0..<200).map { makeJob(createdAt: Self.anHourAgo.addingTimeInterval(Double($0))) }
         try write(store, .submitted(jobs)).get()
         let target = PostgresConnectionString(database.url)
         let otherLease = NodeLease(nodeID: UUID().uuidString.lowercased(), target: target, settings: Self.lease, logger: quietLogger)
