@@ -103,6 +103,12 @@ extension JobExecutor {
         }
     }
 
+    /// Reads every watched handle again from the store, for when the log cannot say what
+    /// changed (on the listener's thread, like ``take(_:)``).
+    func refreshWatched() {
+        for job in remote.all() { refresh(job) }
+    }
+
     /// Watches a job another node holds: its handle is registered before the store is read
     /// again, so that no change falls between the read that made it and the log.
     func watchRemote(_ job: Job) -> Job {

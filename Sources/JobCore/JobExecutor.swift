@@ -109,7 +109,8 @@ public final class JobExecutor: Sendable {
         if let position = store.eventLogPosition { changes.useStoredEvents(after: position) }
         store.connect(ClusterFeed(
             cancelsRequested: { [weak self] ids in self?.cancelRequestedElsewhere(ids) },
-            jobEvents: { [weak self] events in self?.take(events) }))
+            jobEvents: { [weak self] events in self?.take(events) },
+            watchedJobsMayHaveChanged: { [weak self] in self?.refreshWatched() }))
     }
 
     /// The kind names clients may submit, sorted.

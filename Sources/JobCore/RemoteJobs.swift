@@ -34,6 +34,11 @@ final class RemoteJobs: Sendable {
         entries.withLock { _ = $0.removeValue(forKey: id) }
     }
 
+    /// Every handle still held.
+    func all() -> [Job] {
+        entries.withLock { entries in entries.values.compactMap(\.job) }
+    }
+
     /// The held handles among `ids`.
     func held(_ ids: some Sequence<JobID>) -> [Job] {
         entries.withLock { entries in ids.compactMap { entries[$0]?.job } }

@@ -34,6 +34,8 @@ final class PostgresEventTailer: Sendable {
         var settledThrough: Int
         /// Holes waited on: the highest ID a read saw, and that read's `xmax`.
         var checkpoints: [(seen: Int, xmax: Int64)] = []
+        /// Since when committed events have waited behind a hole (nil: none wait).
+        var heldBackSince: ContinuousClock.Instant?
     }
 
     /// Rows per read; a full read is followed by another at once.
@@ -49,6 +51,13 @@ final class PostgresEventTailer: Sendable {
 
     /// The newest event delivered.
     var position: Int { state.withLock { $0.last } }
+
+    /// True when committed events have waited behind a hole for at least `duration`. A hole
+    /// waits for every transaction older than its read, on the whole server: one long
+    /// transaction that wrote anything, in any database, holds the log back until it ends.
+    func isHeldBack(for duration: Duration) -> Bool {
+        state.withLock { state in state.heldBackSince.map { ContinuousClock.now - $0 >= duration } ?? false }
+    }
 
     /// The log's end now: where a starting node's tailer begins.
     static func end(on connection: PostgresConnection) throws -> Int {
@@ -84,6 +93,11 @@ final class PostgresEventTailer: Sendable {
                 }
                 if let seen = events.last?.id, seen > state.last, (state.checkpoints.last?.seen ?? .min) < seen {
                     state.checkpoints.append((seen, xmax))
+                }
+                if state.checkpoints.isEmpty {
+                    state.heldBackSince = nil
+                } else if state.heldBackSince == nil {
+                    state.heldBackSince = .now
                 }
                 return (ready, events.count == batchSize && ready.count == events.count)
             }

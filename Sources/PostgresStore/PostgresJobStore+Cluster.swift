@@ -28,8 +28,15 @@ extension PostgresJobStore {
                 (workQueue as? PostgresWorkQueue)?.wakeForNewWork()
                 try recheckCancels(on: connection)
                 try tail(on: connection)
+                // The event stream must keep its order and waits for the hole; the jobs watched
+                // here need not: they are read from the table instead, each poll while it lasts.
+                if tailer.isHeldBack(for: Self.eventLogPatience) { clusterFeed.withLock { $0 }?.watchedJobsMayHaveChanged() }
             })
     }
+
+    /// How long the event log may hold committed events back before the jobs watched here are
+    /// read from the table (see ``PostgresEventTailer/isHeldBack(for:)``).
+    static let eventLogPatience: Duration = .seconds(2)
 
     /// Hands the events that became readable to the feed, in order.
     func tail(on connection: PostgresConnection) throws {

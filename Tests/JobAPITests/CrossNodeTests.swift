@@ -1,5 +1,6 @@
 import Foundation
 import JobpoolApp
+import Postgres
 import PostgresTestSupport
 import Testing
 
@@ -31,6 +32,31 @@ struct CrossNodeTests {
         #expect(waited.json["status"] as? String == "succeeded", "node B's wait ended with the job A ran")
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect((waited.json["result"] as? [String: Any])?["name"] as? String == "alex")
+    }
+
+    @Test("a transaction left open below committed events holds the event log back, not node B's ?wait: B reads the job from the table")
+    func waitWhileEventLogIsHeldBack() async throws {
+        let store = StoreKind.postgres.makeStore()
+        guard case .postgres(let url) = store else { return }
+        let a = try TestServer { $0.store = store }
+        defer { a.stop() }
+        let b = try TestServer { $0.store = store; $0.executor.workers = 0 }
+        defer { b.stop() }
+        // A transaction that took an event ID and stays open (a writer mid-commit, stalled):
+        // every event after it waits, since it might still commit below them.
+        let stalled = try PostgresConnection(connectingTo: PostgresConnectionString(url))
+        defer { stalled.close() }
+        try stalled.execute("BEGIN")
+        try stalled.execute("""
+            INSERT INTO job_events (at, job_id, event, status, kind, attempt, max_attempts)
+            VALUES (0, gen_random_uuid(), 'job.created', 'queued', 'write_code', 1, 3)
+            """)
+        let id = try #require(try await a.client.submitWriteCode(min: 1, max: 1).json["id"] as? String)
+        let started = ContinuousClock.now
+        let waited = try await b.client.get("/v1/jobs/\(id)?wait=20")
+        #expect(waited.json["status"] as? String == "succeeded", "B's wait ended with the job A ran, though the log was held back")
+        #expect(ContinuousClock.now - started < .seconds(10))
+        try stalled.execute("ROLLBACK")
     }
 
     @Test("a job submitted to node B, which has no workers, runs on node A; B's Prefer: wait and ?wait answer with it")

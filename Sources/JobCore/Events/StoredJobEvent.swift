@@ -46,10 +46,15 @@ public struct ClusterFeed: Sendable {
     public var cancelsRequested: @Sendable ([JobID]) -> Void
     /// Job events committed by any node, in ID order, each exactly once.
     public var jobEvents: @Sendable ([StoredJobEvent]) -> Void
+    /// The log is held back (a transaction still open below committed events): the jobs this
+    /// node watches are to be read again from the store, not waited on through the log.
+    public var watchedJobsMayHaveChanged: @Sendable () -> Void
 
-    public init(cancelsRequested: @escaping @Sendable ([JobID]) -> Void, jobEvents: @escaping @Sendable ([StoredJobEvent]) -> Void) {
+    public init(cancelsRequested: @escaping @Sendable ([JobID]) -> Void, jobEvents: @escaping @Sendable ([StoredJobEvent]) -> Void,
+                watchedJobsMayHaveChanged: @escaping @Sendable () -> Void = {}) {
         self.cancelsRequested = cancelsRequested
         self.jobEvents = jobEvents
+        self.watchedJobsMayHaveChanged = watchedJobsMayHaveChanged
     }
 }
 
