@@ -497,7 +497,6 @@ public final class WebhookDeliverer: CompletionHandler {
                 number: record.attempts.count + 1, startedAt: result.startedAt, duration: result.duration,
                 status: status, error: error, nextAttemptAt: nextAt))
             record.state = final ?? .pending
-            if let final { state.settled[SettledKey(owner: event.job.owner, state: final), default: 0] += 1 }
             if let nextDue {
                 state.scheduled.append(Pending(event: event, due: nextDue))
                 record.isQueued = true
@@ -511,12 +510,21 @@ public final class WebhookDeliverer: CompletionHandler {
             // A settled event's record leaves memory once the store has its last attempt: the
             // store answers for it from then on (GET .../deliveries, a redelivery).
             let settled = webhookState != .pending
-            persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt)) { [weak self, id = event.job.id, claim = event.claim] result in
-                guard case .success = result else { self?.dropMoved(id, claim: claim); return }
-                if settled { self?.forgetIfSettled(id) }
+            persist(.webhookAttempted(event.job.id, attempt: last, state: webhookState, nextAttemptAt: last.nextAttemptAt)) { [weak self, job = event.job, claim = event.claim] result in
+                guard let self else { return }
+                guard case .success = result else { return dropMoved(job.id, claim: claim) }
+                // Told once the store has it: an attempt refused as stale (the event moved to
+                // another node, which sends and settles it) is told nowhere, as it is stored
+                // nowhere. The job takes it unless a redelivery has begun a round since.
+                let isLatest = state.withLock { state -> Bool in
+                    if settled { state.settled[SettledKey(owner: job.owner, state: webhookState), default: 0] += 1 }
+                    return state.records[job.id].map { $0.state == webhookState && $0.attempts.count == attempts } ?? false
+                }
+                if isLatest { job.updateWebhook(state: webhookState, attempts: attempts) }
+                guard settled else { return }
+                changes?.webhookSettled(job, delivered: webhookState == .delivered)
+                forgetIfSettled(job.id)
             }
-            event.job.updateWebhook(state: webhookState, attempts: attempts)
-            if webhookState != .pending { changes?.webhookSettled(event.job, delivered: webhookState == .delivered) }
             logger.debug("Webhook attempt", metadata: [
                 "job.id": "\(event.job.id)", "webhook.id": "\(event.id)", "status": "\(status.map(String.init) ?? "-")",
                 "error": "\(error?.code ?? "-")", "state": "\(webhookState.rawValue)",
