@@ -82,7 +82,7 @@ final class JobCompleter: Sendable {
         let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
         let change = StoreChange.finished(job.key, attempt: final.attempt, startedAt: final.startedAt, status: final.status,
                                           result: final.result, error: final.error, at: final.finishedAt ?? Date(), event: event,
-                                          countedAs: JobCounts.Key(owner: job.owner, kind: job.kind, state: final.status))
+                                          owner: job.owner, kind: job.kind)
         store.apply(change) { [self] result in
             switch result {
             case .success:

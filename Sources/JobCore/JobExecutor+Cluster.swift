@@ -58,7 +58,7 @@ extension JobExecutor {
         final.version += 1
         let event = job.webhook != nil ? completionHandler?.makeEvent(for: job, final: final) : nil
         let change = StoreChange.finished(job.key, attempt: snapshot.attempt, startedAt: nil, status: .cancelled, result: nil,
-                                          error: .cancelled, at: now, event: event)
+                                          error: .cancelled, at: now, event: event, owner: job.owner, kind: job.kind)
         store.apply(change) { [weak self] result in
             guard let self else { return }
             switch result {

@@ -174,8 +174,9 @@ public final class JobExecutor: Sendable {
         // The in-memory store answers before `apply` returns; a durable one after its commit.
         // Either way the jobs are accepted only once the store has them.
         let reply = Mutex<(returned: Bool, inline: Result<[Job], SubmitError>?)>((false, nil))
+        // A shared store's claimers may take the jobs between their commit and their acceptance.
         let ids = store.workQueue.isShared ? jobs.map(\.id) : []
-        let accepting = store.workQueue.isShared ? acceptance.enter(ids) : nil
+        let accepting = ids.isEmpty ? nil : acceptance.enter(ids)
         store.submit(jobs) { [self] result in
             let outcome: Result<[Job], SubmitError>
             switch result {

@@ -31,7 +31,7 @@ extension PostgresJobStore {
         /// The job of a change that can be written in a run (a start or a finish).
         static func jobID(of change: StoreChange) -> JobID? {
             switch change {
-            case .started(let key, _, _), .finished(let key, _, _, _, _, _, _, _, _): return key.id
+            case .started(let key, _, _), .finished(let key, _, _, _, _, _, _, _, _, _): return key.id
             default: return nil
             }
         }
@@ -95,7 +95,7 @@ extension PostgresJobStore {
     /// statement, so a row finished by this statement is not counted twice.)
     private func writeFinishes(_ changes: [StoreChange], on connection: PostgresConnection) throws -> Set<JobID> {
         var columns = Array(repeating: [String?](), count: 13)
-        for case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event, _) in changes {
+        for case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event, _, _) in changes {
             let row: [String?] = [
                 key.id.description, String(attempt), status.rawValue, result.map(PostgresRowDecoding.json), error?.code,
                 error?.message, error?.status.map { String($0) }, String(StoredTime.micros(at)),

@@ -134,7 +134,7 @@ extension PostgresJobStore {
     /// The attempt a fenced write is about: a finish, a retry or a hand-back of a running attempt.
     static func fencedAttempt(of change: StoreChange) -> (id: JobID, attempt: Int)? {
         switch change {
-        case .finished(let key, let attempt, _, _, _, _, _, _, _), .retrying(let key, let attempt, _, _, _, _): return (key.id, attempt)
+        case .finished(let key, let attempt, _, _, _, _, _, _, _, _), .retrying(let key, let attempt, _, _, _, _): return (key.id, attempt)
         case .requeued(let key, let attempt, let interrupted): return (key.id, interrupted?.attempt ?? attempt)
         default: return nil
         }

@@ -35,7 +35,7 @@ final class PostgresWriterLane: Sendable {
     static func writesWithSubmissions(_ change: StoreChange) -> Bool {
         switch change {
         case .submitted: return true
-        case .finished(_, _, nil, _, _, _, _, _, _): return true
+        case .finished(_, _, nil, _, _, _, _, _, _, _): return true
         default: return false
         }
     }

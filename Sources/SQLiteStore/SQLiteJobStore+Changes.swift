@@ -32,7 +32,7 @@ extension SQLiteJobStore {
                 WHERE created_at = ? AND id = ? AND attempt <= ? AND finished_at IS NULL
                 """, arguments: [StoredRows.micros(at), attempt, StoredRows.micros(key.createdAt), key.id.description, attempt])
 
-        case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event, let countedAs):
+        case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event, let owner, let kind):
             // The attempt token: a stale attempt never overwrites a newer one's result.
             let update = """
                 UPDATE jobs SET status = ?, result = ?, error_code = ?, error_message = ?, error_status = ?, finished_at = ?,
@@ -43,20 +43,12 @@ extension SQLiteJobStore {
                 status.rawValue, result.map(StoredRows.json), error?.code, error?.message, error?.status, StoredRows.micros(at),
                 startedAt.map(StoredRows.micros), StoredRows.micros(key.createdAt), key.id.description, attempt,
             ]
-            if let countedAs {
-                // The writer knows whose job it is: no RETURNING, which SQLite serves through
-                // an ephemeral table opened and closed for every finished job.
-                try run(db, sql: update, arguments: arguments)
-                guard db.changesCount > 0 else { return }
-                counts.add(owner: countedAs.owner, kind: countedAs.kind, status: status.rawValue, 1)
-            } else {
-                // Through a cursor: its row is read in place, where `fetchOne` would copy it.
-                let rows = try Row.fetchCursor(db.cachedStatement(sql: update + " RETURNING owner, kind"), arguments: arguments)
-                guard let row = try rows.next() else { return }
-                counts.add(owner: row[0], kind: row[1], status: status.rawValue, 1)
-                // RETURNING rows must be stepped to the end before the statement is reset.
-                while try rows.next() != nil {}
-            }
+            // Counted under the owner and kind the change names, not read back with RETURNING,
+            // which SQLite serves through an ephemeral table opened and closed for every
+            // finished job. A stale finish changes no row and counts nothing.
+            try run(db, sql: update, arguments: arguments)
+            guard db.changesCount > 0 else { return }
+            counts.add(owner: owner, kind: kind, status: status.rawValue, 1)
             if let startedAt {
                 try run(db, sql: """
                     INSERT OR REPLACE INTO job_attempts (job_created_at, job_id, attempt, started_at, finished_at, outcome, error_code)

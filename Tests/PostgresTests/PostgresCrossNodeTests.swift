@@ -47,11 +47,11 @@ struct PostgresCrossNodeTests {
         let started = Date()
         for job in jobs { try write(two, .started(job.key, attempt: 1, at: started)).get() }
         try write(two, .finished(jobs[0].key, attempt: 1, startedAt: started, status: .succeeded, result: .integer(1), error: nil,
-                                 at: Date(), event: nil)).get()
+                                 at: Date(), event: nil, owner: jobs[0].owner, kind: jobs[0].kind)).get()
         try write(two, .retrying(jobs[1].key, attempt: 1, startedAt: started, error: JobFailure(code: "timeout", message: "slow"),
                                  at: Date(), nextAttemptAt: Date().addingTimeInterval(60))).get()
         try write(two, .finished(jobs[2].key, attempt: 1, startedAt: started, status: .failed, result: nil,
-                                 error: JobFailure(code: "http_status", message: "500", status: 500), at: Date(), event: nil)).get()
+                                 error: JobFailure(code: "http_status", message: "500", status: 500), at: Date(), event: nil, owner: jobs[2].owner, kind: jobs[2].kind)).get()
         #expect(eventually { heard.events.withLock { $0.count } == 9 })
         let events = heard.events.withLock { $0 }
         #expect(events.map(\.id) == events.map(\.id).sorted() && Set(events.map(\.id)).count == events.count, "in ID order, each once")

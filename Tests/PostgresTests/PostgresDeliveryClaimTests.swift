@@ -47,7 +47,7 @@ struct PostgresDeliveryClaimTests {
         let event = WebhookEventRecord(jobID: job.id, webhookID: webhookID, url: Self.target.url, key: Self.target.key,
                                        body: Array(#"{"type":"job.succeeded"}"#.utf8))
         try write(node, .finished(job.key, attempt: 1, startedAt: epoch, status: .succeeded, result: .integer(1), error: nil,
-                                  at: epoch, event: event)).get()
+                                  at: epoch, event: event, owner: job.owner, kind: job.kind)).get()
         return job
     }
 
@@ -166,7 +166,7 @@ struct PostgresDeliveryClaimTests {
         for (index, job) in jobs.enumerated() {
             let event = index % 12 == 0 ? WebhookEventRecord(jobID: job.id, webhookID: "msg_\(index)", url: Self.target.url, key: [1], body: [1]) : nil
             try write(nodes.a, .finished(job.key, attempt: 1, startedAt: nil, status: .succeeded, result: nil, error: nil,
-                                         at: epoch.addingTimeInterval(Double(index)), event: event)).get()
+                                         at: epoch.addingTimeInterval(Double(index)), event: event, owner: job.owner, kind: job.kind)).get()
         }
         let pending = Set(jobs.enumerated().filter { $0.offset % 12 == 0 }.map(\.element.id))
         let cutoff = epoch.addingTimeInterval(3600)

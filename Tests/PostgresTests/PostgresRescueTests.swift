@@ -57,7 +57,7 @@ struct PostgresRescueTests {
         let late = StoreChange.finished(job.key, attempt: 1, startedAt: epoch, status: .succeeded, result: .integer(1), error: nil,
                                         at: epoch.addingTimeInterval(5),
                                         event: WebhookEventRecord(jobID: job.id, webhookID: "msg_late", url: "https://example.com/", key: [1],
-                                                                  body: [1]))
+                                                                  body: [1]), owner: job.owner, kind: job.kind)
         #expect(try writeIsStale(nodeA, late), "the dead node's finish is refused and reported stale")
         let after = try #require(try nodeB.job(withID: job.id)?.record)
         #expect(after.status == .queued && after.attempt == 2 && after.result == nil)

@@ -29,7 +29,7 @@ struct PostgresStoreStartTests {
             try write(store, .started(key, attempt: 1, at: created)).get()
             let event = WebhookEventRecord(jobID: id, webhookID: "msg_1", url: "https://example.com/h", key: [1, 2, 3], body: Array("{}".utf8))
             try write(store, .finished(key, attempt: 1, startedAt: created, status: .succeeded, result: .integer(7), error: nil,
-                                       at: created, event: event)).get()
+                                       at: created, event: event, owner: nil, kind: "write_code")).get()
             let attempt = DeliveryAttempt(number: 1, startedAt: created, duration: .milliseconds(12), status: 500, error: nil,
                                           nextAttemptAt: created.addingTimeInterval(5))
             try write(store, .webhookAttempted(id, attempt: attempt, state: .pending, nextAttemptAt: attempt.nextAttemptAt)).get()
@@ -82,7 +82,7 @@ struct PostgresStoreStartTests {
         for (index, job) in jobs.enumerated() {
             let event = index == 3 ? WebhookEventRecord(jobID: job.id, webhookID: "msg", url: "https://example.com/", key: [1], body: [1]) : nil
             try write(store, .finished(job.key, attempt: 1, startedAt: nil, status: .succeeded, result: .null, error: nil,
-                                       at: epoch.addingTimeInterval(100 + Double(index)), event: event)).get()
+                                       at: epoch.addingTimeInterval(100 + Double(index)), event: event, owner: job.owner, kind: job.kind)).get()
         }
         var deleted: [JobID] = []
         while true {

@@ -47,16 +47,16 @@ struct PostgresStoreWriteTests {
         try expectCounts(store, database, memory, [key("tenant", "fetch_url", .running): 1, key(nil, "write_code", .scheduled): 2])
         try apply(.requeued(b.key, attempt: 2, interrupted: (attempt: 1, startedAt: epoch)), to: store, and: memory)
         try apply(.started(a.key, attempt: 2, at: epoch), to: store, and: memory)
-        try apply(.finished(a.key, attempt: 2, startedAt: epoch, status: .succeeded, result: .null, error: nil, at: epoch, event: nil),
+        try apply(.finished(a.key, attempt: 2, startedAt: epoch, status: .succeeded, result: .null, error: nil, at: epoch, event: nil, owner: a.owner, kind: a.kind),
                   to: store, and: memory)
-        try apply(.finished(c.key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled, at: epoch, event: nil),
+        try apply(.finished(c.key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled, at: epoch, event: nil, owner: c.owner, kind: c.kind),
                   to: store, and: memory)
         try expectCounts(store, database, memory, [key(nil, "write_code", .succeeded): 1, key("tenant", "fetch_url", .queued): 1,
                                                    key(nil, "write_code", .cancelled): 1])
         // Stale: attempt 1 of a finished a, and a second finish of c.
-        try apply(.finished(a.key, attempt: 1, startedAt: epoch, status: .failed, result: nil, error: failure, at: epoch, event: nil),
+        try apply(.finished(a.key, attempt: 1, startedAt: epoch, status: .failed, result: nil, error: failure, at: epoch, event: nil, owner: a.owner, kind: a.kind),
                   to: store, and: memory, stale: true)
-        try apply(.finished(c.key, attempt: 1, startedAt: nil, status: .failed, result: nil, error: failure, at: epoch, event: nil),
+        try apply(.finished(c.key, attempt: 1, startedAt: nil, status: .failed, result: nil, error: failure, at: epoch, event: nil, owner: c.owner, kind: c.kind),
                   to: store, and: memory, stale: true)
         try apply(.purged([a.key, c.key]), to: store, and: memory)
         try expectCounts(store, database, memory, [key("tenant", "fetch_url", .queued): 1])
@@ -72,14 +72,14 @@ struct PostgresStoreWriteTests {
         try write(first, .submitted(jobs)).get()
         for job in jobs.prefix(2) {
             try write(first, .finished(job.key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled,
-                                       at: epoch, event: nil)).get()
+                                       at: epoch, event: nil, owner: job.owner, kind: job.kind)).get()
         }
         let firstNode = first.nodeID
         first.close()
         let second = try database.open()
         defer { second.close() }
         try write(second, .finished(jobs[2].key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled,
-                                    at: epoch, event: nil)).get()
+                                    at: epoch, event: nil, owner: jobs[2].owner, kind: jobs[2].kind)).get()
         let connection = try database.connection()
         defer { connection.close() }
         let rows = try connection.query("SELECT node, count FROM job_counts")
@@ -107,7 +107,7 @@ struct PostgresStoreWriteTests {
         #expect(try writeIsStale(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
                                                   error: JobFailure(code: "stale", message: "stale"), at: late,
                                                   event: WebhookEventRecord(jobID: job.id, webhookID: "msg_stale", url: "https://example.com/",
-                                                                            key: [1], body: [1]))))
+                                                                            key: [1], body: [1]), owner: job.owner, kind: job.kind)))
         var stored = try #require(try store.job(withID: job.id)?.record)
         #expect(stored.status == .running)
         #expect(stored.attempt == 2)
@@ -115,9 +115,9 @@ struct PostgresStoreWriteTests {
         #expect(stored.error == nil)
         #expect(try store.webhookEvent(of: job.id) == nil, "a stale finish writes no webhook event")
         try write(store, .finished(job.key, attempt: 2, startedAt: epoch.addingTimeInterval(10), status: .succeeded, result: .integer(2),
-                                   error: nil, at: epoch.addingTimeInterval(20), event: nil)).get()
+                                   error: nil, at: epoch.addingTimeInterval(20), event: nil, owner: job.owner, kind: job.kind)).get()
         #expect(try writeIsStale(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
-                                                  error: JobFailure(code: "stale", message: "stale"), at: late, event: nil)))
+                                                  error: JobFailure(code: "stale", message: "stale"), at: late, event: nil, owner: job.owner, kind: job.kind)))
         try write(store, .started(job.key, attempt: 3, at: late)).get()
         stored = try #require(try store.job(withID: job.id)?.record)
         #expect(stored.status == .succeeded)
@@ -152,7 +152,7 @@ struct PostgresStoreWriteTests {
             writes.append(submit(store, .finished(job.key, attempt: 1, startedAt: epoch, status: index == 1 ? .failed : .succeeded,
                                                   result: index == 1 ? nil : .integer(index),
                                                   error: index == 1 ? JobFailure(code: "boom", message: "it's \"quoted\", {braced}") : nil,
-                                                  at: epoch.addingTimeInterval(1), event: event)))
+                                                  at: epoch.addingTimeInterval(1), event: event, owner: job.owner, kind: job.kind)))
         }
         #expect(store.pendingWrites == 12, "all wait for one commit")
         try blocker.execute("COMMIT")
@@ -190,7 +190,7 @@ struct PostgresStoreWriteTests {
         try write(store, .started(job.key, attempt: 1, at: epoch)).get()
         let event = WebhookEventRecord(jobID: job.id, webhookID: "msg_once", url: "https://example.com/", key: [1], body: [7])
         let finish = StoreChange.finished(job.key, attempt: 1, startedAt: epoch, status: .succeeded, result: .integer(1), error: nil,
-                                          at: epoch.addingTimeInterval(1), event: event)
+                                          at: epoch.addingTimeInterval(1), event: event, owner: job.owner, kind: job.kind)
         try write(store, finish).get()
         #expect(!(try writeIsStale(store, finish)), "the same finish again is reported written")
         let connection = try database.connection()
@@ -199,7 +199,7 @@ struct PostgresStoreWriteTests {
         #expect(try connection.query("SELECT count(*) AS n FROM webhook_events").first?.int("n") == 1)
         #expect(try store.loadUnfinished().counts[JobCounts.Key(owner: nil, kind: "write_code", state: .succeeded)] == 1, "counted once")
         let different = StoreChange.finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
-                                             error: JobFailure(code: "late", message: "late"), at: epoch.addingTimeInterval(2), event: nil)
+                                             error: JobFailure(code: "late", message: "late"), at: epoch.addingTimeInterval(2), event: nil, owner: job.owner, kind: job.kind)
         #expect(try writeIsStale(store, different), "another outcome of the finished attempt still is stale")
         #expect(try store.job(withID: job.id)?.record.status == .succeeded)
     }

@@ -96,10 +96,10 @@ struct SQLiteJobStoreTests {
             try write(store, .started(key, attempt: 2, at: created))
             let event = WebhookEventRecord(jobID: id, webhookID: "msg_1", url: "https://example.com/h", key: [1, 2, 3], body: Array("{}".utf8))
             try write(store, .finished(key, attempt: 2, startedAt: created, status: .succeeded, result: .integer(7), error: nil,
-                                       at: created, event: event))
+                                       at: created, event: event, owner: nil, kind: "write_code"))
             // A stale attempt 1 finishing late changes nothing.
             try write(store, .finished(key, attempt: 1, startedAt: created, status: .failed, result: nil, error: .interrupted,
-                                       at: created, event: nil))
+                                       at: created, event: nil, owner: nil, kind: "write_code"))
             let attempt = DeliveryAttempt(number: 1, startedAt: created, duration: .milliseconds(12), status: 500, error: nil,
                                           nextAttemptAt: created.addingTimeInterval(5))
             try write(store, .webhookAttempted(id, attempt: attempt, state: .pending, nextAttemptAt: attempt.nextAttemptAt))

@@ -189,7 +189,7 @@ struct StoreQueryTests {
         for job in [onTime, offTime] {
             let event = WebhookEventRecord(jobID: job.id, webhookID: "msg_\(job.id)", url: webhook.url, key: webhook.key, body: Array("{}".utf8))
             try write(store, .finished(job.key, attempt: 1, startedAt: nil, status: .succeeded, result: .integer(1), error: nil,
-                                       at: created.addingTimeInterval(1), event: event)).get()
+                                       at: created.addingTimeInterval(1), event: event, owner: job.owner, kind: job.kind)).get()
             let found = try #require(try store.job(withID: job.id))
             #expect(found.record.id == job.id && found.record.status == .succeeded)
             #expect(found.webhookStatus?.state == .pending)

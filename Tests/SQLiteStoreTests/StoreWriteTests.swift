@@ -32,8 +32,8 @@ struct StoreWriteTests {
 
     /// Run twice: finishes that name their job's owner and kind (as the completer's do, so the
     /// writer counts without reading the row back), and finishes that do not.
-    @Test("counts follow submit, start, retry, finish, requeue and purge, and ignore stale writes", arguments: [false, true])
-    func counts(finishesNameTheirJob: Bool) throws {
+    @Test("counts follow submit, start, retry, finish, requeue and purge, and ignore stale writes")
+    func counts() throws {
         let file = TemporaryStore()
         let store = try file.open()
         defer { store.close() }
@@ -45,7 +45,7 @@ struct StoreWriteTests {
         func finished(_ job: JobRecord, attempt: Int, startedAt: Date?, status: JobState, result: JSONValue?,
                       error: JobFailure?) -> StoreChange {
             .finished(job.key, attempt: attempt, startedAt: startedAt, status: status, result: result, error: error, at: epoch, event: nil,
-                      countedAs: finishesNameTheirJob ? key(job.owner, job.kind, status) : nil)
+                      owner: job.owner, kind: job.kind)
         }
 
         try apply(.submitted([a, b, c]), to: store, and: memory)
@@ -94,17 +94,17 @@ struct StoreWriteTests {
         try write(store, .retrying(job.key, attempt: 1, startedAt: epoch, error: JobFailure(code: "x", message: "y"), at: late,
                                    nextAttemptAt: late)).get()
         try write(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
-                                   error: JobFailure(code: "stale", message: "stale"), at: late, event: nil)).get()
+                                   error: JobFailure(code: "stale", message: "stale"), at: late, event: nil, owner: job.owner, kind: job.kind)).get()
         var stored = try #require(try store.job(withID: job.id)?.record)
         #expect(stored.status == .running)
         #expect(stored.attempt == 2)
         #expect(stored.startedAt == epoch.addingTimeInterval(10))
         #expect(stored.error == nil)
         try write(store, .finished(job.key, attempt: 2, startedAt: epoch.addingTimeInterval(10), status: .succeeded, result: .integer(2),
-                                   error: nil, at: epoch.addingTimeInterval(20), event: nil)).get()
+                                   error: nil, at: epoch.addingTimeInterval(20), event: nil, owner: job.owner, kind: job.kind)).get()
         // Attempt 1 once more, after the job finished.
         try write(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
-                                   error: JobFailure(code: "stale", message: "stale"), at: late, event: nil)).get()
+                                   error: JobFailure(code: "stale", message: "stale"), at: late, event: nil, owner: job.owner, kind: job.kind)).get()
         try write(store, .started(job.key, attempt: 3, at: late)).get()
         stored = try #require(try store.job(withID: job.id)?.record)
         #expect(stored.status == .succeeded)

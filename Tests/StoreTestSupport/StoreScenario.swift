@@ -52,7 +52,7 @@ public struct StoreScenario {
                 let at = tick()
                 finishTimes.append(at)
                 changes.append(.finished(key, attempt: 1, startedAt: started, status: .succeeded, result: .integer(index),
-                                         error: nil, at: at, event: event))
+                                         error: nil, at: at, event: event, owner: job.owner, kind: job.kind))
             case 2: // failed after a retry
                 let started = tick()
                 let failure = JobFailure(code: "http_status", message: "503", status: 503)
@@ -63,14 +63,14 @@ public struct StoreScenario {
                 let at = tick()
                 finishTimes.append(at)
                 changes.append(.finished(key, attempt: 2, startedAt: restarted, status: .failed, result: nil, error: failure,
-                                         at: at, event: nil))
+                                         at: at, event: nil, owner: job.owner, kind: job.kind))
             case 3: // running
                 changes.append(.started(key, attempt: 1, at: tick()))
             case 4: // cancelled before it ran
                 let at = tick()
                 finishTimes.append(at)
                 changes.append(.finished(key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled,
-                                         at: at, event: nil))
+                                         at: at, event: nil, owner: job.owner, kind: job.kind))
             default: // waiting for a retry, then requeued by a drain
                 let started = tick()
                 changes.append(.started(key, attempt: 1, at: started))
@@ -91,7 +91,7 @@ public struct StoreScenario {
         // Stale writes that both stores must ignore.
         if let finished = jobs.indices.first(where: { $0 % 6 == 1 }).map({ jobs[$0] }) {
             changes.append(.finished(finished.key, attempt: 1, startedAt: nil, status: .failed, result: nil, error: .interrupted,
-                                     at: tick(), event: nil))
+                                     at: tick(), event: nil, owner: finished.owner, kind: finished.kind))
         }
     }
 

@@ -157,7 +157,7 @@ public final class GroupCommitQueue: Sendable {
     public static func coalesced(_ batch: [Item]) -> [Item] {
         var finished = Set<JobAttempt>()
         for item in batch {
-            if case .finished(let key, let attempt, _, _, _, _, _, _, _) = item.change { finished.insert(JobAttempt(id: key.id, attempt: attempt)) }
+            if case .finished(let key, let attempt, _, _, _, _, _, _, _, _) = item.change { finished.insert(JobAttempt(id: key.id, attempt: attempt)) }
         }
         guard !finished.isEmpty else { return batch }
         return batch.filter { item in

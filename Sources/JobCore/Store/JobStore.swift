@@ -240,10 +240,10 @@ public enum StoreChange: Sendable {
     case started(JobKey, attempt: Int, at: Date)
     /// The job reached a final state in `attempt` (started at `startedAt`, if it ran); `event` is
     /// its webhook event (the outbox row), written in the same transaction. Ignored if the stored
-    /// attempt is newer (a stale attempt). `countedAs` is the job's owner and kind with `status`,
-    /// when the writer knows them: a store that counts finished jobs then need not read them back.
+    /// attempt is newer (a stale attempt). `owner` and `kind` are the job's, which a store that
+    /// counts finished jobs counts it under, so that it need not read them back.
     case finished(JobKey, attempt: Int, startedAt: Date?, status: JobState, result: JSONValue?, error: JobFailure?,
-                  at: Date, event: WebhookEventRecord?, countedAs: JobCounts.Key? = nil)
+                  at: Date, event: WebhookEventRecord?, owner: String?, kind: String)
     /// `attempt` failed in a way worth retrying (`error`); the job waits, `scheduled`, until
     /// `nextAttemptAt` to run as `attempt + 1`.
     case retrying(JobKey, attempt: Int, startedAt: Date, error: JobFailure, at: Date, nextAttemptAt: Date)

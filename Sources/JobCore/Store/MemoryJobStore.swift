@@ -211,7 +211,7 @@ public final class MemoryJobStore: JobStore {
                     record.attempt = attempt
                     record.nextAttemptAt = nil
                 }
-            case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event, _):
+            case .finished(let key, let attempt, let startedAt, let status, let result, let error, let at, let event, _, _):
                 tables.update(key.id, finishes: true, event: event) { record, entry in
                     // The attempt token: a stale attempt never overwrites a newer one's result.
                     guard record.attempt == attempt, !record.status.isFinished else { return }
