@@ -34,7 +34,8 @@ final class PostgresEventTailer: Sendable {
         var settledThrough: Int
         /// Holes waited on: the highest ID a read saw, and that read's `xmax`.
         var checkpoints: [(seen: Int, xmax: Int64)] = []
-        /// Since when committed events have waited behind a hole (nil: none wait).
+        /// Since when committed events have waited behind a hole without the log moving on
+        /// (nil: none wait).
         var heldBackSince: ContinuousClock.Instant?
     }
 
@@ -83,6 +84,7 @@ final class PostgresEventTailer: Sendable {
                     state.settledThrough = max(state.settledThrough, checkpoint.seen)
                     state.checkpoints.removeFirst()
                 }
+                let before = state.last
                 var ready: [StoredJobEvent] = []
                 for event in events {
                     // Every ID between the last delivered and this one is missing from this
@@ -94,8 +96,13 @@ final class PostgresEventTailer: Sendable {
                 if let seen = events.last?.id, seen > state.last, (state.checkpoints.last?.seen ?? .min) < seen {
                     state.checkpoints.append((seen, xmax))
                 }
-                if state.checkpoints.isEmpty {
-                    state.heldBackSince = nil
+                // Held back: an event seen is not delivered. A checkpoint outlives its hole (it
+                // settles only when every transaction as old as its read has ended), so it is
+                // the undelivered events that count, and the clock restarts whenever the log
+                // moves on: under load, short holes come and go all the time.
+                let waiting = (state.checkpoints.last?.seen ?? .min) > state.last
+                if !waiting || state.last > before {
+                    state.heldBackSince = waiting ? .now : nil
                 } else if state.heldBackSince == nil {
                     state.heldBackSince = .now
                 }

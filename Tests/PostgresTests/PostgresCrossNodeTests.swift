@@ -98,6 +98,32 @@ struct PostgresCrossNodeTests {
         #expect(try tailer.read(on: reader).isEmpty)
     }
 
+    @Test("the log counts as held back only while a committed event waits, not while an older unrelated transaction keeps the hole's checkpoint")
+    func heldBackOnlyWhileEventsWait() throws {
+        let database = try TestDatabase()
+        let reader = try database.connection()
+        let unrelated = try database.connection()
+        let early = try database.connection()
+        let late = try database.connection()
+        defer { [reader, unrelated, early, late].forEach { $0.close() } }
+        let tailer = PostgresEventTailer(after: try PostgresEventTailer.end(on: reader))
+        // Older than every event, open throughout: every checkpoint waits for it.
+        try unrelated.execute("BEGIN")
+        _ = try unrelated.query("SELECT pg_current_xact_id()")
+        try early.execute("BEGIN")
+        let low = try insertEvent(early, job: JobID())
+        try late.execute("BEGIN")
+        let high = try insertEvent(late, job: JobID())
+        try late.execute("COMMIT")
+        #expect(try tailer.read(on: reader).isEmpty)
+        #expect(tailer.isHeldBack(for: .zero), "event \(high) is committed and waits")
+        #expect(!tailer.isHeldBack(for: .seconds(60)))
+        try early.execute("COMMIT")
+        #expect(try tailer.read(on: reader).map(\.id) == [low, high])
+        #expect(!tailer.isHeldBack(for: .zero), "nothing waits, though the checkpoint stays until the unrelated transaction ends")
+        try unrelated.execute("ROLLBACK")
+    }
+
     @Test("a hole left by a rolled-back transaction is passed once no transaction can fill it")
     func rolledBackHole() throws {
         let database = try TestDatabase()
