@@ -54,11 +54,19 @@ extension PostgresSchema {
     /// is never joined to `jobs` read whole (``PostgresJobStore/writerSettings(nodeID:)``);
     /// but a transition table has no index, and a nested loop over two of them costs the
     /// square of the batch: measured, a batch of 1,700 finishes took 5 s. A function's own
-    /// settings hold while it runs. Internal: whatever works against version 6 works against
-    /// this (an older node's sessions leave hash joins on anyway).
+    /// settings hold while it runs.
+    ///
+    /// The two that join only their old and new rows also price nested loops out: PL/pgSQL
+    /// plans a trigger's query once per session, for the row counts of its first call, and a
+    /// first statement of one row would otherwise leave a nested loop for every later batch.
+    /// (The webhook trigger also looks its jobs up in `jobs`, by key, for which a nested loop
+    /// is right; its statements are one event each.)
+    ///
+    /// Internal: whatever works against version 6 works against this (an older node's
+    /// sessions leave hash joins on anyway).
     static let version7 = """
-        ALTER FUNCTION jobpool_log_changed() SET enable_hashjoin = on SET enable_mergejoin = on;
-        ALTER FUNCTION jobpool_count_changed() SET enable_hashjoin = on SET enable_mergejoin = on;
+        ALTER FUNCTION jobpool_log_changed() SET enable_hashjoin = on SET enable_mergejoin = on SET enable_nestloop = off;
+        ALTER FUNCTION jobpool_count_changed() SET enable_hashjoin = on SET enable_mergejoin = on SET enable_nestloop = off;
         ALTER FUNCTION jobpool_log_webhook() SET enable_hashjoin = on SET enable_mergejoin = on;
         """
 }

@@ -55,5 +55,9 @@ struct PostgresWriterPlanTests {
         for (name, config) in functions {
             #expect(config.contains("enable_hashjoin=on"), "\(name): \(config)")
         }
+        // Planned once per session for its first call's row counts: never a nested loop.
+        for name in ["jobpool_log_changed", "jobpool_count_changed"] {
+            #expect(functions.first { $0.0 == name }?.1.contains("enable_nestloop=off") == true, "\(name)")
+        }
     }
 }
