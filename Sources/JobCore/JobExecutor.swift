@@ -437,6 +437,12 @@ public final class JobExecutor: Sendable {
         try store.webhookEvent(of: id)
     }
 
+    /// Fills the stored event's missing body (``JobStore/fillWebhookBody(of:with:)``). Blocks:
+    /// call it on a reader thread.
+    public func fillWebhookBody(of id: JobID, with rendered: [UInt8]) throws(StoreError) -> [UInt8]? {
+        try store.fillWebhookBody(of: id, with: rendered)
+    }
+
     /// A stored job as a handle. A finished one joins the cache; a live one is the live handle
     /// (a job the store had before it was accepted here is looked up again, then shown as stored).
     private func materialize(_ stored: StoredJob) -> Job {

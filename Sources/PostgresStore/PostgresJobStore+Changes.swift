@@ -95,12 +95,14 @@ extension PostgresJobStore {
             return try rows.first?.int("n") == 1
 
         case .webhookRendered(let id, let body):
-            // The first body written is the one every attempt sends, on any node.
+            // The first body written is the one every attempt sends, on any node; so any node
+            // (under a live lease) may fill a missing one, whoever holds the event: the node
+            // that claims it, or one asked to redeliver it (``JobStore/fillWebhookBody(of:with:)``).
             let node = lease.membership.nodeID
             let rows = try connection.query("""
                 WITH event AS (
                     UPDATE webhook_events SET body = CASE WHEN length(body) = 0 THEN $2::bytea ELSE body END
-                    WHERE job_id = $1::uuid AND node = $3::uuid \(Self.leaseHolds("$3::uuid"))
+                    WHERE job_id = $1::uuid \(Self.leaseHolds("$3::uuid"))
                     RETURNING job_id)
                 SELECT count(*) AS n FROM event
                 """, [id.description, PostgresBytes(body), node])

@@ -38,8 +38,7 @@ public final class WebhookDeliverer: CompletionHandler {
         let job: Job
         let url: String
         let key: [UInt8]
-        /// Empty only for an event the rescue made, until it is rendered (``redeliver(jobID:)``).
-        var body: [UInt8]
+        let body: [UInt8]
         let destination: String
         /// The claimant this node was when it took the event (see ``WebhookDeliverer/claimant``).
         var claim: String?
@@ -230,33 +229,15 @@ public final class WebhookDeliverer: CompletionHandler {
         case backlogFull
     }
 
-    /// The body of `jobID`'s event if it has none yet, rendered from the job's final state as
-    /// every body is: an event the rescue made (its node died) has no body until a claim pass
-    /// renders it, and a redelivery may come first. Nil if the event has a body, or if the job
-    /// is not finished here (a body rendered from a copy that has not heard of the end would
-    /// be frozen wrong).
-    private func bodyIfUnrendered(_ jobID: JobID) -> [UInt8]? {
-        // The job's snapshot is taken outside this deliverer's lock.
-        guard let job = state.withLock({ $0.records[jobID].flatMap { $0.event.body.isEmpty ? $0.event.job : nil } }) else { return nil }
-        let final = job.snapshot()
-        guard final.status.isFinished else { return nil }
-        return renderBody("job." + final.status.rawValue, final)
-    }
-
     /// Sends the job's event again: same `webhook-id`, same body, a new round of attempts.
     /// The first attempt waits until the redelivery is durable: a shared store moves the event
     /// to this node in that write, and no attempt goes out before its claim is committed.
     public func redeliver(jobID: JobID) -> RedeliverOutcome {
         let claim = claimant()
-        let rendered = bodyIfUnrendered(jobID)
         let outcome = state.withLock { state -> (RedeliverOutcome, Job?, Int) in
             guard var record = state.records[jobID] else { return (.noEvent, nil, 0) }
             if record.isQueued { return (.queued, nil, 0) }
             guard state.backlog < configuration.maxBacklog else { return (.backlogFull, nil, 0) }
-            if record.event.body.isEmpty {
-                guard let rendered else { return (.noEvent, nil, 0) }
-                record.event.body = rendered
-            }
             record.state = .pending
             record.roundStart = record.attempts.count
             record.event.claim = claim
@@ -276,10 +257,6 @@ public final class WebhookDeliverer: CompletionHandler {
                 }
                 if queued { wake.signal() }
             }
-            // Written after the redelivery, which moves the event to this node: a rendering is
-            // stored only by the node that holds the event. Every later attempt, on any node,
-            // then sends these bytes.
-            if let rendered { persist(.webhookRendered(jobID, body: rendered)) { _ in } }
         }
         return outcome.0
     }

@@ -31,8 +31,17 @@ extension APIHandler {
             // An event the deliverer no longer holds (an older job, one from before a restart,
             // or one another node holds): take its record back from the store, then send it
             // again. Not on its old schedule: a pending event may be another node's until the
-            // redelivery moves it here.
-            handler.readStore(request, { [id = job.id] executor throws(StoreError) in try executor.storedWebhookEvent(of: id) }) { handler, request, event throws(Problem) in
+            // redelivery moves it here. An event the rescue made may have no body yet: the one
+            // rendered here is stored, unless another node stored one first, which is sent.
+            handler.readStore(request, { [id = job.id, webhooks = handler.webhooks] executor throws(StoreError) -> WebhookEventRecord? in
+                guard var event = try executor.storedWebhookEvent(of: id) else { return nil }
+                guard event.body.isEmpty else { return event }
+                guard let body = try executor.fillWebhookBody(of: id, with: webhooks.makeEvent(for: job, final: job.snapshot()).body) else {
+                    throw StoreError("the job's webhook event could not be rendered and stored")
+                }
+                event.body = body
+                return event
+            }) { handler, request, event throws(Problem) in
                 if let event { handler.webhooks.restore([event], schedulePending: false) { _ in job } }
                 try handler.redeliver(job, request: request)
             }

@@ -37,6 +37,19 @@ extension JobStore {
         return expired
     }
 
+    /// The body every attempt of `id`'s event sends: `rendered` if the event had none yet (an
+    /// event a shared store's rescue made, in SQL, where the HTTP layer's renderer is not at
+    /// hand), or the body stored before it. Any node may fill a missing body and the first one
+    /// stored is kept, so every node and every attempt sends the same bytes, whoever rendered
+    /// first (two renderings differ: a body carries the time it was made). Nil if the event is
+    /// gone, or still has no body (the write was refused: this node's lease lapsed). Blocks:
+    /// call it on a background thread, never the event loop.
+    public func fillWebhookBody(of id: JobID, with rendered: [UInt8]) throws(StoreError) -> [UInt8]? {
+        if case .failure(let error) = applyAndWait(.webhookRendered(id, body: rendered)), !error.isStale { throw error }
+        guard let body = try webhookEvent(of: id)?.body, !body.isEmpty else { return nil }
+        return body
+    }
+
     /// Applies `change` and waits until it is durable, or refused. Blocks: call it on a
     /// background thread, never the event loop.
     public func applyAndWait(_ change: StoreChange) -> Result<Void, StoreError> {

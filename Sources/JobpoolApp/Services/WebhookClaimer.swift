@@ -91,16 +91,16 @@ final class WebhookClaimer: BlockingService {
     }
 
     /// An event made by the rescue has no body yet: render it here, from the job's final state
-    /// as the deliverer renders every body, and store it before any attempt, so that every
-    /// attempt on any node sends these bytes. Nil if the event is no longer this node's.
+    /// as the deliverer renders every body, and store it before any attempt; if another node
+    /// stored one first (a redelivery), that one is sent. Every attempt on any node sends the
+    /// stored bytes. Nil if the event is gone, or this node could not store a body.
     private func render(_ event: WebhookEventRecord, job: Job) throws(StoreError) -> WebhookEventRecord? {
         guard event.body.isEmpty else { return event }
         var rendered = event
-        rendered.body = webhooks.makeEvent(for: job, final: job.snapshot()).body
-        switch store.applyAndWait(.webhookRendered(event.jobID, body: rendered.body)) {
-        case .success: return rendered
-        case .failure(let error) where error.isStale: return nil
-        case .failure(let error): throw error
+        guard let body = try store.fillWebhookBody(of: event.jobID, with: webhooks.makeEvent(for: job, final: job.snapshot()).body) else {
+            return nil
         }
+        rendered.body = body
+        return rendered
     }
 }
