@@ -185,8 +185,11 @@ final class PostgresWorkQueue: WorkQueue {
         try PostgresConnection(connectingTo: target, applicationName: "jobpool-claimer", settings: sessionSettings)
     }
 
-    static let sessionSettings: [(name: String, value: String)] = [(name: "enable_bitmapscan", value: "off"),
-                                                                   (name: "enable_seqscan", value: "off")]
+    /// JIT off as well: a plan that cannot avoid a scan priced out costs enough to be compiled
+    /// by JIT at every execution (``PostgresJobStore/writerSettings(nodeID:)``).
+    static let sessionSettings: [(name: String, value: String)] = ["enable_bitmapscan", "enable_seqscan", "jit"].map {
+        (name: $0, value: "off")
+    }
 
     /// One look at the table: claims for the free workers and, when `lookingAround`, tells the
     /// host which of its waiting jobs other nodes took and notes the oldest queued job.

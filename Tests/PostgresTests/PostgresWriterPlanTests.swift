@@ -36,6 +36,24 @@ struct PostgresWriterPlanTests {
         #expect(plan.components(separatedBy: "Index Cond: (id = v").count - 1 == 2, "\(plan)")
     }
 
+    @Test("a statement that cannot avoid a scan the writers price out is not compiled by JIT in their sessions, nor the claimer's")
+    func pricedOutPlansAreNotCompiled() throws {
+        let database = try TestDatabase()
+        let store = try database.open()
+        store.close()
+        let target = PostgresConnectionString(database.url)
+        let sessions = [try PostgresConnection(connectingTo: target, settings: PostgresJobStore.writerSettings(nodeID: UUID().uuidString.lowercased())),
+                        try PostgresWorkQueue.claimerConnection(to: target)]
+        defer { sessions.forEach { $0.close() } }
+        for session in sessions {
+            // No index serves this filter: the sequential scan stays, at a vast cost.
+            let plan = try session.query("EXPLAIN (ANALYZE) SELECT count(*) FROM job_counts WHERE count > -1")
+                .map { try $0.string("QUERY PLAN") }.joined(separator: "\n")
+            #expect(plan.contains("Seq Scan on job_counts"), "\(plan)")
+            #expect(!plan.contains("JIT:"), "\(plan)")
+        }
+    }
+
     @Test("every trigger that joins a statement's old and new rows keeps hash joins on in the writers' sessions")
     func transitionTableJoinsAreHashed() throws {
         let database = try TestDatabase()
@@ -58,6 +76,10 @@ struct PostgresWriterPlanTests {
         // Planned once per session for its first call's row counts: never a nested loop.
         for name in ["jobpool_log_changed", "jobpool_count_changed"] {
             #expect(functions.first { $0.0 == name }?.1.contains("enable_nestloop=off") == true, "\(name)")
+        }
+        // A plan priced out costs enough for JIT, which compiled every execution first.
+        for (name, config) in functions {
+            #expect(config.contains("jit=off"), "\(name): \(config)")
         }
     }
 }
