@@ -223,7 +223,10 @@ public final class WebhookDeliverer: CompletionHandler {
 
     /// What ``redeliver(jobID:)`` did.
     public enum RedeliverOutcome: Sendable, Equatable {
+        /// A new round starts once the redelivery is stored; `whenStored` is told then.
         case queued
+        /// A round is queued already (an earlier redelivery): nothing is added, nor told.
+        case alreadyQueued
         /// The job has no webhook, or has not finished yet.
         case noEvent
         case backlogFull
@@ -232,11 +235,13 @@ public final class WebhookDeliverer: CompletionHandler {
     /// Sends the job's event again: same `webhook-id`, same body, a new round of attempts.
     /// The first attempt waits until the redelivery is durable: a shared store moves the event
     /// to this node in that write, and no attempt goes out before its claim is committed.
-    public func redeliver(jobID: JobID) -> RedeliverOutcome {
+    /// `whenStored` (for ``RedeliverOutcome/queued`` only) is told whether it was stored: a
+    /// shared store refuses it if this node's lease lapsed, or the job was deleted meanwhile.
+    public func redeliver(jobID: JobID, whenStored: (@Sendable (Bool) -> Void)? = nil) -> RedeliverOutcome {
         let claim = claimant()
         let outcome = state.withLock { state -> (RedeliverOutcome, Job?, Int) in
             guard var record = state.records[jobID] else { return (.noEvent, nil, 0) }
-            if record.isQueued { return (.queued, nil, 0) }
+            if record.isQueued { return (.alreadyQueued, nil, 0) }
             guard state.backlog < configuration.maxBacklog else { return (.backlogFull, nil, 0) }
             record.state = .pending
             record.roundStart = record.attempts.count
@@ -249,7 +254,12 @@ public final class WebhookDeliverer: CompletionHandler {
             job.updateWebhook(state: .pending, attempts: outcome.2)
             persist(.webhookRedelivered(jobID, roundStart: outcome.2)) { [weak self] result in
                 guard let self else { return }
-                guard case .success = result else { return dropMoved(jobID, claim: claim) }
+                guard case .success = result else {
+                    dropMoved(jobID, claim: claim)
+                    whenStored?(false)
+                    return
+                }
+                whenStored?(true)
                 let queued = state.withLock { state -> Bool in
                     guard let record = state.records[jobID], record.isQueued, record.event.claim == claim else { return false }
                     state.ready.append(Pending(event: record.event, due: .now))

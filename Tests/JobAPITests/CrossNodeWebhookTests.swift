@@ -208,4 +208,38 @@ struct CrossNodeWebhookTests {
             try connection.query("SELECT body FROM webhook_events WHERE job_id = $1::uuid", [id]).first?.bytes("body") == request.body
         })
     }
+
+    @Test("a redelivery the store refuses (this node's lease lapsed) answers 503, not 202, and sends nothing")
+    func refusedRedeliveryAnswers503() async throws {
+        let cluster = try PostgresTestCluster.shared()
+        let url = try cluster.makeDatabase()
+        defer { cluster.dropDatabase(url: url) }
+        let sink = try makeSink([200])
+        defer { sink.stop() }
+        let a = try TestServer {
+            $0.store = .postgres(url: url)
+            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])
+        }
+        defer { a.stop() }
+        let id = try await submit(a.client, sink: sink, input: #"{"name":"alex","max_seconds":0}"#)
+        #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)/deliveries").json["state"] as? String == "delivered" })
+        // Node B's heartbeat is a minute away: its lease lapses in the database (as in a long
+        // pause) before B can notice.
+        let b = try TestServer {
+            $0.store = .postgres(url: url)
+            $0.executor.workers = 0
+            $0.nodeLease = NodeLeaseSettings(heartbeat: .seconds(60), lease: .seconds(180))
+            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])
+        }
+        defer { b.stop() }
+        let node = try #require(try await b.client.get("/v1/stats").json["node"] as? String)
+        let connection = try PostgresConnection(connectingTo: PostgresConnectionString(url))
+        defer { connection.close() }
+        try connection.execute("UPDATE nodes SET lease_until = now() - interval '1 second' WHERE id = $1::uuid", [node])
+        let refused = try await b.client.post("/v1/jobs/\(id)/deliveries/redeliver")
+        #expect(refused.status == 503)
+        #expect(refused.json["type"] as? String == "urn:jobpool:problem:redelivery-not-stored", "\(refused.json)")
+        #expect(refused.header("Retry-After") == "1")
+        #expect(try await !eventually(timeout: .seconds(2)) { sink.requestCount > 1 }, "nothing is sent")
+    }
 }

@@ -48,9 +48,27 @@ extension APIHandler {
         }
     }
 
+    /// Answers `202` once the redelivery is stored, as a submission is (a store that cannot be
+    /// written answers `503` at once rather than keeping the client waiting for it).
     private func redeliver(_ job: Job, request: HTTPRequest) throws(Problem) {
-        switch webhooks.redeliver(jobID: job.id) {
+        guard executor.isStoreWritable else {
+            throw Problem("store-unavailable", title: "Job store unavailable", status: 503,
+                          detail: "The job store cannot be written now, so the redelivery was not queued. Retry after the Retry-After delay.",
+                          headers: [("Retry-After", "5")])
+        }
+        let pending = LoopBound((handler: self, request: request), on: loop)
+        let loop = self.loop
+        let outcome = webhooks.redeliver(jobID: job.id) { stored in
+            loop.execute {
+                let (handler, request) = pending.value
+                guard stored else { return handler.respond(request, problem: Self.redeliveryNotStored(job.id)) }
+                handler.respond(request, status: 202, current: job)
+            }
+        }
+        switch outcome {
         case .queued:
+            return // answered once stored
+        case .alreadyQueued:
             respond(request, status: 202, current: job)
         case .noEvent:
             throw Problem("job-not-finished", title: "Job not finished", status: 409,
@@ -60,6 +78,12 @@ extension APIHandler {
                           detail: "Too many webhook deliveries are waiting. Retry after the Retry-After delay.",
                           headers: [("Retry-After", "30")])
         }
+    }
+
+    private static func redeliveryNotStored(_ id: JobID) -> Problem {
+        Problem("redelivery-not-stored", title: "Redelivery not stored", status: 503,
+                detail: "The redelivery of job \(id)'s webhook could not be stored (this server lost its place in the cluster for a moment, or the job was deleted meanwhile), so nothing will be sent. Retry after the Retry-After delay.",
+                headers: [("Retry-After", "1")])
     }
 
     private static func noWebhook(_ id: JobID) -> Problem {
