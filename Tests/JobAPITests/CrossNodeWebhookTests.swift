@@ -31,13 +31,21 @@ struct CrossNodeWebhookTests {
     }
 
     /// Node B, in this process, with no workers: it only delivers what it claims.
-    private func startNodeB(_ url: String) throws -> TestServer {
+    private func startNodeB(_ url: String, lease: NodeLeaseSettings = NodeLeaseSettings(heartbeat: .seconds(1), lease: .seconds(3))) throws -> TestServer {
         try TestServer {
             $0.store = .postgres(url: url)
             $0.executor.workers = 0
-            $0.nodeLease = NodeLeaseSettings(heartbeat: .seconds(1), lease: .seconds(3))
+            $0.nodeLease = lease
             $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])
             $0.webhooks.retrySchedule = RetrySchedule("2s,2s")!
+        }
+    }
+
+    /// Node A in this process, with workers, when it need not be killed.
+    private func startNodeAInProcess(_ url: String) throws -> TestServer {
+        try TestServer {
+            $0.store = .postgres(url: url)
+            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])
         }
     }
 
@@ -139,10 +147,7 @@ struct CrossNodeWebhookTests {
         defer { cluster.dropDatabase(url: url) }
         let sink = try makeSink([200])
         defer { sink.stop() }
-        let a = try TestServer {
-            $0.store = .postgres(url: url)
-            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])
-        }
+        let a = try startNodeAInProcess(url)
         defer { a.stop() }
         let b = try startNodeB(url)
         defer { b.stop() }
@@ -216,21 +221,13 @@ struct CrossNodeWebhookTests {
         defer { cluster.dropDatabase(url: url) }
         let sink = try makeSink([200])
         defer { sink.stop() }
-        let a = try TestServer {
-            $0.store = .postgres(url: url)
-            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])
-        }
+        let a = try startNodeAInProcess(url)
         defer { a.stop() }
         let id = try await submit(a.client, sink: sink, input: #"{"name":"alex","max_seconds":0}"#)
         #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)/deliveries").json["state"] as? String == "delivered" })
         // Node B's heartbeat is a minute away: its lease lapses in the database (as in a long
         // pause) before B can notice.
-        let b = try TestServer {
-            $0.store = .postgres(url: url)
-            $0.executor.workers = 0
-            $0.nodeLease = NodeLeaseSettings(heartbeat: .seconds(60), lease: .seconds(180))
-            $0.outbound.policy = AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])
-        }
+        let b = try startNodeB(url, lease: NodeLeaseSettings(heartbeat: .seconds(60), lease: .seconds(180)))
         defer { b.stop() }
         let node = try #require(try await b.client.get("/v1/stats").json["node"] as? String)
         let connection = try PostgresConnection(connectingTo: PostgresConnectionString(url))
