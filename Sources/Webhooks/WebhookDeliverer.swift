@@ -67,6 +67,9 @@ public final class WebhookDeliverer: CompletionHandler {
         var isQueued = false
         /// Index in `attempts` where the current round (first delivery or a redelivery) began.
         var roundStart = 0
+        /// Told whether the redelivery that queued this round was stored, while its write is
+        /// pending: a second redelivery meanwhile waits for the same answer.
+        var redeliveryWaiters: [@Sendable (Bool) -> Void]?
     }
 
     private struct State {
@@ -241,12 +244,18 @@ public final class WebhookDeliverer: CompletionHandler {
         let claim = claimant()
         let outcome = state.withLock { state -> (RedeliverOutcome, Job?, Int) in
             guard var record = state.records[jobID] else { return (.noEvent, nil, 0) }
-            if record.isQueued { return (.alreadyQueued, nil, 0) }
+            if record.isQueued {
+                // A redelivery still being stored answers this one too, when it knows.
+                guard record.redeliveryWaiters != nil, let whenStored else { return (.alreadyQueued, nil, 0) }
+                state.records[jobID]?.redeliveryWaiters?.append(whenStored)
+                return (.queued, nil, 0)
+            }
             guard state.backlog < configuration.maxBacklog else { return (.backlogFull, nil, 0) }
             record.state = .pending
             record.roundStart = record.attempts.count
             record.event.claim = claim
             record.isQueued = true // queued once durable; a second redelivery meanwhile adds nothing
+            record.redeliveryWaiters = whenStored.map { [$0] } ?? []
             state.records[jobID] = record
             return (.queued, record.event.job, record.attempts.count)
         }
@@ -254,17 +263,17 @@ public final class WebhookDeliverer: CompletionHandler {
             job.updateWebhook(state: .pending, attempts: outcome.2)
             persist(.webhookRedelivered(jobID, roundStart: outcome.2)) { [weak self] result in
                 guard let self else { return }
-                guard case .success = result else {
-                    dropMoved(jobID, claim: claim)
-                    whenStored?(false)
-                    return
-                }
-                whenStored?(true)
-                let queued = state.withLock { state -> Bool in
-                    guard let record = state.records[jobID], record.isQueued, record.event.claim == claim else { return false }
+                let stored: Bool = if case .success = result { true } else { false }
+                let (queued, waiters) = state.withLock { state -> (Bool, [@Sendable (Bool) -> Void]) in
+                    let waiters = state.records[jobID]?.redeliveryWaiters ?? []
+                    state.records[jobID]?.redeliveryWaiters = nil
+                    guard stored, let record = state.records[jobID], record.isQueued, record.event.claim == claim else { return (false, waiters) }
                     state.ready.append(Pending(event: record.event, due: .now))
-                    return true
+                    return (true, waiters)
                 }
+                if !stored { dropMoved(jobID, claim: claim) }
+                // Stored but no longer this node's to send (its claim changed meanwhile): not sent from here.
+                for waiter in waiters { waiter(stored && queued) }
                 if queued { wake.signal() }
             }
         }

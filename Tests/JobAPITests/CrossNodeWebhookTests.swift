@@ -49,6 +49,19 @@ struct CrossNodeWebhookTests {
         }
     }
 
+    /// Node A in this process, and a job it ran and delivered to `sink`.
+    private func deliveredJob(_ url: String, sink: FetchTargetServer) async throws -> (TestServer, String) {
+        let a = try startNodeAInProcess(url)
+        do {
+            let id = try await submit(a.client, sink: sink, input: #"{"name":"alex","max_seconds":0}"#)
+            #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)/deliveries").json["state"] as? String == "delivered" })
+            return (a, id)
+        } catch {
+            a.stop()
+            throw error
+        }
+    }
+
     /// A sink on 127.0.0.1 answering each request with the next status (the last repeats).
     private func makeSink(_ statuses: [Int]) throws -> FetchTargetServer {
         let counter = Mutex(0)
@@ -221,10 +234,8 @@ struct CrossNodeWebhookTests {
         defer { cluster.dropDatabase(url: url) }
         let sink = try makeSink([200])
         defer { sink.stop() }
-        let a = try startNodeAInProcess(url)
+        let (a, id) = try await deliveredJob(url, sink: sink)
         defer { a.stop() }
-        let id = try await submit(a.client, sink: sink, input: #"{"name":"alex","max_seconds":0}"#)
-        #expect(try await eventually { try await a.client.get("/v1/jobs/\(id)/deliveries").json["state"] as? String == "delivered" })
         // Node B's heartbeat is a minute away: its lease lapses in the database (as in a long
         // pause) before B can notice.
         let b = try startNodeB(url, lease: NodeLeaseSettings(heartbeat: .seconds(60), lease: .seconds(180)))
@@ -238,5 +249,25 @@ struct CrossNodeWebhookTests {
         #expect(refused.json["type"] as? String == "urn:jobpool:problem:redelivery-not-stored", "\(refused.json)")
         #expect(refused.header("Retry-After") == "1")
         #expect(try await !eventually(timeout: .seconds(2)) { sink.requestCount > 1 }, "nothing is sent")
+    }
+
+    @Test("a redelivery while the database is away answers 503 within its wait, not when the database is back")
+    func redeliveryDuringOutageAnswers() async throws {
+        // A server of its own, since this test stops it.
+        let server = try PostgresTestCluster.makePrivate()
+        defer { server.stop() }
+        let url = try server.makeDatabase()
+        let sink = try makeSink([200])
+        defer { sink.stop() }
+        let (a, id) = try await deliveredJob(url, sink: sink)
+        defer { a.stop() }
+        try server.stopServer()
+        defer { try? server.startServer() }
+        let asked = ContinuousClock.now
+        let answer = try await a.client.post("/v1/jobs/\(id)/deliveries/redeliver")
+        #expect(answer.status == 503, "\(answer.text)")
+        #expect(ContinuousClock.now - asked < .seconds(15), "answered within the wait, with the database still away")
+        let type = answer.json["type"] as? String
+        #expect(type == "urn:jobpool:problem:redelivery-not-confirmed" || type == "urn:jobpool:problem:store-unavailable", "\(answer.text)")
     }
 }

@@ -33,4 +33,29 @@ struct WebhookDelivererTests {
         #expect(try await !eventually(timeout: .milliseconds(500)) { job.snapshot().webhook?.state != .pending })
         #expect(deliverer.deliveryCounts()[.delivered] == nil)
     }
+
+    @Test("a second redelivery while the first is being stored waits for the same answer: both are told it was refused")
+    func secondRedeliveryWaitsForTheFirst() throws {
+        let pending = Mutex<[@Sendable (Result<Void, StoreError>) -> Void]>([])
+        let client = OutboundHTTPClient(configuration: .init(policy: AddressPolicy(allowed: [CIDR("127.0.0.1/32")!])))
+        let deliverer = WebhookDeliverer(configuration: .init(), client: client, logger: Logger(label: "test"), persist: { change, durable in
+            guard case .webhookRedelivered = change, let durable else { return durable?(.success(())) ?? () }
+            pending.withLock { $0.append(durable) } // answered by the test
+        }, renderBody: { type, _ in Array(#"{"type":"\#(type)"}"#.utf8) })
+        let record = JobRecord(id: JobID(), kind: "write_code", input: .null, status: .succeeded, result: .null, createdAt: Date(),
+                               startedAt: Date(), finishedAt: Date(), webhook: WebhookTarget(url: "http://127.0.0.1:9/hook", key: Array("key".utf8)))
+        let job = Job(restoring: record, webhookStatus: WebhookStatus(url: "http://127.0.0.1:9/hook", state: .delivered, attempts: 1),
+                      onStateChange: nil, work: { _ throws(JobFailure) in .null })
+        var event = deliverer.makeEvent(for: job, final: job.snapshot())
+        event.state = .delivered
+        _ = deliverer.restore([event], schedulePending: false) { _ in job }
+        let told = Mutex<[Bool]>([])
+        #expect(deliverer.redeliver(jobID: job.id) { stored in told.withLock { $0.append(stored) } } == .queued)
+        #expect(deliverer.redeliver(jobID: job.id) { stored in told.withLock { $0.append(stored) } } == .queued,
+                "not answered before the first is stored")
+        let durable = try #require(pending.withLock { $0.first })
+        #expect(pending.withLock { $0.count } == 1, "one write for both")
+        durable(.failure(StoreError("the event is another node's now", isStale: true)))
+        #expect(told.withLock { $0 } == [false, false])
+    }
 }

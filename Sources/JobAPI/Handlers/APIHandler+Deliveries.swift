@@ -48,26 +48,46 @@ extension APIHandler {
         }
     }
 
+    /// How long a redelivery's answer waits for its write: a store that loses its database
+    /// retries the write until it is back, and the client is not kept waiting that long.
+    static let redeliveryWait: Duration = .seconds(10)
+
+    /// The one answer a redelivery gets: once stored, or at ``redeliveryWait``. Loop thread only.
+    private final class RedeliveryAnswer {
+        var isGiven = false
+        var timer: LoopTimer?
+    }
+
     /// Answers `202` once the redelivery is stored, as a submission is (a store that cannot be
-    /// written answers `503` at once rather than keeping the client waiting for it).
+    /// written answers `503` at once rather than keeping the client waiting for it, and one
+    /// that has not stored it within ``redeliveryWait`` answers `503` then).
     private func redeliver(_ job: Job, request: HTTPRequest) throws(Problem) {
         guard executor.isStoreWritable else {
             throw Problem("store-unavailable", title: "Job store unavailable", status: 503,
                           detail: "The job store cannot be written now, so the redelivery was not queued. Retry after the Retry-After delay.",
                           headers: [("Retry-After", "5")])
         }
-        let pending = LoopBound((handler: self, request: request), on: loop)
+        let answer = RedeliveryAnswer()
+        let pending = LoopBound((handler: self, request: request, answer: answer), on: loop)
         let loop = self.loop
         let outcome = webhooks.redeliver(jobID: job.id) { stored in
             loop.execute {
-                let (handler, request) = pending.value
+                let (handler, request, answer) = pending.value
+                guard !answer.isGiven else { return }
+                answer.isGiven = true
+                answer.timer?.cancel()
                 guard stored else { return handler.respond(request, problem: Self.redeliveryNotStored(job.id)) }
                 handler.respond(request, status: 202, current: job)
             }
         }
         switch outcome {
         case .queued:
-            return // answered once stored
+            // Answered once stored (the closure above runs on this loop, after this returns).
+            answer.timer = loop.schedule(after: Self.redeliveryWait) { [unowned self] in
+                guard !answer.isGiven else { return }
+                answer.isGiven = true
+                respond(request, problem: Self.redeliveryNotConfirmed(job.id))
+            }
         case .alreadyQueued:
             respond(request, status: 202, current: job)
         case .noEvent:
@@ -84,6 +104,12 @@ extension APIHandler {
         Problem("redelivery-not-stored", title: "Redelivery not stored", status: 503,
                 detail: "The redelivery of job \(id)'s webhook could not be stored (this server lost its place in the cluster for a moment, or the job was deleted meanwhile), so nothing will be sent. Retry after the Retry-After delay.",
                 headers: [("Retry-After", "1")])
+    }
+
+    private static func redeliveryNotConfirmed(_ id: JobID) -> Problem {
+        Problem("redelivery-not-confirmed", title: "Redelivery not yet stored", status: 503,
+                detail: "The redelivery of job \(id)'s webhook was not stored within \(redeliveryWait.components.seconds) s (the job store is slow or unreachable). It may still be stored and sent: look at GET /v1/jobs/\(id)/deliveries before retrying.",
+                headers: [("Retry-After", "5")])
     }
 
     private static func noWebhook(_ id: JobID) -> Problem {
