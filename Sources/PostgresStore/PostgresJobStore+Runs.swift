@@ -110,6 +110,10 @@ extension PostgresJobStore {
 
     /// The finishes' statement: `$1`…`$13` are the columns of the finishes, one array each,
     /// `$14` this node. Its joins are index lookups by job ID (``writerSettings(nodeID:)``).
+    ///
+    /// It logs its own events (``PostgresSchema/version8``). The state a job leaves is
+    /// `running` for a claimed job; a job finished unclaimed (a cancel while queued) has its
+    /// old row read by key: the statement's snapshot still sees it as it was.
     static let finishSQL = """
         WITH v AS (
             SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
@@ -123,7 +127,10 @@ extension PostgresJobStore {
             FROM v WHERE j.id = v.id AND j.attempt = v.attempt AND j.finished_at IS NULL
               AND CASE WHEN v.node IS NULL THEN j.status IN ('queued', 'scheduled')
                        ELSE j.status = 'running' AND j.node = v.node \(PostgresJobStore.leaseHolds("v.node")) END
-            RETURNING j.id, v.attempt, v.status, v.error_code, v.finished_at, v.started_at, v.webhook_id, v.url, v.body, v.node),
+            RETURNING j.id, v.attempt, v.status, v.error_code, v.error_message, v.error_status, v.finished_at, v.started_at,
+                      v.webhook_id, v.url, v.body, v.node, j.kind, j.owner, j.max_attempts, j.started_at AS ran_from,
+                      CASE WHEN v.node IS NOT NULL THEN 'running'
+                           ELSE (SELECT o.status FROM jobs o WHERE o.id = j.id) END AS finished_from),
         attempts AS (
             INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code, node)
             SELECT id, attempt, started_at, finished_at, status, error_code, node FROM finished WHERE started_at IS NOT NULL
@@ -132,7 +139,18 @@ extension PostgresJobStore {
                 node = excluded.node),
         events AS (
             INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
-            SELECT id, webhook_id, url, body, 'pending', 0, NULL, $14::uuid FROM finished WHERE webhook_id IS NOT NULL)
+            SELECT id, webhook_id, url, body, 'pending', 0, NULL, $14::uuid FROM finished WHERE webhook_id IS NOT NULL),
+        logged AS (
+            INSERT INTO job_events (at, job_id, event, status, kind, owner, attempt, max_attempts,
+                                    error_code, error_message, error_status)
+            SELECT CASE WHEN e.status IN ('queued', 'running') THEN coalesce(f.ran_from, f.finished_at) ELSE f.finished_at END,
+                   f.id, e.event, e.status, f.kind, f.owner, f.attempt, f.max_attempts,
+                   CASE WHEN e.status IN ('failed', 'cancelled') THEN f.error_code END,
+                   CASE WHEN e.status IN ('failed', 'cancelled') THEN f.error_message END,
+                   CASE WHEN e.status IN ('failed', 'cancelled') THEN f.error_status END
+            FROM finished f CROSS JOIN LATERAL jobpool_change_events(f.finished_from, f.status, f.ran_from IS NOT NULL) e
+            WHERE \(PostgresSchema.changesLoggedHere)
+            ORDER BY f.id, e.step)
         SELECT id FROM finished
         UNION ALL
         SELECT j.id FROM v JOIN jobs j ON j.id = v.id

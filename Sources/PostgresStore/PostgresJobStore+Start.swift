@@ -3,9 +3,13 @@ import JobCore
 import Postgres
 
 extension PostgresJobStore {
-    /// The unfinished jobs, oldest first, through `jobs_by_status`.
+    /// The unfinished jobs, oldest first: the waiting ones through `jobs_by_status`, the
+    /// running ones through `jobs_running_by_node` (`jobs_by_status` leaves them out, see
+    /// ``PostgresSchema/version8``).
     static let unfinishedJobsSQL = """
-        SELECT * FROM jobs WHERE status IN ('scheduled', 'queued', 'running') ORDER BY created_at, id
+        SELECT * FROM (SELECT * FROM jobs WHERE status IN ('scheduled', 'queued')
+                       UNION ALL SELECT * FROM jobs WHERE status = 'running') AS unfinished
+        ORDER BY created_at, id
         """
 
     /// The pending webhook events this node holds, with their job's secret: none for a node

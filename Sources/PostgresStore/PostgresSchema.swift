@@ -63,6 +63,8 @@ enum PostgresSchema {
         Migration(version: 6, compatibleFrom: 4, sql: version6),
         // Internal only (how the triggers are planned).
         Migration(version: 7, compatibleFrom: 4, sql: version7),
+        // Internal only (claims and finishes log their own events; the trigger logs the rest).
+        Migration(version: 8, compatibleFrom: 4, sql: version8),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),

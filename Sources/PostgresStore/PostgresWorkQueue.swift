@@ -232,19 +232,30 @@ final class PostgresWorkQueue: WorkQueue {
     /// claim that finds fewer due jobs than free workers (an idle node's every pass) read on
     /// through every job scheduled for later, however far ahead: a million jobs submitted with
     /// tomorrow's `run_at` meant a million rows read per pass per node.
+    ///
+    /// The claim logs its own events (`job.started`, after `job.queued` for a scheduled job),
+    /// rather than through the log trigger (``PostgresSchema/version8``).
     static let claimSQL = """
         WITH claimable AS (
-            SELECT id FROM jobs
+            SELECT id, status FROM jobs
             WHERE status IN ('queued', 'scheduled')
               AND due_key <= (extract(epoch FROM now()) * 1000000)::bigint + \(claimHorizonMicros)
               AND (status = 'queued' OR next_attempt_at <= (extract(epoch FROM now()) * 1000000)::bigint)
             ORDER BY due_key
             LIMIT $2::int
-            FOR UPDATE SKIP LOCKED)
-        UPDATE jobs j SET status = 'running', node = $1::uuid,
-                          started_at = (extract(epoch FROM now()) * 1000000)::bigint, next_attempt_at = NULL
-        FROM claimable WHERE j.id = claimable.id
-        RETURNING j.*
+            FOR UPDATE SKIP LOCKED),
+        claimed AS (
+            UPDATE jobs j SET status = 'running', node = $1::uuid,
+                              started_at = (extract(epoch FROM now()) * 1000000)::bigint, next_attempt_at = NULL
+            FROM claimable WHERE j.id = claimable.id
+            RETURNING j.*, claimable.status AS claimed_from),
+        logged AS (
+            INSERT INTO job_events (at, job_id, event, status, kind, owner, attempt, max_attempts)
+            SELECT c.started_at, c.id, e.event, e.status, c.kind, c.owner, c.attempt, c.max_attempts
+            FROM claimed c CROSS JOIN LATERAL jobpool_change_events(c.claimed_from, 'running', true) e
+            WHERE \(PostgresSchema.changesLoggedHere)
+            ORDER BY c.id, e.step)
+        SELECT * FROM claimed
         """
 
     /// How far past the database's now a claim looks, in `due_key` terms:
