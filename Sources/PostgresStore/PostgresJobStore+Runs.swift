@@ -111,6 +111,9 @@ extension PostgresJobStore {
     /// The finishes' statement: `$1`…`$13` are the columns of the finishes, one array each,
     /// `$14` this node. Its joins are index lookups by job ID (``writerSettings(nodeID:)``).
     ///
+    /// A finish found already written is looked up again only when some finish of the batch
+    /// changed nothing (a one-time condition): the usual batch, all applied, reads no row twice.
+    ///
     /// It logs its own events (``PostgresSchema/version8``). The state a job leaves is
     /// `running` for a claimed job; a job finished unclaimed (a cancel while queued) has its
     /// old row read by key: the statement's snapshot still sees it as it was.
@@ -155,6 +158,7 @@ extension PostgresJobStore {
         UNION ALL
         SELECT j.id FROM v JOIN jobs j ON j.id = v.id
         WHERE j.attempt = v.attempt AND j.status = v.status AND j.finished_at = v.finished_at
+          AND (SELECT count(*) FROM finished) < cardinality($1::uuid[])
         """
 
     /// The fencing's last condition: the claiming node's lease has not expired (by the
