@@ -92,6 +92,29 @@ struct PostgresClaimTests {
         #expect(!read.contains("Bitmap") && !read.contains("Sort"), "\(plan)")
     }
 
+    @Test("the claim's generic plan, made on a table with statistics, looks the claimed rows up by key")
+    func claimGenericPlanJoinsByKey() throws {
+        let database = try TestDatabase()
+        let store = try database.open(lease: Self.lease)
+        store.close()
+        let setup = try database.connection()
+        defer { setup.close() }
+        try setup.execute("""
+            INSERT INTO jobs (id, created_at, kind, status, input, attempt, max_attempts)
+            SELECT gen_random_uuid(), i, 'write_code', 'queued', '{}', 1, 1 FROM generate_series(1, 20000) i
+            """)
+        try setup.execute("ANALYZE jobs")
+        // The generic plan guesses the LIMIT parameter at a tenth of the table; left to itself,
+        // it merge-joined the claimed rows with the whole of jobs_pkey.
+        let claimer = try PostgresConnection(connectingTo: PostgresConnectionString(database.url),
+                                             settings: PostgresWorkQueue.sessionSettings + [(name: "plan_cache_mode", value: "force_generic_plan")])
+        defer { claimer.close() }
+        try claimer.executeScript("PREPARE claim(uuid, int) AS \(PostgresWorkQueue.claimSQL)")
+        let plan = try claimer.query("EXPLAIN EXECUTE claim(gen_random_uuid(), 40)").map { try $0.string("QUERY PLAN") }.joined(separator: "\n")
+        #expect(!plan.contains("Merge Join") && !plan.contains("Hash Join"), "\(plan)")
+        #expect(plan.contains("Index Scan using jobs_pkey on jobs j") && plan.contains("Index Scan using jobs_due"), "\(plan)")
+    }
+
     @Test("a claim stops at the horizon: jobs scheduled for tomorrow are not read, however many")
     func claimStopsAtTheHorizon() throws {
         let database = try TestDatabase()
