@@ -179,6 +179,7 @@ let package = Package(
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "JobCore", "StoreTestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: [
             "Postgres", "PostgresStore", "PostgresTestSupport", "StoreTestSupport", "JobCore", .product(name: "Logging", package: "swift-log"),
+            .product(name: "InMemoryLogging", package: "swift-log"),
         ]),
     ],
     swiftLanguageModes: [.v6]

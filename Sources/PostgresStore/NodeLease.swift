@@ -44,12 +44,17 @@ final class NodeLease: Sendable {
     private let exited = DispatchGroup()
     /// Runs on the heartbeat's connection after each beat that holds the lease (the rescue).
     private let afterBeat = Mutex<(@Sendable (PostgresConnection) -> Void)?>(nil)
+    private let clockCheck: DatabaseClockCheck
 
-    /// - Parameter nodeID: the ID to register first (a lowercase UUID).
-    init(nodeID: String, target: PostgresConnectionString, settings: NodeLeaseSettings, logger: Logger) {
+    /// - Parameters:
+    ///   - nodeID: the ID to register first (a lowercase UUID).
+    ///   - wallClock: this node's clock, compared with the database's at every beat.
+    init(nodeID: String, target: PostgresConnectionString, settings: NodeLeaseSettings, logger: Logger,
+         wallClock: @escaping @Sendable () -> Date = Date.init) {
         self.target = target
         self.settings = settings
         self.logger = logger
+        clockCheck = DatabaseClockCheck(logger: logger, wallClock: wallClock)
         state = Mutex(State(nodeID: nodeID))
     }
 
@@ -143,9 +148,11 @@ final class NodeLease: Sendable {
             WITH registered AS (
                 INSERT INTO nodes (id, lease_until, host, pid) VALUES ($1::uuid, now() + $2::bigint * interval '1 microsecond', $3, $4::int)
                 RETURNING id)
-            SELECT (SELECT count(*) FROM nodes WHERE lease_until > now()) + (SELECT count(*) FROM registered) AS live
+            SELECT (SELECT count(*) FROM nodes WHERE lease_until > now()) + (SELECT count(*) FROM registered) AS live,
+                   \(DatabaseClockCheck.databaseClockColumn)
             """, [nodeID, settings.lease.clampedMicroseconds, ProcessInfo.processInfo.hostName, Int(ProcessInfo.processInfo.processIdentifier)])
         let live = try rows.first?.int("live") ?? 1
+        if let databaseMicros = try rows.first?.int64("database_micros") { clockCheck.check(databaseMicros: databaseMicros, nodeID: nodeID) }
         state.withLock { state in
             state.registered = true
             state.liveNodes = live
@@ -162,9 +169,11 @@ final class NodeLease: Sendable {
                 UPDATE nodes SET lease_until = now() + $2::bigint * interval '1 microsecond', renewed_at = now()
                 WHERE id = $1::uuid AND lease_until > now()
                 RETURNING id)
-            SELECT (SELECT count(*) FROM renewed) AS renewed, (SELECT count(*) FROM nodes WHERE lease_until > now()) AS live
+            SELECT (SELECT count(*) FROM renewed) AS renewed, (SELECT count(*) FROM nodes WHERE lease_until > now()) AS live,
+                   \(DatabaseClockCheck.databaseClockColumn)
             """, [nodeID, settings.lease.clampedMicroseconds])
         guard let row = rows.first, try row.int("renewed") == 1 else { return false }
+        clockCheck.check(databaseMicros: try row.int64("database_micros"), nodeID: nodeID)
         let live = try row.int("live")
         state.withLock { $0.liveNodes = live }
         return true

@@ -1,5 +1,7 @@
 import Foundation
+import InMemoryLogging
 import JobCore
+import Logging
 import Postgres
 import PostgresTestSupport
 import StoreTestSupport
@@ -82,5 +84,45 @@ struct PostgresNodeLeaseTests {
         guard !valid else { return }
         let database = try TestDatabase()
         #expect { _ = try database.open(lease: settings) } throws: { "\($0)".contains("heartbeat") }
+    }
+}
+
+/// The heartbeat compares this node's clock with the database's, and says so in the log.
+@Suite("PostgreSQL node clocks against the database's", .needsPostgres)
+struct PostgresNodeClockTests {
+    /// Beats a lease whose node clock is `offset` from the real one until it has renewed a
+    /// few times; returns the warnings it logged.
+    func warnings(offset: TimeInterval) throws -> [(message: String, offset: String)] {
+        let database = try TestDatabase()
+        let log = InMemoryLogHandler()
+        let lease = NodeLease(nodeID: UUID().uuidString.lowercased(), target: PostgresConnectionString(database.url),
+                              settings: PostgresNodeLeaseTests.fast, logger: Logger(label: "test") { _ in log },
+                              wallClock: { Date().addingTimeInterval(offset) })
+        lease.start()
+        defer { lease.stop() }
+        let connection = try database.connection()
+        defer { connection.close() }
+        func renewedAt() throws -> Double? {
+            try connection.query("SELECT extract(epoch FROM renewed_at)::float8 AS at FROM nodes").first?.optionalDouble("at")
+        }
+        // Registered, then renewed for half a second more: five beats at least (one per 100 ms).
+        #expect(try eventually { try renewedAt() != nil })
+        let first = try #require(try renewedAt())
+        #expect(try eventually { try (renewedAt() ?? 0) > first + 0.5 })
+        return log.entries.filter { $0.level == .warning }.map { ("\($0.message)", "\($0.metadata["clock_offset_seconds"] ?? "")") }
+    }
+
+    @Test("a node clock two minutes ahead is logged once, with the offset; one in sync is not")
+    func aheadIsLoggedOnce() throws {
+        let ahead = try warnings(offset: 120)
+        #expect(ahead.count == 1, "once, not at every beat: \(ahead)")
+        #expect(ahead.first?.message.contains("ahead of the database's") == true && ahead.first?.offset.hasPrefix("12") == true, "\(ahead)")
+        #expect(try warnings(offset: 0).isEmpty)
+    }
+
+    @Test("a node clock behind the database's is logged too")
+    func behindIsLogged() throws {
+        let behind = try warnings(offset: -30)
+        #expect(behind.count == 1 && behind.first?.message.contains("behind the database's") == true, "\(behind)")
     }
 }

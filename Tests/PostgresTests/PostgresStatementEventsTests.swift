@@ -28,7 +28,7 @@ struct PostgresStatementEventsTests {
         let node = try #require(store.cluster?.nodeID)
         try connection.execute("BEGIN")
         let claimed = try connection.query(PostgresWorkQueue.claimSQL, [node, 2]).map { try PostgresRowDecoding.jobID($0, "id") }
-        try connection.query("""
+        try connection.execute("""
             UPDATE jobs SET status = 'cancelled', finished_at = 1, error_code = 'cancelled', error_message = 'by hand' WHERE id = $1::uuid
             """, [cancelledInTransaction.id.description])
         try connection.execute("COMMIT")
