@@ -10,6 +10,8 @@ extension PostgresSchema {
     /// - `jobpool_change_events(old, new, started)`: the events of one change of state, in
     ///   order; it mirrors `JobChange.Event(from:to:)`. The trigger and the statements share it,
     ///   so that a change is logged alike on either path. It is inlined into each caller's plan.
+    ///   Each event of one change has its own step, which the callers sort by: version 4 gave
+    ///   `job.started` and the final event one step, and a sort may swap equal keys.
     /// - The log trigger skips a statement that set `jobpool.changes_logged` for its
     ///   transaction, and clears it, so that the transaction's next statement is logged by the
     ///   trigger again. A statement trigger fires once for each `UPDATE`, even one that changed
@@ -18,8 +20,11 @@ extension PostgresSchema {
     /// And `jobs_by_status` leaves running jobs out. A change of state cannot be a HOT update,
     /// so each one adds an entry to every index whose predicate the new row meets, and a claim
     /// paid for one here that no query needs: the running jobs are found through
-    /// `jobs_running_by_node`, never more than the cluster's workers. Rebuilding the index
-    /// holds writes to `jobs` for as long as the build takes (about a second per million jobs).
+    /// `jobs_running_by_node`, never more than the cluster's workers. The new index is built
+    /// beside the old one: writes to `jobs` wait for the build (about a second per million
+    /// jobs), reads go on until the old index is dropped at the end. A list filtered by status
+    /// names the status in its SQL, not as a parameter, so that a generic plan can prove the
+    /// predicate (``PostgresJobListQuery``).
     ///
     /// Internal: a version 7 jobpool never sets the flag, so its writes are logged by the
     /// trigger as before. Contract later: when no version 7 node remains, a version that
@@ -38,7 +43,7 @@ extension PostgresSchema {
             UNION ALL
             SELECT 2, 'job.retried', 'scheduled' WHERE new_status = 'scheduled' AND old_status = 'running'
             UNION ALL
-            SELECT 2, 'job.' || new_status, new_status
+            SELECT 3, 'job.' || new_status, new_status
             WHERE old_status IS DISTINCT FROM new_status AND new_status IN ('succeeded', 'failed', 'cancelled')
         $$;
 
@@ -65,8 +70,11 @@ extension PostgresSchema {
         END
         $$;
 
+        -- Built beside the old one, so that reads go on while it builds (CREATE INDEX holds
+        -- writes only); the old one is dropped, under a brief exclusive lock, last.
+        CREATE INDEX jobs_by_status_without_running ON jobs (status, created_at, id) WHERE status <> 'running';
         DROP INDEX jobs_by_status;
-        CREATE INDEX jobs_by_status ON jobs (status, created_at, id) WHERE status <> 'running';
+        ALTER INDEX jobs_by_status_without_running RENAME TO jobs_by_status;
         """
 
     /// The condition a statement that logs its own changes puts on its `job_events` insert:
