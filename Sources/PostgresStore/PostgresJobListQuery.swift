@@ -20,7 +20,11 @@ struct PostgresJobListQuery {
             return "$\(parameters.count)\(cast)"
         }
         if let owner = filter.owner { terms.append("j.owner = \(placeholder(owner))") }
-        if let status = filter.status { terms.append("j.status = \(placeholder(status.rawValue))") }
+        // A literal, not a parameter: `jobs_by_status` leaves running jobs out, and a generic
+        // plan (the list is a prepared statement) could not prove `status <> 'running'` from
+        // `status = $1`, so it would read the table by creation time instead. The value is one
+        // of `JobState`'s raw values, plain lowercase words.
+        if let status = filter.status { terms.append("j.status = '\(status.rawValue)'") }
         if let kind = filter.kind { terms.append("j.kind = \(placeholder(kind))") }
         if let from = filter.createdFrom {
             terms.append("j.created_at >= \(placeholder(StoredTime.firstMicros(notBefore: from), "::bigint"))")
