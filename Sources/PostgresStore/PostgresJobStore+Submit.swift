@@ -20,28 +20,41 @@ extension PostgresJobStore {
         try insert(jobs, on: connection)
     }
 
-    /// Inserts jobs in one statement, whatever their number: one array per column, so that the
-    /// statement's text is always the same and is prepared once per connection. (A multi-row
-    /// `VALUES` of 17 parameters a row was a new text for every batch size, parsed and planned
-    /// every time, and never prepared past 64 parameters: measured, a tenth of a busy
-    /// database's time went to parsing and analysing submissions.)
+    /// Inserts jobs, one array per column: the statement's text is always the same, so it is
+    /// prepared once per connection. (A multi-row `VALUES` of 17 parameters a row was a new text
+    /// for every batch size, parsed and planned every time, and never prepared past 64
+    /// parameters: measured, a tenth of a busy database's time went to parsing and analysing
+    /// submissions.) A batch goes in statements of at most ``rowsPerInsert`` jobs, or about
+    /// ``bytesPerInsert`` of input: a group commit after a stall can gather a great many
+    /// submissions, and one parameter may not pass 1 GB.
     func insert(_ jobs: [JobRecord], on connection: PostgresConnection) throws {
-        guard !jobs.isEmpty else { return }
         var columns = Array(repeating: [String?](), count: 17)
-        for column in columns.indices { columns[column].reserveCapacity(jobs.count) }
+        var inputBytes = 0
+        func flush() throws {
+            guard !columns[0].isEmpty else { return }
+            try connection.execute(Self.insertSQL, columns.map { PostgresArray($0) })
+            for column in columns.indices { columns[column].removeAll(keepingCapacity: true) }
+            inputBytes = 0
+        }
         for job in jobs {
             let idempotency = job.options.idempotency
+            let input = PostgresRowDecoding.json(job.input)
             let row: [(any PostgresBindable)?] = [
                 job.id.description, StoredTime.micros(job.createdAt), job.kind, job.status.rawValue,
-                PostgresRowDecoding.json(job.input), job.attempt, job.maxAttempts, job.webhook?.url,
+                input, job.attempt, job.maxAttempts, job.webhook?.url,
                 job.webhook.map { PostgresBytes($0.key) }, job.owner, job.options.priority, job.options.timeLimitSeconds,
                 job.nextAttemptAt.map(StoredTime.micros), idempotency?.key, idempotency?.fingerprint,
                 idempotency.map { StoredTime.micros($0.expiresAt) }, idempotency?.webhookSecretGenerated ?? false,
             ]
             for (column, value) in row.enumerated() { columns[column].append(value?.postgresText) }
+            inputBytes += input.utf8.count
+            if columns[0].count >= Self.rowsPerInsert || inputBytes >= Self.bytesPerInsert { try flush() }
         }
-        try connection.execute(Self.insertSQL, columns.map { PostgresArray($0) })
+        try flush()
     }
+
+    static let rowsPerInsert = 1000
+    static let bytesPerInsert = 16 << 20
 
     /// `$1`…`$17`: the columns of the jobs, one array each, in the order listed.
     static let insertSQL = """
