@@ -36,9 +36,10 @@ final class DatabaseClockCheck: Sendable {
     /// just read it (a round trip's error at most: milliseconds).
     func check(databaseMicros: Int64, nodeID: String) {
         let offset = wallClock().timeIntervalSince1970 - Double(databaseMicros) / 1_000_000
-        let agrees = abs(offset) <= Self.tolerance.seconds
         let shouldLog = lastWarning.withLock { last -> Bool in
-            if agrees {
+            // Once warned, the clocks count as agreeing again only within half the tolerance:
+            // an offset that hovers about the tolerance is not logged at every crossing.
+            if abs(offset) <= Self.tolerance.seconds / (last == nil ? 1 : 2) {
                 defer { last = nil }
                 return last != nil
             }
@@ -49,14 +50,14 @@ final class DatabaseClockCheck: Sendable {
         guard shouldLog else { return }
         let seconds = String(format: "%.1f", abs(offset))
         let metadata: Logger.Metadata = ["node": "\(nodeID)", "clock_offset_seconds": "\(String(format: "%.1f", offset))"]
-        if agrees {
+        if abs(offset) <= Self.tolerance.seconds {
             logger.info("This node's clock agrees with the database's again", metadata: metadata)
         } else if offset > 0 {
             let allowance = PostgresWorkQueue.clockAllowance.components.seconds
-            logger.warning("This node's clock is \(seconds) s ahead of the database's: jobs submitted here queue behind other nodes' as if submitted \(seconds) s later (a priority level per 10 s), and more than \(allowance) s ahead they wait for the database's clock before any node claims them; retries and run_at times from here come late by as much. Keep the clocks in sync (NTP).",
+            logger.warning("This node's clock is \(seconds) s ahead of the database's: jobs submitted here queue behind other nodes' as if submitted \(seconds) s later (a priority level per 10 s), and from \(allowance) s ahead (more at higher priorities) they wait for the database's clock before any node claims them; retries and delay_seconds from here come late by as much, and a run_at less than that far ahead runs at once. Keep the clocks in sync (NTP).",
                            metadata: metadata)
         } else {
-            logger.warning("This node's clock is \(seconds) s behind the database's: jobs submitted here queue ahead of other nodes' as if submitted \(seconds) s earlier (a priority level per 10 s), and retries and run_at times from here come early by as much. Keep the clocks in sync (NTP).",
+            logger.warning("This node's clock is \(seconds) s behind the database's: jobs submitted here queue ahead of other nodes' as if submitted \(seconds) s earlier (a priority level per 10 s), and retries and delay_seconds from here come early by as much. Keep the clocks in sync (NTP).",
                            metadata: metadata)
         }
     }
