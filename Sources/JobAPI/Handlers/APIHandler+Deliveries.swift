@@ -63,9 +63,7 @@ extension APIHandler {
     /// that has not stored it within ``redeliveryWait`` answers `503` then).
     private func redeliver(_ job: Job, request: HTTPRequest) throws(Problem) {
         guard executor.isStoreWritable else {
-            throw Problem("store-unavailable", title: "Job store unavailable", status: 503,
-                          detail: "The job store cannot be written now, so the redelivery was not queued. Retry after the Retry-After delay.",
-                          headers: [("Retry-After", "5")])
+            throw Problem.storeUnavailable("The job store cannot be written now, so the redelivery was not queued. Retry after the Retry-After delay.")
         }
         let answer = RedeliveryAnswer()
         let pending = LoopBound((handler: self, request: request, answer: answer), on: loop)

@@ -160,9 +160,7 @@ extension APIHandler {
             // Only when the job that took the key could not be read back (see createJob).
             return Problem.idempotencyKeyInFlight
         case .storeUnavailable(let message):
-            return Problem("store-unavailable", title: "Job store unavailable", status: 503,
-                           detail: "The job could not be stored, so it was not accepted: \(message). Nothing was created; retry after the Retry-After delay.",
-                           headers: [("Retry-After", "5")])
+            return Problem.storeUnavailable("The job could not be stored, so it was not accepted: \(message). Nothing was created; retry after the Retry-After delay.")
         }
     }
 }

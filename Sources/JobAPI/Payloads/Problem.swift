@@ -76,11 +76,14 @@ extension Problem {
                 detail: "There is no resource at \(path). The API lives under /v1/jobs.")
     }
 
+    /// The store could not be read or written now; `detail` says what was not done.
+    static func storeUnavailable(_ detail: String) -> Problem {
+        Problem("store-unavailable", title: "Job store unavailable", status: 503, detail: detail, headers: [("Retry-After", "5")])
+    }
+
     /// The store could not answer a read (a damaged file, an I/O error): nothing changed.
     static func storeReadFailed(_ message: String) -> Problem {
-        Problem("store-unavailable", title: "Job store unavailable", status: 503,
-                detail: "The job store could not be read: \(message). Nothing was changed; retry after the Retry-After delay.",
-                headers: [("Retry-After", "5")])
+        storeUnavailable("The job store could not be read: \(message). Nothing was changed; retry after the Retry-After delay.")
     }
 
     static func jobNotFound(_ id: String) -> Problem {
