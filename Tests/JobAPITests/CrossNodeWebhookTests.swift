@@ -251,6 +251,31 @@ struct CrossNodeWebhookTests {
         #expect(try await !eventually(timeout: .seconds(2)) { sink.requestCount > 1 }, "nothing is sent")
     }
 
+    @Test("a redelivery whose write waits on a row lock answers 503 redelivery-not-confirmed after its wait; once the lock is gone it is stored and sent")
+    func unconfirmedRedeliveryIsStoredLater() async throws {
+        let cluster = try PostgresTestCluster.shared()
+        let url = try cluster.makeDatabase()
+        defer { cluster.dropDatabase(url: url) }
+        let sink = try makeSink([200])
+        defer { sink.stop() }
+        let (a, id) = try await deliveredJob(url, sink: sink)
+        defer { a.stop() }
+        // Another session holds the event's row: the redelivery's write waits for it.
+        let holder = try PostgresConnection(connectingTo: PostgresConnectionString(url))
+        defer { holder.close() }
+        try holder.execute("BEGIN")
+        try holder.execute("SELECT 1 FROM webhook_events WHERE job_id = $1::uuid FOR UPDATE", [id])
+        let asked = ContinuousClock.now
+        let answer = try await a.client.post("/v1/jobs/\(id)/deliveries/redeliver")
+        let waited = ContinuousClock.now - asked
+        #expect(answer.status == 503, "\(answer.text)")
+        #expect(answer.json["type"] as? String == "urn:jobpool:problem:redelivery-not-confirmed", "\(answer.text)")
+        #expect(waited >= .seconds(9) && waited < .seconds(20), "answered at the wait (10 s), not before: \(waited)")
+        #expect(sink.requestCount == 1, "nothing sent while the write waits")
+        try holder.execute("ROLLBACK")
+        #expect(try await eventually { sink.requestCount == 2 }, "stored once the lock is gone, then sent")
+    }
+
     @Test("a redelivery while the database is away answers 503 within its wait, not when the database is back")
     func redeliveryDuringOutageAnswers() async throws {
         // A server of its own, since this test stops it.
