@@ -36,6 +36,14 @@ struct PostgresClaimTests {
         }
     }
 
+    /// Inserts `count` queued jobs straight into the table, created at 1…`count` µs since 1970.
+    func insertQueuedJobs(_ count: Int, on connection: PostgresConnection) throws {
+        try connection.execute("""
+            INSERT INTO jobs (id, created_at, kind, status, input, attempt, max_attempts)
+            SELECT gen_random_uuid(), i, 'write_code', 'queued', '{}', 1, 1 FROM generate_series(1, $1::int) i
+            """, [count])
+    }
+
     @Test("a claim takes only as many due jobs as there are free workers, highest priority first, and records the start")
     func claimsForFreeWorkers() throws {
         let database = try TestDatabase()
@@ -76,10 +84,7 @@ struct PostgresClaimTests {
         // Left to itself, the planner then guesses a few rows and reads them with a bitmap
         // scan and a sort (checked by hand on PostgreSQL 15).
         try setup.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
-        try setup.execute("""
-            INSERT INTO jobs (id, created_at, kind, status, input, attempt, max_attempts)
-            SELECT gen_random_uuid(), i, 'write_code', 'queued', '{}', 1, 1 FROM generate_series(1, 5000) i
-            """)
+        try insertQueuedJobs(5000, on: setup)
         let claimer = try PostgresWorkQueue.claimerConnection(to: PostgresConnectionString(database.url))
         defer { claimer.close() }
         let plan = try claimer.query("EXPLAIN " + PostgresWorkQueue.claimSQL, [UUID().uuidString.lowercased(), 40])
@@ -99,10 +104,7 @@ struct PostgresClaimTests {
         store.close()
         let setup = try database.connection()
         defer { setup.close() }
-        try setup.execute("""
-            INSERT INTO jobs (id, created_at, kind, status, input, attempt, max_attempts)
-            SELECT gen_random_uuid(), i, 'write_code', 'queued', '{}', 1, 1 FROM generate_series(1, 20000) i
-            """)
+        try insertQueuedJobs(20000, on: setup)
         try setup.execute("ANALYZE jobs")
         // The generic plan guesses the LIMIT parameter at a tenth of the table; left to itself,
         // it merge-joined the claimed rows with the whole of jobs_pkey.
