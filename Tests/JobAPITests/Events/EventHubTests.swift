@@ -100,7 +100,10 @@ struct EventHubTests {
             // The stream stays open after the reset and carries on live.
             let later = try await submitQuick(server, count: 1)
             await late.read(until: finished(later))
-            #expect(late.jobEvents.map(\.name) == ["job.created", "job.started", "job.succeeded"])
+            // The earlier jobs' last changes may still come live after the reset (on PostgreSQL
+            // the log is read back after each commit, and the watcher stopped at the reset).
+            #expect(late.jobEvents.filter { $0.jobID == later[0] }.map(\.name) == ["job.created", "job.started", "job.succeeded"])
+            #expect(late.jobEvents.allSatisfy { $0.jobID.map { ($0 == later[0]) || ids.contains($0) } ?? false }, "\(late.jobEvents.map(\.name))")
         }
         // Inside the window, no reset: the last 5 changes are kept.
         let newest = try #require(late.events.compactMap(\.id).max())
