@@ -8,6 +8,11 @@ import Postgres
 /// created-at range and the cursor bound that index's `(created_at, id)` tail. Of an upper
 /// bound from `createdBefore` and one from the cursor only the tighter is written, as in the
 /// SQLite store.
+///
+/// The status, kind and creation-time indexes leave running jobs out (schema 8 and 9), so a
+/// list not filtered by status reads two parts, each in order, and merges them: the jobs that
+/// are not running, through those indexes, and the running ones (never more than the
+/// cluster's workers) through `jobs_running_by_node`.
 struct PostgresJobListQuery {
     var sql: String
     var parameters: [(any PostgresBindable)?]
@@ -37,11 +42,20 @@ struct PostgresJobListQuery {
             terms.append("j.created_at < \(placeholder(before, "::bigint"))")
         }
         let limit = placeholder(max(0, limit), "::int")
+        let order = "ORDER BY j.created_at DESC, j.id DESC LIMIT \(limit)"
+        func filtered(_ terms: [String]) -> String { terms.isEmpty ? "" : "WHERE " + terms.joined(separator: " AND ") }
+        var rows = "jobs j", conditions = terms
+        if filter.status == nil {
+            // Each part names its status condition as a literal, for the generic plan's sake.
+            let parts = ["j.status <> 'running'", "j.status = 'running'"].map { "(SELECT * FROM jobs j \(filtered(terms + [$0])) \(order))" }
+            rows = "(\(parts.joined(separator: " UNION ALL "))) j"
+            conditions = []
+        }
         sql = """
             SELECT j.*, \(PostgresRowDecoding.webhookStatusColumns)
-            FROM jobs j LEFT JOIN webhook_events e ON e.job_id = j.id
-            \(terms.isEmpty ? "" : "WHERE " + terms.joined(separator: " AND "))
-            ORDER BY j.created_at DESC, j.id DESC LIMIT \(limit)
+            FROM \(rows) LEFT JOIN webhook_events e ON e.job_id = j.id
+            \(filtered(conditions))
+            \(order)
             """
         self.parameters = parameters
     }

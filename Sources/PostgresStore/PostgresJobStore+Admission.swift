@@ -1,5 +1,6 @@
 import JobCore
 import Postgres
+import Synchronization
 
 extension PostgresJobStore {
     /// "jobpool" in ASCII, then 3: taken by a transaction that admits submissions against the
@@ -8,20 +9,23 @@ extension PostgresJobStore {
 
     /// The queue limits (`--max-queued`, `--max-queued-per-tenant`), checked cluster-wide in the
     /// transaction that inserts the submissions: each node alone sees only its own submissions
-    /// in flight, so the table is counted instead.
+    /// in flight, so the database is asked instead.
     ///
     /// A transaction with jobs to queue takes ``admissionLockKey`` first (the writer does, before
-    /// any row lock); the first submission counts the queued jobs (up to the limit), and later
-    /// ones in the batch add to that count as they are admitted. The trade-off: submitting transactions of all nodes
-    /// take turns for the moment between that count and their commit, and the count reads up
-    /// to `--max-queued` index entries once per batch.
+    /// any row lock). Its first submission reads the admission counter and, only when the bound
+    /// it gives leaves no room, counts the queued jobs up to the limit (``AdmissionBound``);
+    /// later ones in the batch add to that as they are admitted. The trade-off: submitting
+    /// transactions of all nodes take turns for the moment between that check and their
+    /// commit. A tenant's share is counted, through `jobs_by_owner_status`, once per batch.
     struct Admission {
         let limits: (maxQueued: Int, maxQueuedPerOwner: Int?)?
+        private let bound: AdmissionBound
         private var queued: Int?
         private var queuedByOwner: [String: Int] = [:]
 
-        init(limits: (maxQueued: Int, maxQueuedPerOwner: Int?)?) {
+        init(limits: (maxQueued: Int, maxQueuedPerOwner: Int?)?, bound: AdmissionBound) {
             self.limits = limits
+            self.bound = bound
         }
 
         /// Why `jobs` (one submission, one owner) may not be queued, or nil once they are
@@ -30,7 +34,7 @@ extension PostgresJobStore {
             guard let limits else { return nil }
             let count = jobs.count { $0.status == .queued }
             guard count > 0 else { return nil }
-            let total = try queuedCount(limits.maxQueued, on: connection)
+            let total = try queuedCount(limits.maxQueued, adding: count, on: connection)
             let owner = jobs[0].owner
             if let owner, let perOwner = limits.maxQueuedPerOwner {
                 let owned = try ownerCount(owner, on: connection)
@@ -46,12 +50,21 @@ extension PostgresJobStore {
             return nil
         }
 
-        private mutating func queuedCount(_ limit: Int, on connection: PostgresConnection) throws -> Int {
+        /// The queued jobs, or more: the bound, while it leaves room for `count` more; counted
+        /// when it does not. The counter is read before the count, so that a job queued in
+        /// between is in both (counted twice: the bound stays a bound).
+        private mutating func queuedCount(_ limit: Int, adding count: Int, on connection: PostgresConnection) throws -> Int {
             if let queued { return queued }
+            let entered = try connection.query("SELECT entered FROM job_admissions").first?.int64("entered")
+            if let entered, let atMost = bound.queuedAtMost(entered: entered), atMost + count <= limit {
+                queued = atMost
+                return atMost
+            }
             let rows = try connection.query("""
                 SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT $1::int) AS q
                 """, [min(limit, Int(Int32.max) - 1) + 1])
             let counted = try rows.first?.int("n") ?? 0
+            if let entered { bound.record(queued: counted, entered: entered) }
             queued = counted
             return counted
         }
@@ -65,5 +78,27 @@ extension PostgresJobStore {
             queuedByOwner[owner] = counted
             return counted
         }
+    }
+}
+
+/// What bounds the cluster's queue from above without counting it: the last exact count, and
+/// `job_admissions.entered` as read just before it (``PostgresSchema/version9``). Every job that
+/// entered `queued` since is in the counter's growth; jobs that left (claimed, cancelled) are
+/// not taken off, so the bound only loosens until the next count. Shared by the writer lanes.
+final class AdmissionBound: Sendable {
+    private let last = Mutex<(queued: Int, entered: Int64)?>(nil)
+
+    /// The most jobs the queue can hold, given the counter `entered` read now; nil before the
+    /// first count, or if the counter went back (a database restored or swapped under the node).
+    func queuedAtMost(entered: Int64) -> Int? {
+        last.withLock { last in
+            guard let last, entered >= last.entered else { return nil }
+            let growth = entered - last.entered
+            return growth > Int64(Int.max - last.queued) ? nil : last.queued + Int(growth)
+        }
+    }
+
+    func record(queued: Int, entered: Int64) {
+        last.withLock { $0 = (queued, entered) }
     }
 }

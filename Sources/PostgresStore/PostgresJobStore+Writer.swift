@@ -65,7 +65,7 @@ extension PostgresJobStore {
     private func write(_ batch: [Item], on connection: PostgresConnection, isolatingSubmissions: Bool) throws -> [Int: StoreError] {
         try connection.transaction {
             var refused: [Int: StoreError] = [:]
-            var admission = Admission(limits: claimer.limits)
+            var admission = Admission(limits: claimer.limits, bound: admissionBound)
             // The admission lock first, before any row lock of this batch: taken after them, two
             // nodes could each hold what the other waits for (a row here, the lock there).
             if admission.limits != nil, batch.contains(where: Self.queuesJobs) {

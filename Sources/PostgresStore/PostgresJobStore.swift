@@ -56,6 +56,8 @@ public final class PostgresJobStore: JobStore {
 
     /// The fencing token of each job this process claimed.
     let claims: ClaimTokens
+    /// What the queue limits are checked against between counts of the queue.
+    let admissionBound = AdmissionBound()
     /// The due work: claimed from the table, by whichever node has a free worker.
     let claimer: PostgresWorkQueue
     public var workQueue: any WorkQueue { claimer }

@@ -54,18 +54,7 @@ extension PostgresSchema {
                 PERFORM set_config('jobpool.changes_logged', 'off', true);
                 RETURN NULL;
             END IF;
-            INSERT INTO job_events (at, job_id, event, status, kind, owner, attempt, max_attempts,
-                                    error_code, error_message, error_status)
-            SELECT CASE WHEN e.status IN ('succeeded', 'failed', 'cancelled') THEN coalesce(n.finished_at, jobpool_clock_micros())
-                        WHEN e.status = 'running' THEN coalesce(n.started_at, jobpool_clock_micros())
-                        ELSE jobpool_clock_micros() END,
-                   n.id, e.event, e.status, n.kind, n.owner, n.attempt, n.max_attempts,
-                   CASE WHEN e.status IN ('failed', 'cancelled', 'scheduled') THEN n.error_code END,
-                   CASE WHEN e.status IN ('failed', 'cancelled', 'scheduled') THEN n.error_message END,
-                   CASE WHEN e.status IN ('failed', 'cancelled', 'scheduled') THEN n.error_status END
-            FROM new_rows n JOIN old_rows o ON o.id = n.id
-            CROSS JOIN LATERAL jobpool_change_events(o.status, n.status, n.started_at IS NOT NULL) e
-            ORDER BY n.id, e.step;
+        \(logChangedRows)
             RETURN NULL;
         END
         $$;
@@ -75,6 +64,23 @@ extension PostgresSchema {
         CREATE INDEX jobs_by_status_without_running ON jobs (status, created_at, id) WHERE status <> 'running';
         DROP INDEX jobs_by_status;
         ALTER INDEX jobs_by_status_without_running RENAME TO jobs_by_status;
+        """
+
+    /// The log trigger's insert since version 8 (every change of state of a statement's rows,
+    /// from its transition tables), which later versions' triggers keep.
+    static let logChangedRows = """
+        INSERT INTO job_events (at, job_id, event, status, kind, owner, attempt, max_attempts,
+                                error_code, error_message, error_status)
+        SELECT CASE WHEN e.status IN ('succeeded', 'failed', 'cancelled') THEN coalesce(n.finished_at, jobpool_clock_micros())
+                    WHEN e.status = 'running' THEN coalesce(n.started_at, jobpool_clock_micros())
+                    ELSE jobpool_clock_micros() END,
+               n.id, e.event, e.status, n.kind, n.owner, n.attempt, n.max_attempts,
+               CASE WHEN e.status IN ('failed', 'cancelled', 'scheduled') THEN n.error_code END,
+               CASE WHEN e.status IN ('failed', 'cancelled', 'scheduled') THEN n.error_message END,
+               CASE WHEN e.status IN ('failed', 'cancelled', 'scheduled') THEN n.error_status END
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+        CROSS JOIN LATERAL jobpool_change_events(o.status, n.status, n.started_at IS NOT NULL) e
+        ORDER BY n.id, e.step;
         """
 
     /// The condition a statement that logs its own changes puts on its `job_events` insert:

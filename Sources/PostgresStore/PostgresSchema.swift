@@ -65,6 +65,8 @@ enum PostgresSchema {
         Migration(version: 7, compatibleFrom: 4, sql: version7),
         // Internal only (claims and finishes log their own events; the trigger logs the rest).
         Migration(version: 8, compatibleFrom: 4, sql: version8),
+        // Expand only (a counter of admissions; list indexes without running jobs).
+        Migration(version: 9, compatibleFrom: 4, sql: version9),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),

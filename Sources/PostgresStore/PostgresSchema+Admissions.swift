@@ -1,0 +1,73 @@
+extension PostgresSchema {
+    /// Fewer writes per job, in two parts.
+    ///
+    /// **Admissions are counted, so the queue is not.** Each submitting transaction checked
+    /// `--max-queued` by counting the queued jobs, up to the limit: with thousands queued,
+    /// 2 ms a batch under the admission lock (measured in `bench/cluster.sh`: 6 µs a job, a
+    /// fourteenth of the database's time). `job_admissions.entered` counts every job that ever
+    /// entered `queued`: inserted queued, or moved back to `queued` (a drain's hand-back, the
+    /// rescue). The triggers keep it, whichever jobpool version writes. A node keeps the last
+    /// exact count and the `entered` read just before it; since then the queue has grown by at
+    /// most what entered it, so that count plus the growth of `entered` bounds the queue from
+    /// above. While the bound leaves room, the submission is admitted without counting; when it
+    /// does not, the queue is counted again (``PostgresJobStore/AdmissionBound``). The limit is
+    /// as exact as before: a job is never admitted past it.
+    ///
+    /// The counter's row stays locked until the transaction that queued jobs commits. The
+    /// submitting transactions take turns under the admission lock anyway; a hand-back or a
+    /// rescue locks the row after its job rows, and waits at most for one submitting commit,
+    /// since no submitting transaction waits for a running job's row.
+    ///
+    /// **`jobs_by_created` and `jobs_by_kind` leave running jobs out**, as `jobs_by_status`
+    /// does since version 8. A claim is not a HOT update, so it added an entry to each (measured:
+    /// 4 to 5 µs a claimed job); lists read the running jobs, never more than the cluster's
+    /// workers, through `jobs_running_by_node` (``PostgresJobListQuery``). Built beside the old
+    /// indexes, which are dropped last, so that reads go on during the build.
+    ///
+    /// Expand only: a version 8 jobpool ignores the counter and counts the queue as before. Its
+    /// lists without a status filter cannot use the new indexes (they do not name
+    /// `status <> 'running'`), so on a large table they read the table in full until that node
+    /// is upgraded (README, "Upgrades").
+    static let version9 = """
+        CREATE TABLE job_admissions (
+            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+            entered bigint NOT NULL
+        ) WITH (fillfactor = 50);
+        INSERT INTO job_admissions (entered) VALUES (0);
+
+        CREATE OR REPLACE FUNCTION jobpool_log_created() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO job_events (at, job_id, event, status, kind, owner, attempt, max_attempts)
+            SELECT n.created_at, n.id, 'job.created', n.status, n.kind, n.owner, n.attempt, n.max_attempts
+            FROM new_rows n WHERE n.status IN ('queued', 'scheduled') ORDER BY n.created_at, n.id;
+            UPDATE job_admissions SET entered = entered + q.n
+            FROM (SELECT count(*) AS n FROM new_rows WHERE status = 'queued') q WHERE q.n > 0;
+            RETURN NULL;
+        END
+        $$;
+
+        -- Version 8's, and the jobs that entered `queued`. A statement that logs its own
+        -- changes (a claim, a batch of finishes) never moves a job into `queued`.
+        CREATE OR REPLACE FUNCTION jobpool_log_changed() RETURNS trigger LANGUAGE plpgsql
+            SET enable_hashjoin = on SET enable_mergejoin = on SET enable_nestloop = off SET jit = off AS $$
+        BEGIN
+            IF current_setting('jobpool.changes_logged', true) = 'on' THEN
+                PERFORM set_config('jobpool.changes_logged', 'off', true);
+                RETURN NULL;
+            END IF;
+        \(logChangedRows)
+            UPDATE job_admissions SET entered = entered + q.n
+            FROM (SELECT count(*) AS n FROM new_rows n JOIN old_rows o ON o.id = n.id
+                  WHERE n.status = 'queued' AND o.status IS DISTINCT FROM 'queued') q WHERE q.n > 0;
+            RETURN NULL;
+        END
+        $$;
+
+        CREATE INDEX jobs_by_created_without_running ON jobs (created_at, id) WHERE status <> 'running';
+        CREATE INDEX jobs_by_kind_without_running ON jobs (kind, created_at, id) WHERE status <> 'running';
+        DROP INDEX jobs_by_created;
+        DROP INDEX jobs_by_kind;
+        ALTER INDEX jobs_by_created_without_running RENAME TO jobs_by_created;
+        ALTER INDEX jobs_by_kind_without_running RENAME TO jobs_by_kind;
+        """
+}
