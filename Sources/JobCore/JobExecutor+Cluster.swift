@@ -94,9 +94,7 @@ extension JobExecutor {
     /// here, which re-read their job (on the listener's thread: a blocking read is fine there).
     func take(_ events: [StoredJobEvent]) {
         changes.publishStored(events)
-        var changed: [JobID] = []
-        for event in events where !changed.contains(event.jobID) { changed.append(event.jobID) }
-        for job in remote.held(changed) { refresh(job) }
+        for job in remote.held(events.lazy.map(\.jobID)) { refresh(job) }
         for event in events {
             guard let webhook = event.webhook, let job = cache.job(withID: event.jobID) else { continue }
             job.updateWebhook(state: webhook.state, attempts: webhook.attempts)

@@ -39,8 +39,13 @@ final class RemoteJobs: Sendable {
         entries.withLock { entries in entries.values.compactMap(\.job) }
     }
 
-    /// The held handles among `ids`.
+    /// The held handles among `ids`, each once.
     func held(_ ids: some Sequence<JobID>) -> [Job] {
-        entries.withLock { entries in ids.compactMap { entries[$0]?.job } }
+        entries.withLock { entries in
+            // Mostly none is watched, and the log passes every job of the cluster through here.
+            guard !entries.isEmpty else { return [] }
+            var seen = Set<JobID>()
+            return ids.compactMap { id in seen.insert(id).inserted ? entries[id]?.job : nil }
+        }
     }
 }

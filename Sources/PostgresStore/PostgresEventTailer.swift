@@ -115,11 +115,14 @@ final class PostgresEventTailer: Sendable {
     }
 
     /// The snapshot's bounds and the events after `$1`, in one statement, so that both come
-    /// from the same snapshot (`pg_current_snapshot()` is the statement's).
+    /// from the same snapshot (`pg_current_snapshot()` is the statement's). Only the columns
+    /// ``event(_:)`` reads: every event of the cluster passes through here.
     static let readSQL = """
         SELECT pg_snapshot_xmin(s)::text::bigint AS snapshot_xmin, pg_snapshot_xmax(s)::text::bigint AS snapshot_xmax, e.*
         FROM pg_current_snapshot() AS s
-        LEFT JOIN LATERAL (SELECT * FROM job_events WHERE id > $1::bigint ORDER BY id LIMIT $2::int) AS e ON true
+        LEFT JOIN LATERAL (SELECT id, at, job_id, event, status, kind, owner, attempt, max_attempts, error_code, error_message,
+                                  error_status, webhook_url, webhook_state, webhook_attempts
+                           FROM job_events WHERE id > $1::bigint ORDER BY id LIMIT $2::int) AS e ON true
         ORDER BY e.id
         """
 

@@ -114,7 +114,9 @@ extension PostgresJobStore {
     /// A finish found already written is looked up again only when some finish of the batch
     /// changed nothing (a one-time condition): the usual batch, all applied, reads no row twice.
     ///
-    /// It logs its own events (``PostgresSchema/version8``). The state a job leaves is
+    /// It logs its own events (``PostgresSchema/version8``) and counts its own finished jobs
+    /// (``PostgresSchema/version9``): each left an unfinished state, so each only adds to a
+    /// count, in key order as the trigger does. The state a job leaves is
     /// `running` for a claimed job; a job finished unclaimed (a cancel while queued) has its
     /// old row read by key: the statement's snapshot still sees it as it was.
     static let finishSQL = """
@@ -143,6 +145,12 @@ extension PostgresJobStore {
         events AS (
             INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
             SELECT id, webhook_id, url, body, 'pending', 0, NULL, $14::uuid FROM finished WHERE webhook_id IS NOT NULL),
+        counted AS (
+            INSERT INTO job_counts AS c (node, owner, kind, status, count)
+            SELECT jobpool_count_node(), coalesce(owner, ''), kind, status, count(*) FROM finished
+            WHERE \(PostgresSchema.changesCountedHere)
+            GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+            ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count),
         logged AS (
             INSERT INTO job_events (at, job_id, event, status, kind, owner, attempt, max_attempts,
                                     error_code, error_message, error_status)

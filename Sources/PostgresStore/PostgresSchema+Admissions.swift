@@ -18,6 +18,12 @@ extension PostgresSchema {
     /// rescue locks the row after its job rows, and waits at most for one submitting commit,
     /// since no submitting transaction waits for a running job's row.
     ///
+    /// **Claims and finishes count their own changes**, as they log their own events since
+    /// version 8: a batch of finishes adds its jobs to `job_counts` from a CTE (every job it
+    /// finishes leaves an unfinished state, so none is taken off), and a claim counts nothing.
+    /// Each sets `jobpool.changes_counted` for its transaction, which the count trigger checks
+    /// and clears; it no longer joins their transition tables (measured: 2 µs a finished job).
+    ///
     /// **`jobs_by_created` and `jobs_by_kind` leave running jobs out**, as `jobs_by_status`
     /// does since version 8. A claim is not a HOT update, so it added an entry to each (measured:
     /// 4 to 5 µs a claimed job); lists read the running jobs, never more than the cluster's
@@ -46,19 +52,40 @@ extension PostgresSchema {
         END
         $$;
 
+        -- Whether the statement that fired a trigger set `flag` for its transaction (it did the
+        -- trigger's work itself); cleared, so that the transaction's next statement is not
+        -- taken for it.
+        CREATE FUNCTION jobpool_statement_said(flag text) RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN
+            IF current_setting(flag, true) = 'on' THEN
+                PERFORM set_config(flag, 'off', true);
+                RETURN true;
+            END IF;
+            RETURN false;
+        END
+        $$;
+
         -- Version 8's, and the jobs that entered `queued`. A statement that logs its own
         -- changes (a claim, a batch of finishes) never moves a job into `queued`.
         CREATE OR REPLACE FUNCTION jobpool_log_changed() RETURNS trigger LANGUAGE plpgsql
             SET enable_hashjoin = on SET enable_mergejoin = on SET enable_nestloop = off SET jit = off AS $$
         BEGIN
-            IF current_setting('jobpool.changes_logged', true) = 'on' THEN
-                PERFORM set_config('jobpool.changes_logged', 'off', true);
-                RETURN NULL;
-            END IF;
+            IF jobpool_statement_said('jobpool.changes_logged') THEN RETURN NULL; END IF;
         \(logChangedRows)
             UPDATE job_admissions SET entered = entered + q.n
             FROM (SELECT count(*) AS n FROM new_rows n JOIN old_rows o ON o.id = n.id
                   WHERE n.status = 'queued' AND o.status IS DISTINCT FROM 'queued') q WHERE q.n > 0;
+            RETURN NULL;
+        END
+        $$;
+
+        -- Version 6's, but a statement that counts its own changes (a claim, a batch of finishes)
+        -- says so in its own setting, which a version 8 node's statements never set.
+        CREATE OR REPLACE FUNCTION jobpool_count_changed() RETURNS trigger LANGUAGE plpgsql
+            SET enable_hashjoin = on SET enable_mergejoin = on SET enable_nestloop = off SET jit = off AS $$
+        BEGIN
+            IF jobpool_statement_said('jobpool.changes_counted') THEN RETURN NULL; END IF;
+        \(countChangedRows)
             RETURN NULL;
         END
         $$;

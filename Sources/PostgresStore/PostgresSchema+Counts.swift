@@ -17,26 +17,7 @@ extension PostgresSchema {
 
         CREATE FUNCTION jobpool_count_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            -- Most updates (claims, retries) touch no final state: two short scans, not the upsert.
-            IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status IN ('succeeded', 'failed', 'cancelled'))
-               AND NOT EXISTS (SELECT 1 FROM old_rows WHERE status IN ('succeeded', 'failed', 'cancelled')) THEN
-                RETURN NULL;
-            END IF;
-            INSERT INTO job_counts AS c (node, owner, kind, status, count)
-            SELECT jobpool_count_node(), d.owner, d.kind, d.status, sum(d.delta)
-            FROM old_rows o JOIN new_rows n ON n.id = o.id
-            CROSS JOIN LATERAL (
-                SELECT coalesce(o.owner, '') AS owner, o.kind, o.status, -1 AS delta
-                WHERE o.status IN ('succeeded', 'failed', 'cancelled')
-                UNION ALL
-                SELECT coalesce(n.owner, ''), n.kind, n.status, 1
-                WHERE n.status IN ('succeeded', 'failed', 'cancelled')
-            ) d
-            WHERE o.status IS DISTINCT FROM n.status
-              AND (o.status IN ('succeeded', 'failed', 'cancelled') OR n.status IN ('succeeded', 'failed', 'cancelled'))
-            GROUP BY d.owner, d.kind, d.status HAVING sum(d.delta) <> 0
-            ORDER BY d.owner, d.kind, d.status
-            ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count;
+        \(countChangedRows)
             RETURN NULL;
         END
         $$;
@@ -45,6 +26,31 @@ extension PostgresSchema {
             REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobpool_count_changed();
 
         DROP INDEX job_events_by_at;
+        """
+
+    /// The count trigger's work since version 6 (a statement's moves into and out of final
+    /// states, from its transition tables), which later versions' triggers keep.
+    static let countChangedRows = """
+        -- Most updates (claims, retries) touch no final state: two short scans, not the upsert.
+        IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status IN ('succeeded', 'failed', 'cancelled'))
+           AND NOT EXISTS (SELECT 1 FROM old_rows WHERE status IN ('succeeded', 'failed', 'cancelled')) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO job_counts AS c (node, owner, kind, status, count)
+        SELECT jobpool_count_node(), d.owner, d.kind, d.status, sum(d.delta)
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        CROSS JOIN LATERAL (
+            SELECT coalesce(o.owner, '') AS owner, o.kind, o.status, -1 AS delta
+            WHERE o.status IN ('succeeded', 'failed', 'cancelled')
+            UNION ALL
+            SELECT coalesce(n.owner, ''), n.kind, n.status, 1
+            WHERE n.status IN ('succeeded', 'failed', 'cancelled')
+        ) d
+        WHERE o.status IS DISTINCT FROM n.status
+          AND (o.status IN ('succeeded', 'failed', 'cancelled') OR n.status IN ('succeeded', 'failed', 'cancelled'))
+        GROUP BY d.owner, d.kind, d.status HAVING sum(d.delta) <> 0
+        ORDER BY d.owner, d.kind, d.status
+        ON CONFLICT (node, owner, kind, status) DO UPDATE SET count = c.count + excluded.count;
         """
 }
 

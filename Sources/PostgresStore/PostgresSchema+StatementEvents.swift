@@ -88,4 +88,8 @@ extension PostgresSchema {
     /// statement. Whether a statement that changed no rows evaluates it or not, its trigger
     /// has nothing to log.
     static let changesLoggedHere = "(SELECT set_config('jobpool.changes_logged', 'on', true)) IS NOT NULL"
+
+    /// The same for the count trigger (``version9``), on a statement that counts its own
+    /// changes in `job_counts`, or has none to count.
+    static let changesCountedHere = "(SELECT set_config('jobpool.changes_counted', 'on', true)) IS NOT NULL"
 }

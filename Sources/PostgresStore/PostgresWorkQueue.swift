@@ -239,7 +239,8 @@ final class PostgresWorkQueue: WorkQueue {
     /// tomorrow's `run_at` meant a million rows read per pass per node.
     ///
     /// The claim logs its own events (`job.started`, after `job.queued` for a scheduled job),
-    /// rather than through the log trigger (``PostgresSchema/version8``).
+    /// rather than through the log trigger (``PostgresSchema/version8``), and tells the count
+    /// trigger it has nothing to count (``PostgresSchema/version9``).
     static let claimSQL = """
         WITH claimable AS (
             SELECT id, status FROM jobs
@@ -258,7 +259,7 @@ final class PostgresWorkQueue: WorkQueue {
             INSERT INTO job_events (at, job_id, event, status, kind, owner, attempt, max_attempts)
             SELECT c.started_at, c.id, e.event, e.status, c.kind, c.owner, c.attempt, c.max_attempts
             FROM claimed c CROSS JOIN LATERAL jobpool_change_events(c.claimed_from, 'running', true) e
-            WHERE \(PostgresSchema.changesLoggedHere)
+            WHERE \(PostgresSchema.changesLoggedHere) AND \(PostgresSchema.changesCountedHere)
             ORDER BY c.id, e.step)
         SELECT * FROM claimed
         """

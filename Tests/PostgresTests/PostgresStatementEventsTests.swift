@@ -6,7 +6,8 @@ import Testing
 @testable import PostgresStore
 
 /// Claims and finishes write their own `job_events` rows and tell the log trigger to skip them
-/// (schema 8); every other change is still logged by the trigger, as an older node's are.
+/// (schema 8), and count their own changes (schema 9); every other change is still logged and
+/// counted by the triggers, as an older node's are.
 @Suite("PostgreSQL event log: statements that log their own events", .needsPostgres)
 struct PostgresStatementEventsTests {
     @Test("a claim and a finish log their events once each, in order; the trigger still logs the next change in the same transaction, and an unclaimed finish")
@@ -58,6 +59,16 @@ struct PostgresStatementEventsTests {
         #expect(try started.int64("at") == startedAt.int64("started_at") && started.int("attempt") == 2)
         let cancelled = try #require(rows.last)
         #expect(try cancelled.optionalString("error_code") == "cancelled")
+
+        // Counted once each (schema 9): the finish counts its own, the trigger the statements
+        // after a claim; and a schema-8 node's finish, which tells only the log trigger, is
+        // still counted by the count trigger.
+        try connection.execute("""
+            WITH done AS (UPDATE jobs SET status = 'failed', finished_at = 2 WHERE id = $1::uuid RETURNING id)
+            SELECT count(*) FROM done WHERE \(PostgresSchema.changesLoggedHere)
+            """, [queued.id.description])
+        #expect(try store.loadUnfinished().counts == groupedCounts(connection))
+        #expect(try groupedCounts(connection)[JobCounts.Key(owner: nil, kind: "write_code", state: .cancelled)] == 3)
     }
 
     @Test("each event of one change has a step of its own, so that sorting by job and step keeps their order")
