@@ -71,14 +71,12 @@ final class PostgresEventTailer: Sendable {
         while true {
             let last = state.withLock { $0.last }
             let rows = try connection.query(Self.readSQL, [last, batchSize])
-            guard let first = rows.first else { break }
+            // No event: the bounds of a snapshot taken now serve as well, since a later
+            // snapshot only settles more (nothing was seen to set a checkpoint by).
+            guard let first = try rows.first ?? connection.query(Self.snapshotSQL).first else { break }
             let xmin = try first.int64("snapshot_xmin")
             let xmax = try first.int64("snapshot_xmax")
-            var events: [StoredJobEvent] = []
-            for row in rows {
-                guard try row.optionalInt64("id") != nil else { continue } // no event: only the snapshot
-                events.append(try Self.event(row))
-            }
+            let events = try rows.map(Self.event)
             let (ready, full) = state.withLock { state -> ([StoredJobEvent], Bool) in
                 while let checkpoint = state.checkpoints.first, checkpoint.xmax <= xmin {
                     state.settledThrough = max(state.settledThrough, checkpoint.seen)
@@ -114,16 +112,21 @@ final class PostgresEventTailer: Sendable {
         return delivered
     }
 
-    /// The snapshot's bounds and the events after `$1`, in one statement, so that both come
-    /// from the same snapshot (`pg_current_snapshot()` is the statement's). Only the columns
-    /// ``event(_:)`` reads: every event of the cluster passes through here.
+    /// The events after `$1`, each with the bounds of the statement's snapshot, so that both
+    /// come from the same snapshot (`pg_current_snapshot()` is the statement's: each subquery
+    /// is run once, and both read it). Only the columns ``event(_:)`` reads: every event of the
+    /// cluster passes through here. The events come in index order, with no sort.
     static let readSQL = """
-        SELECT pg_snapshot_xmin(s)::text::bigint AS snapshot_xmin, pg_snapshot_xmax(s)::text::bigint AS snapshot_xmax, e.*
+        SELECT (SELECT pg_snapshot_xmin(s)::text::bigint FROM pg_current_snapshot() AS s) AS snapshot_xmin,
+               (SELECT pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() AS s) AS snapshot_xmax,
+               id, at, job_id, event, status, kind, owner, attempt, max_attempts, error_code, error_message, error_status,
+               webhook_url, webhook_state, webhook_attempts
+        FROM job_events WHERE id > $1::bigint ORDER BY id LIMIT $2::int
+        """
+
+    static let snapshotSQL = """
+        SELECT pg_snapshot_xmin(s)::text::bigint AS snapshot_xmin, pg_snapshot_xmax(s)::text::bigint AS snapshot_xmax
         FROM pg_current_snapshot() AS s
-        LEFT JOIN LATERAL (SELECT id, at, job_id, event, status, kind, owner, attempt, max_attempts, error_code, error_message,
-                                  error_status, webhook_url, webhook_state, webhook_attempts
-                           FROM job_events WHERE id > $1::bigint ORDER BY id LIMIT $2::int) AS e ON true
-        ORDER BY e.id
         """
 
     static func event(_ row: PostgresRow) throws -> StoredJobEvent {
