@@ -12,20 +12,24 @@ extension PostgresJobStore {
     /// in flight, so the database is asked instead.
     ///
     /// A transaction with jobs to queue takes ``admissionLockKey`` first (the writer does, before
-    /// any row lock). Its first submission reads the admission counter and, only when the bound
-    /// it gives leaves no room, counts the queued jobs up to the limit (``AdmissionBound``);
-    /// later ones in the batch add to that as they are admitted. The trade-off: submitting
-    /// transactions of all nodes take turns for the moment between that check and their
-    /// commit. A tenant's share is counted, through `jobs_by_owner_status`, once per batch.
+    /// any row lock). Its first submission reads the admission counter and, unless the bound it
+    /// gives leaves room for every job the batch queues, counts the queued jobs up to the limit
+    /// (``AdmissionBound``); later ones in the batch add to that as they are admitted. So a
+    /// submission is refused only on an exact count, never on the bound. The trade-off:
+    /// submitting transactions of all nodes take turns for the moment between that check and
+    /// their commit. A tenant's share is counted, through `jobs_by_owner_status`, once per batch.
     struct Admission {
         let limits: (maxQueued: Int, maxQueuedPerOwner: Int?)?
         private let bound: AdmissionBound
+        /// The jobs the whole batch would queue.
+        private let queuedInBatch: Int
         private var queued: Int?
         private var queuedByOwner: [String: Int] = [:]
 
-        init(limits: (maxQueued: Int, maxQueuedPerOwner: Int?)?, bound: AdmissionBound) {
+        init(limits: (maxQueued: Int, maxQueuedPerOwner: Int?)?, bound: AdmissionBound, queuedInBatch: Int) {
             self.limits = limits
             self.bound = bound
+            self.queuedInBatch = queuedInBatch
         }
 
         /// Why `jobs` (one submission, one owner) may not be queued, or nil once they are
@@ -34,7 +38,7 @@ extension PostgresJobStore {
             guard let limits else { return nil }
             let count = jobs.count { $0.status == .queued }
             guard count > 0 else { return nil }
-            let total = try queuedCount(limits.maxQueued, adding: count, on: connection)
+            let total = try queuedCount(limits.maxQueued, on: connection)
             let owner = jobs[0].owner
             if let owner, let perOwner = limits.maxQueuedPerOwner {
                 let owned = try ownerCount(owner, on: connection)
@@ -50,13 +54,14 @@ extension PostgresJobStore {
             return nil
         }
 
-        /// The queued jobs, or more: the bound, while it leaves room for `count` more; counted
-        /// when it does not. The counter is read before the count, so that a job queued in
-        /// between is in both (counted twice: the bound stays a bound).
-        private mutating func queuedCount(_ limit: Int, adding count: Int, on connection: PostgresConnection) throws -> Int {
+        /// The queued jobs, or more: the bound, while it leaves room for the whole batch;
+        /// counted when it does not. The counter is read before the count, so that a job queued
+        /// in between is in both (counted twice: the bound stays a bound). A count cut off at
+        /// the limit is only a floor, and is not kept as a bound.
+        private mutating func queuedCount(_ limit: Int, on connection: PostgresConnection) throws -> Int {
             if let queued { return queued }
             let entered = try connection.query("SELECT entered FROM job_admissions").first?.int64("entered")
-            if let entered, let atMost = bound.queuedAtMost(entered: entered), atMost + count <= limit {
+            if let entered, let atMost = bound.queuedAtMost(entered: entered), atMost + queuedInBatch <= limit {
                 queued = atMost
                 return atMost
             }
@@ -64,7 +69,7 @@ extension PostgresJobStore {
                 SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT $1::int) AS q
                 """, [min(limit, Int(Int32.max) - 1) + 1])
             let counted = try rows.first?.int("n") ?? 0
-            if let entered { bound.record(queued: counted, entered: entered) }
+            if let entered, counted <= limit { bound.record(queued: counted, entered: entered) }
             queued = counted
             return counted
         }
@@ -85,20 +90,34 @@ extension PostgresJobStore {
 /// `job_admissions.entered` as read just before it (``PostgresSchema/version9``). Every job that
 /// entered `queued` since is in the counter's growth; jobs that left (claimed, cancelled) are
 /// not taken off, so the bound only loosens until the next count. Shared by the writer lanes.
+///
+/// A bound holds only for the database it was counted in. It is dropped when a writer
+/// reconnects (a failover may promote a copy that lost claims but not admissions), when the
+/// counter goes back (a database restored under the node), and after ``maximumAge``, so that
+/// a copy swapped in unnoticed is counted again soon.
 final class AdmissionBound: Sendable {
-    private let last = Mutex<(queued: Int, entered: Int64)?>(nil)
+    private let last = Mutex<(queued: Int, entered: Int64, at: ContinuousClock.Instant)?>(nil)
+    let maximumAge: Duration
 
-    /// The most jobs the queue can hold, given the counter `entered` read now; nil before the
-    /// first count, or if the counter went back (a database restored or swapped under the node).
+    init(maximumAge: Duration = .seconds(10)) {
+        self.maximumAge = maximumAge
+    }
+
+    /// The most jobs the queue can hold, given the counter `entered` read now; nil when there
+    /// is no bound to go by.
     func queuedAtMost(entered: Int64) -> Int? {
         last.withLock { last in
-            guard let last, entered >= last.entered else { return nil }
+            guard let last, entered >= last.entered, ContinuousClock.now - last.at < maximumAge else { return nil }
             let growth = entered - last.entered
             return growth > Int64(Int.max - last.queued) ? nil : last.queued + Int(growth)
         }
     }
 
     func record(queued: Int, entered: Int64) {
-        last.withLock { $0 = (queued, entered) }
+        last.withLock { $0 = (queued, entered, .now) }
+    }
+
+    func reset() {
+        last.withLock { $0 = nil }
     }
 }

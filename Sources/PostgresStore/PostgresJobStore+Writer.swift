@@ -65,7 +65,11 @@ extension PostgresJobStore {
     private func write(_ batch: [Item], on connection: PostgresConnection, isolatingSubmissions: Bool) throws -> [Int: StoreError] {
         try connection.transaction {
             var refused: [Int: StoreError] = [:]
-            var admission = Admission(limits: claimer.limits, bound: admissionBound)
+            let queuedInBatch = batch.reduce(0) { total, item in
+                guard case .submitted(let jobs) = item.change else { return total }
+                return total + jobs.count { $0.status == .queued }
+            }
+            var admission = Admission(limits: claimer.limits, bound: admissionBound, queuedInBatch: queuedInBatch)
             // The admission lock first, before any row lock of this batch: taken after them, two
             // nodes could each hold what the other waits for (a row here, the lock there).
             if admission.limits != nil, batch.contains(where: Self.queuesJobs) {
@@ -178,6 +182,8 @@ extension PostgresJobStore {
         if let open = connection, !open.isBroken { return open }
         let reconnecting = connection != nil
         connection?.close()
+        // The database may not be the one the queue was last counted in (a failover).
+        if reconnecting { admissionBound.reset() }
         connection = nil
         let fresh = try PostgresConnection(connectingTo: target, settings: Self.writerSettings(nodeID: nodeID))
         connection = fresh

@@ -10,13 +10,18 @@ extension PostgresSchema {
     /// exact count and the `entered` read just before it; since then the queue has grown by at
     /// most what entered it, so that count plus the growth of `entered` bounds the queue from
     /// above. While the bound leaves room, the submission is admitted without counting; when it
-    /// does not, the queue is counted again (``PostgresJobStore/AdmissionBound``). The limit is
-    /// as exact as before: a job is never admitted past it.
+    /// does not, the queue is counted again (``AdmissionBound``). The limit is
+    /// as exact as before: a job is never admitted past it, and a submission is refused only on
+    /// an exact count.
     ///
     /// The counter's row stays locked until the transaction that queued jobs commits. The
     /// submitting transactions take turns under the admission lock anyway; a hand-back or a
-    /// rescue locks the row after its job rows, and waits at most for one submitting commit,
-    /// since no submitting transaction waits for a running job's row.
+    /// rescue locks the row after its running jobs' rows, and waits for one submitting commit
+    /// at most. A submitting transaction that has inserted locks another job's row after the
+    /// counter's only to retire an expired idempotency key, or to cancel a waiting job, and a
+    /// hand-back or rescue holds only running jobs: a cycle of waits needs a running job whose
+    /// expired key a submission takes over at that moment. PostgreSQL breaks such a deadlock
+    /// after `deadlock_timeout` (1 s), and the writer runs its batch again.
     ///
     /// **Claims and finishes count their own changes**, as they log their own events since
     /// version 8: a batch of finishes adds its jobs to `job_counts` from a CTE (every job it

@@ -29,7 +29,8 @@ extension PostgresSchema {
         """
 
     /// The count trigger's work since version 6 (a statement's moves into and out of final
-    /// states, from its transition tables), which later versions' triggers keep.
+    /// states, from its transition tables), which later versions' triggers keep. Part of
+    /// shipped migrations: never edit it; a version that changes it writes its own.
     static let countChangedRows = """
         -- Most updates (claims, retries) touch no final state: two short scans, not the upsert.
         IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status IN ('succeeded', 'failed', 'cancelled'))

@@ -67,7 +67,8 @@ extension PostgresSchema {
         """
 
     /// The log trigger's insert since version 8 (every change of state of a statement's rows,
-    /// from its transition tables), which later versions' triggers keep.
+    /// from its transition tables), which later versions' triggers keep. Part of shipped
+    /// migrations: never edit it; a version that changes it writes its own.
     static let logChangedRows = """
         INSERT INTO job_events (at, job_id, event, status, kind, owner, attempt, max_attempts,
                                 error_code, error_message, error_status)

@@ -58,12 +58,10 @@ struct PostgresAdmissionTests {
     @Test("a submission past --max-queued is refused exactly, whether the bound or a count of the queue decides")
     func limitHoldsOnTheBound() throws {
         let database = try TestDatabase()
-        let store = try database.open(lease: Self.lease)
+        let store = try limitedStore(database, maxQueued: 5)
         defer { store.close() }
         let connection = try database.connection()
         defer { connection.close() }
-        store.claimer.attach(WorkQueueHost(freeWorkers: { 0 }, wakeWorkers: {}, makeJob: { _ in nil }, waitingJobs: { [] },
-                                           claimedElsewhere: { _ in }, maxQueued: 5))
         func submit(_ count: Int) throws -> Result<Void, StoreError> {
             try write(store, .submitted((0..<count).map { _ in makeJob(createdAt: epoch) }))
         }
@@ -87,14 +85,74 @@ struct PostgresAdmissionTests {
         #expect(throws: StoreError.self) { try submit(1).get() }
     }
 
-    @Test("a counter that went back (another database under the same node) is no bound")
-    func counterGoingBackIsNoBound() {
-        let bound = AdmissionBound()
+    /// A store whose pool allows `maxQueued` waiting jobs, and a plain connection beside it.
+    func limitedStore(_ database: TestDatabase, maxQueued: Int) throws -> PostgresJobStore {
+        let store = try database.open(lease: Self.lease)
+        store.claimer.attach(WorkQueueHost(freeWorkers: { 0 }, wakeWorkers: {}, makeJob: { _ in nil }, waitingJobs: { [] },
+                                           claimedElsewhere: { _ in }, maxQueued: maxQueued))
+        return store
+    }
+
+    @Test("between counts, a submission is admitted on the counter's bound, without counting the queue")
+    func boundIsUsedBetweenCounts() throws {
+        let database = try TestDatabase()
+        let store = try limitedStore(database, maxQueued: 5)
+        defer { store.close() }
+        let connection = try database.connection()
+        defer { connection.close() }
+        try write(store, .submitted([makeJob(createdAt: epoch)])).get()
+        // Two jobs queued behind the triggers' back: the counter does not know them, a count would.
+        try connection.execute("BEGIN")
+        try connection.execute("SET LOCAL session_replication_role = replica")
+        try connection.execute("""
+            INSERT INTO jobs (id, created_at, kind, status, input, attempt, max_attempts)
+            SELECT gen_random_uuid(), i, 'write_code', 'queued', '{}', 1, 1 FROM generate_series(1, 2) i
+            """)
+        try connection.execute("COMMIT")
+        // 1 + 3 fits the bound; a count (3 queued) would refuse it.
+        try write(store, .submitted((0..<3).map { _ in makeJob(createdAt: epoch) })).get()
+        #expect(try connection.query("SELECT count(*) AS n FROM jobs WHERE status = 'queued'").first?.int("n") == 6)
+        // The bound (4) has no room for two more: counted (6), and refused.
+        #expect(throws: StoreError.self) { try write(store, .submitted([makeJob(createdAt: epoch), makeJob(createdAt: epoch)])).get() }
+    }
+
+    @Test("a batch whose jobs do not all fit the bound is counted, so that no submission of it is refused on the bound")
+    func batchBeyondTheBoundIsCounted() throws {
+        let database = try TestDatabase()
+        let store = try limitedStore(database, maxQueued: 10)
+        defer { store.close() }
+        let connection = try database.connection()
+        defer { connection.close() }
+        try write(store, .submitted((0..<5).map { _ in makeJob(createdAt: epoch) })).get()
+        try connection.execute("UPDATE jobs SET status = 'cancelled', finished_at = 1 WHERE id IN (SELECT id FROM jobs LIMIT 4)")
+        // One queued, the bound says 5. The held submission (1 job) goes in on the bound (6);
+        // the next batch queues 6 in three submissions: 12 by the bound, 8 by a count.
+        let (blocker, held) = try database.holdWriter(of: store)
+        let batch = (0..<3).map { _ in submit(store, .submitted([makeJob(createdAt: epoch), makeJob(createdAt: epoch)])) }
+        #expect(eventually { store.pendingWrites == 3 })
+        try blocker.execute("COMMIT")
+        blocker.close()
+        #expect(held.wait() == .success)
+        try held.result?.get()
+        for pending in batch {
+            #expect(pending.wait() == .success)
+            #expect(throws: Never.self) { try pending.result?.get() }
+        }
+        #expect(try connection.query("SELECT count(*) AS n FROM jobs WHERE status = 'queued'").first?.int("n") == 8)
+    }
+
+    @Test("a bound is none before a count, after the counter went back, past its age, or once reset")
+    func boundLifetime() {
+        let bound = AdmissionBound(maximumAge: .milliseconds(200))
         #expect(bound.queuedAtMost(entered: 10) == nil, "never counted")
         bound.record(queued: 4, entered: 10)
         #expect(bound.queuedAtMost(entered: 10) == 4)
         #expect(bound.queuedAtMost(entered: 13) == 7)
-        #expect(bound.queuedAtMost(entered: 9) == nil)
+        #expect(bound.queuedAtMost(entered: 9) == nil, "the counter went back: another database")
+        #expect(eventually { bound.queuedAtMost(entered: 10) == nil }, "too old")
+        bound.record(queued: 4, entered: 10)
+        bound.reset()
+        #expect(bound.queuedAtMost(entered: 10) == nil, "a writer reconnected")
         bound.record(queued: .max - 1, entered: 0)
         #expect(bound.queuedAtMost(entered: 5) == nil, "a bound past Int.max is none")
     }

@@ -150,6 +150,10 @@ struct PostgresStoreQueryTests {
             }
         }
         try connection.execute("SET plan_cache_mode = auto")
+        for name in ["jobs_by_status", "jobs_by_created", "jobs_by_kind"] {
+            let definition = try connection.query("SELECT indexdef FROM pg_indexes WHERE indexname = $1", [name]).first?.string("indexdef")
+            #expect(definition?.hasSuffix("WHERE (status <> 'running'::text)") == true, "\(name): \(definition ?? "missing")")
+        }
         let unfinished = try plan(PostgresJobStore.unfinishedJobsSQL)
         #expect(!unfinished.contains("Seq Scan on jobs"), "\(unfinished)")
         let expired = try plan("""
