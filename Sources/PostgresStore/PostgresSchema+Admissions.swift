@@ -1,5 +1,5 @@
 extension PostgresSchema {
-    /// Fewer writes per job, in two parts.
+    /// Fewer writes per job, in three parts.
     ///
     /// **Admissions are counted, so the queue is not.** Each submitting transaction checked
     /// `--max-queued` by counting the queued jobs, up to the limit: with thousands queued,
@@ -9,10 +9,10 @@ extension PostgresSchema {
     /// rescue). The triggers keep it, whichever jobpool version writes. A node keeps the last
     /// exact count and the `entered` read just before it; since then the queue has grown by at
     /// most what entered it, so that count plus the growth of `entered` bounds the queue from
-    /// above. While the bound leaves room, the submission is admitted without counting; when it
-    /// does not, the queue is counted again (``AdmissionBound``). The limit is
-    /// as exact as before: a job is never admitted past it, and a submission is refused only on
-    /// an exact count.
+    /// above. While the bound leaves room for every job a batch queues, they are admitted
+    /// without counting; when it does not, the queue is counted again (``AdmissionBound``). The
+    /// limit is as exact as before: a job is never admitted past it, and a submission is refused
+    /// only on an exact count.
     ///
     /// The counter's row stays locked until the transaction that queued jobs commits. The
     /// submitting transactions take turns under the admission lock anyway; a hand-back or a
@@ -27,7 +27,8 @@ extension PostgresSchema {
     /// version 8: a batch of finishes adds its jobs to `job_counts` from a CTE (every job it
     /// finishes leaves an unfinished state, so none is taken off), and a claim counts nothing.
     /// Each sets `jobpool.changes_counted` for its transaction, which the count trigger checks
-    /// and clears; it no longer joins their transition tables (measured: 2 µs a finished job).
+    /// and clears; it no longer joins their transition tables (measured: about 2 µs a finished
+    /// job).
     ///
     /// **`jobs_by_created` and `jobs_by_kind` leave running jobs out**, as `jobs_by_status`
     /// does since version 8. A claim is not a HOT update, so it added an entry to each (measured:
@@ -35,10 +36,10 @@ extension PostgresSchema {
     /// workers, through `jobs_running_by_node` (``PostgresJobListQuery``). Built beside the old
     /// indexes, which are dropped last, so that reads go on during the build.
     ///
-    /// Expand only: a version 8 jobpool ignores the counter and counts the queue as before. Its
-    /// lists without a status filter cannot use the new indexes (they do not name
-    /// `status <> 'running'`), so on a large table they read the table in full until that node
-    /// is upgraded (README, "Upgrades").
+    /// Expand only: a version 8 jobpool ignores the counter and counts the queue as before, and
+    /// its finishes are counted by the trigger. Its lists filtered by neither status nor owner
+    /// cannot use the new indexes (they do not name `status <> 'running'`), so on a large table
+    /// they read the table in full until that node is upgraded (README, "Upgrades").
     static let version9 = """
         CREATE TABLE job_admissions (
             singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),

@@ -7,7 +7,9 @@ enum PreferHeader {
     static func wait(in header: String?, limit: Int) -> Int? {
         guard let header else { return nil }
         for preference in header.split(separator: ",") {
-            let parts = preference.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            // The preference itself, before its parameters; `;` alone is a preference with no
+            // name (splitting it on `;` gives no part at all).
+            let parts = preference.prefix { $0 != ";" }.split(separator: "=", maxSplits: 1)
             guard parts.count == 2,
                   parts[0].trimmingCharacters(in: .whitespaces).lowercased() == "wait" else { continue }
             let value = parts[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
