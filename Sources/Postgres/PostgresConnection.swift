@@ -101,6 +101,66 @@ public final class PostgresConnection: Sendable {
         }
     }
 
+    /// Runs one statement in a transaction of its own, as ``query(_:_:)`` does, but hands its
+    /// rows to `rowsReady` as soon as the statement has run, while the server commits it: what
+    /// the caller does with the rows overlaps the commit's wait for the WAL flush. Returns once
+    /// the commit is durable. Throws if the statement failed (`rowsReady` is not called), or
+    /// if the commit did (after `rowsReady`: the caller cannot tell whether the statement's
+    /// changes were committed, so they must be fenced as if they might be, or might not).
+    ///
+    /// One round trip, as for ``query(_:_:)``: in libpq's pipeline mode the statement, a flush
+    /// request (so that the server sends the rows before committing) and the sync point that
+    /// ends the implicit transaction go out together. `rowsReady` runs on the calling thread,
+    /// with this connection held: it must not use the connection.
+    public func queryOverlappingCommit(_ sql: String, _ parameters: [(any PostgresBindable)?] = [],
+                                       rowsReady: (PostgresRows) -> Void) throws(PostgresError) {
+        let texts = parameters.map { $0?.postgresText }
+        try handle.withLock { session throws(PostgresError) in
+            guard let connection = session.connection else { throw Self.closedError }
+            let name = try prepare(sql, parameterCount: texts.count, in: &session)
+            guard PQenterPipelineMode(connection) == 1 else { throw lastFailure(on: connection) }
+            // Leaves pipeline mode on every path; fails only while results are unread, which
+            // happens only on a connection that is lost anyway (and is then replaced).
+            defer { _ = PQexitPipelineMode(connection) }
+            let sent = Self.withCStrings(texts) { pointers in
+                if let name {
+                    PQsendQueryPrepared(connection, name, Int32(pointers.count), pointers.baseAddress, nil, nil, 0)
+                } else {
+                    PQsendQueryParams(connection, sql, Int32(pointers.count), nil, pointers.baseAddress, nil, nil, 0)
+                }
+            }
+            guard sent == 1, PQsendFlushRequest(connection) == 1, PQpipelineSync(connection) == 1 else {
+                throw lastFailure(on: connection)
+            }
+            // The statement's result, then the null that ends its results.
+            let statement = PQgetResult(connection)
+            let outcome = Result { () throws(PostgresError) in try rows(of: statement, on: connection) }
+            PQclear(statement)
+            // (Each loop is bounded: a lost connection reports once and then has no results.)
+            for _ in 0..<8 {
+                guard let extra = PQgetResult(connection) else { break }
+                PQclear(extra)
+            }
+            if case .success(let rows) = outcome { rowsReady(rows) }
+            // The sync point's result, once the implicit transaction has committed (or
+            // rolled back after a failed statement); an error before it is the commit's.
+            var commitFailure: PostgresError?
+            var synced = false
+            for _ in 0..<8 {
+                // An error result is followed by the null that ends it, then the sync point.
+                guard let result = PQgetResult(connection) else {
+                    if PQstatus(connection) != CONNECTION_OK { break } else { continue }
+                }
+                defer { PQclear(result) }
+                if PQresultStatus(result) == PGRES_PIPELINE_SYNC { synced = true; break }
+                do throws(PostgresError) { _ = try rows(of: result, on: connection) } catch { commitFailure = commitFailure ?? error }
+            }
+            _ = try outcome.get()
+            if let commitFailure { throw commitFailure }
+            guard synced else { throw lastFailure(on: connection) }
+        }
+    }
+
     /// The name `sql` is prepared under on this connection, preparing it now if it is new; nil
     /// for a statement left unprepared (see ``preparedParameterLimit``).
     private func prepare(_ sql: String, parameterCount: Int, in session: inout Session) throws(PostgresError) -> String? {
@@ -165,7 +225,7 @@ public final class PostgresConnection: Sendable {
 
     /// Copies a result's rows out, or turns its error into a ``PostgresError``.
     private func rows(of result: OpaquePointer?, on connection: OpaquePointer) throws(PostgresError) -> PostgresRows {
-        guard let result else { throw failure(connection: connection, state: nil, message: String(cString: PQerrorMessage(connection))) }
+        guard let result else { throw lastFailure(on: connection) }
         let status = PQresultStatus(result)
         guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY else {
             let state = PQresultErrorField(result, cpq_diag_sqlstate).map { String(cString: $0) }
@@ -187,6 +247,11 @@ public final class PostgresConnection: Sendable {
         }
         let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
         return PostgresRows(columns: columns, values: values, affectedRows: affected)
+    }
+
+    /// The connection's last error, for a call that returned no result.
+    private func lastFailure(on connection: OpaquePointer) -> PostgresError {
+        failure(connection: connection, state: nil, message: String(cString: PQerrorMessage(connection)))
     }
 
     private func failure(connection: OpaquePointer, state: String?, message: String) -> PostgresError {

@@ -1,3 +1,4 @@
+import Dispatch
 import JobCore
 import Synchronization
 
@@ -15,25 +16,68 @@ final class ClaimTokens: Sendable {
         var node: String
     }
 
-    private let tokens = Mutex<[JobID: Token]>([:])
+    private struct State {
+        var tokens: [JobID: Token] = [:]
+        /// Claims whose rows are back but whose commit is not yet known, by job: each job's
+        /// group is left once its claim's commit is (``PostgresWorkQueue`` starts the jobs
+        /// while the claim commits).
+        var committing: [JobID: DispatchGroup] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// How long a write waits for the commit of its job's claim before it goes ahead anyway:
+    /// the write is fenced either way. A claim's commit takes a WAL flush; this is for a
+    /// database that stopped answering in the middle of one.
+    static let commitPatience: Duration = .seconds(30)
 
     /// Records a claim.
     func record(_ id: JobID, _ token: Token) {
-        tokens.withLock { $0[id] = token }
+        state.withLock { $0.tokens[id] = token }
+    }
+
+    /// Records the claims of a statement whose commit is still on its way; `commit` is left
+    /// once it is known, and ``settle(_:)`` called.
+    func record(_ claimed: [(id: JobID, token: Token)], committing commit: DispatchGroup) {
+        state.withLock { state in
+            for (id, token) in claimed {
+                state.tokens[id] = token
+                state.committing[id] = commit
+            }
+        }
+    }
+
+    /// The commit of these jobs' claim is known (committed, or failed: then their writes are
+    /// refused by the fencing, as the rows are not this node's).
+    func settle(_ ids: [JobID]) {
+        state.withLock { state in for id in ids { state.committing[id] = nil } }
+    }
+
+    /// Waits until the claims of `ids` are committed, so that a write about one of them
+    /// reads the claimed row: a write made before it would find the job still queued, and be
+    /// refused as stale.
+    func waitUntilCommitted(_ ids: some Sequence<JobID>) {
+        let commits = state.withLock { state in
+            var seen = Set<ObjectIdentifier>()
+            return ids.compactMap { state.committing[$0] }.filter { seen.insert(ObjectIdentifier($0)).inserted }
+        }
+        for commit in commits { _ = commit.wait(timeout: .now() + Self.commitPatience.dispatchInterval) }
     }
 
     /// The claim's token, or nil for a job this process did not claim (a queued job cancelled
-    /// here, say: its write then applies only while nobody has claimed it).
+    /// here, say: its write then applies only while nobody has claimed it). Waits for the
+    /// claim's commit, if it is still on its way.
     func token(for id: JobID) -> Token? {
-        tokens.withLock { $0[id] }
+        waitUntilCommitted(CollectionOfOne(id))
+        return state.withLock { $0.tokens[id] }
     }
 
     /// Forgets the claims whose outcome was written (or found stale): each job's, if its token
     /// is still of that attempt (a late write of an older attempt leaves the newer claim be).
     func remove(_ attempts: [(id: JobID, attempt: Int)]) {
         guard !attempts.isEmpty else { return }
-        tokens.withLock { tokens in
-            for (id, attempt) in attempts where tokens[id]?.attempt == attempt { tokens[id] = nil }
+        state.withLock { state in
+            for (id, attempt) in attempts where state.tokens[id]?.attempt == attempt { state.tokens[id] = nil }
         }
     }
 }

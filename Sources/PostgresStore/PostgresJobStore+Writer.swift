@@ -23,6 +23,8 @@ extension PostgresJobStore {
     /// batch is then written again with each submission in a savepoint of its own, so that the
     /// refused one fails alone. Savepoints cost two round trips each, paid only then.
     private func commit(_ batch: [Item], in lane: PostgresWriterLane) -> [Item] {
+        // Before the transaction, so that none of its locks is held meanwhile.
+        claims.waitUntilCommitted(batch.lazy.compactMap { Self.fencedAttempt(of: $0.change)?.id })
         var conflicts = 0
         while true {
             do {

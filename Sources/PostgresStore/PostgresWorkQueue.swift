@@ -213,20 +213,53 @@ final class PostgresWorkQueue: WorkQueue {
         state.withLock { $0.oldestQueuedAt = oldest.map(StoredTime.date) }
     }
 
-    /// Claims up to `limit` due jobs for this node.
+    /// Claims up to `limit` due jobs for this node, and hands them to the workers as soon as
+    /// the claim's rows are back, while the claim commits.
+    ///
+    /// The commit waits for the WAL flush, and the next claim waits for the commit: starting the
+    /// jobs only after it left the workers idle for that wait at every claim (measured on one
+    /// node, 64 workers: the claimer spent four fifths of its time in claims, most of it in
+    /// the flush). A job's outcome is still written only after its claim committed (its write
+    /// waits on ``ClaimTokens``), or the write would find the job queued and be refused.
+    ///
+    /// A claim whose commit fails has started jobs that may not be this node's: the database
+    /// went away in the middle of the commit, and either kept the claim or not. Their writes
+    /// are fenced like any other: kept, they are this node's attempts and their outcomes are
+    /// written; not kept, the jobs are still queued, the outcomes are refused as stale, and
+    /// the jobs run again, as after a crash. Before, such a claim left its jobs running on this
+    /// node, unrun, until the node restarted.
     private func claim(_ limit: Int, host: WorkQueueHost, on connection: PostgresConnection) throws {
         let nodeID = lease.membership.nodeID
-        let rows = try connection.query(Self.claimSQL, [nodeID, limit])
-        guard !rows.isEmpty else { return }
-        var jobs: [Job] = []
-        for row in rows {
-            let record = try PostgresRowDecoding.job(row)
-            claims.record(record.id, ClaimTokens.Token(attempt: record.attempt, node: nodeID))
-            if let job = host.makeJob(record) { jobs.append(job) }
+        let commit = DispatchGroup()
+        commit.enter()
+        var claimed: [(id: JobID, token: ClaimTokens.Token)] = []
+        var decodingFailure: (any Error)?
+        let outcome = Result { () throws(PostgresError) in
+            try connection.queryOverlappingCommit(Self.claimSQL, [nodeID, limit]) { rows in
+                do {
+                    let records = try rows.map(PostgresRowDecoding.job)
+                    claimed = records.map { ($0.id, ClaimTokens.Token(attempt: $0.attempt, node: nodeID)) }
+                    claims.record(claimed, committing: commit)
+                    let jobs = records.compactMap(host.makeJob)
+                    guard !jobs.isEmpty else { return }
+                    state.withLock { $0.buffer += jobs }
+                    host.wakeWorkers()
+                } catch {
+                    decodingFailure = error
+                }
+            }
         }
-        state.withLock { $0.buffer += jobs }
-        logger.trace("Claimed jobs", metadata: ["count": "\(jobs.count)", "node": "\(nodeID)"])
-        host.wakeWorkers()
+        claims.settle(claimed.map(\.id))
+        commit.leave()
+        if case .failure(let error) = outcome {
+            if !claimed.isEmpty {
+                logger.warning("A claim's commit failed after its jobs started; their outcomes are written only if the claim was kept",
+                               metadata: ["count": "\(claimed.count)", "error": "\(target.scrub("\(error)"))"])
+            }
+            throw error
+        }
+        if let decodingFailure { throw decodingFailure }
+        logger.trace("Claimed jobs", metadata: ["count": "\(claimed.count)", "node": "\(nodeID)"])
     }
 
     /// Claims due jobs: queued ones, and scheduled ones whose time has come by the database's
