@@ -119,45 +119,58 @@ public final class PostgresConnection: Sendable {
             guard let connection = session.connection else { throw Self.closedError }
             let name = try prepare(sql, parameterCount: texts.count, in: &session)
             guard PQenterPipelineMode(connection) == 1 else { throw lastFailure(on: connection) }
-            // Leaves pipeline mode on every path; fails only while results are unread, which
-            // happens only on a connection that is lost anyway (and is then replaced).
-            defer { _ = PQexitPipelineMode(connection) }
-            let sent = Self.withCStrings(texts) { pointers in
-                if let name {
-                    PQsendQueryPrepared(connection, name, Int32(pointers.count), pointers.baseAddress, nil, nil, 0)
-                } else {
-                    PQsendQueryParams(connection, sql, Int32(pointers.count), nil, pointers.baseAddress, nil, nil, 0)
+            var failure: PostgresError?
+            do throws(PostgresError) {
+                let sent = Self.withCStrings(texts) { pointers in
+                    if let name {
+                        PQsendQueryPrepared(connection, name, Int32(pointers.count), pointers.baseAddress, nil, nil, 0)
+                    } else {
+                        PQsendQueryParams(connection, sql, Int32(pointers.count), nil, pointers.baseAddress, nil, nil, 0)
+                    }
                 }
-            }
-            guard sent == 1, PQsendFlushRequest(connection) == 1, PQpipelineSync(connection) == 1 else {
-                throw lastFailure(on: connection)
-            }
-            // The statement's result, then the null that ends its results.
-            let statement = PQgetResult(connection)
-            let outcome = Result { () throws(PostgresError) in try rows(of: statement, on: connection) }
-            PQclear(statement)
-            // (Each loop is bounded: a lost connection reports once and then has no results.)
-            for _ in 0..<8 {
-                guard let extra = PQgetResult(connection) else { break }
-                PQclear(extra)
-            }
-            if case .success(let rows) = outcome { rowsReady(rows) }
-            // The sync point's result, once the implicit transaction has committed (or
-            // rolled back after a failed statement); an error before it is the commit's.
-            var commitFailure: PostgresError?
-            var synced = false
-            for _ in 0..<8 {
-                // An error result is followed by the null that ends it, then the sync point.
-                guard let result = PQgetResult(connection) else {
-                    if PQstatus(connection) != CONNECTION_OK { break } else { continue }
+                guard sent == 1, PQsendFlushRequest(connection) == 1, PQpipelineSync(connection) == 1 else {
+                    throw lastFailure(on: connection)
                 }
-                defer { PQclear(result) }
-                if PQresultStatus(result) == PGRES_PIPELINE_SYNC { synced = true; break }
-                do throws(PostgresError) { _ = try rows(of: result, on: connection) } catch { commitFailure = commitFailure ?? error }
+                // The statement's result, then the null that ends its results. (Each loop is
+                // bounded: a lost connection reports once and then has no results.)
+                let statement = PQgetResult(connection)
+                let outcome = Result { () throws(PostgresError) in try rows(of: statement, on: connection) }
+                PQclear(statement)
+                for _ in 0..<8 {
+                    guard let extra = PQgetResult(connection) else { break }
+                    PQclear(extra)
+                }
+                if case .success(let rows) = outcome { rowsReady(rows) }
+                // The sync point's result, once the implicit transaction has committed (or rolled
+                // back after a failed statement); an error before it is the commit's.
+                var commitFailure: PostgresError?
+                var synced = false
+                for _ in 0..<8 {
+                    // An error result is followed by the null that ends it, then the sync point.
+                    guard let result = PQgetResult(connection) else {
+                        if PQstatus(connection) != CONNECTION_OK { break } else { continue }
+                    }
+                    defer { PQclear(result) }
+                    if PQresultStatus(result) == PGRES_PIPELINE_SYNC { synced = true; break }
+                    do throws(PostgresError) {
+                        _ = try rows(of: result, on: connection)
+                    } catch {
+                        commitFailure = commitFailure ?? error
+                    }
+                }
+                _ = try outcome.get()
+                if let commitFailure { throw commitFailure }
+                guard synced else { throw lastFailure(on: connection) }
+            } catch {
+                failure = error
             }
-            _ = try outcome.get()
-            if let commitFailure { throw commitFailure }
-            guard synced else { throw lastFailure(on: connection) }
+            if PQexitPipelineMode(connection) != 1 {
+                // Results are still unread (a send that failed half-way, a sync point that never
+                // came): the connection is out of step for good. Closed, it is replaced.
+                PQfinish(connection)
+                session.connection = nil
+            }
+            if let failure { throw failure }
         }
     }
 
