@@ -348,13 +348,13 @@ public final class JobExecutor: Sendable {
     /// Nil for the attempt this node runs already: a shared queue starts a claim's jobs while
     /// the claim commits, and a claim lost with its connection in the middle of that commit,
     /// not kept by the database, left the job queued while it ran here; claimed again by this
-    /// node, under the same node ID, it is the same attempt, whose outcome the running copy
-    /// writes. A second copy would run the job twice at once, and either copy's write would
-    /// end the claim that the other's still needs.
+    /// node, it is the same attempt, whose outcome the running copy writes under the new
+    /// claim's token. A second copy would run the job twice at once, and either copy's write
+    /// would end the claim that the other's still needs.
     func makeClaimedJob(_ record: JobRecord) -> Job? {
         // Claimed between its commit and its acceptance here: the live job is about to exist.
         acceptance.waitUntilSettled(record.id)
-        if let job = live.job(withID: record.id), job.currentStatus == .running, job.snapshot().attempt == record.attempt {
+        if let held = live.job(withID: record.id)?.snapshot(), held.status == .running, held.attempt == record.attempt {
             return nil
         }
         if let job = live.job(withID: record.id), [.queued, .scheduled].contains(job.currentStatus) {

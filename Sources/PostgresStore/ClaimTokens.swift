@@ -27,9 +27,10 @@ final class ClaimTokens: Sendable {
     private let state = Mutex(State())
 
     /// How long a write waits for the commit of its job's claim before it goes ahead anyway.
-    /// A claim's commit takes a WAL flush, and a lost connection ends the wait at once with an
-    /// error; this is for a database that accepts the commit and does not answer for that long
-    /// (its other commits then hang as well). Gone ahead, the write finds the job still queued
+    /// A claim's commit takes a WAL flush, and a connection that libpq sees lost ends the wait
+    /// at once with an error; this is for a database that accepts the commit and does not
+    /// answer for that long (its other commits then hang as well), or a network that drops
+    /// the answer without closing the connection. Gone ahead, the write finds the job still queued
     /// and is refused as stale; if the claim commits after that, the job stays `running` on
     /// this node until the node restarts. Waiting for good instead would stop every write of
     /// the lane behind one claim.

@@ -225,11 +225,11 @@ final class PostgresWorkQueue: WorkQueue {
     /// A claim whose commit fails has started jobs that may not be this node's: the database
     /// went away in the middle of the commit, and either kept the claim or not. Their writes
     /// are fenced like any other: kept, they are this node's attempts and their outcomes are
-    /// written. Not kept, the jobs are queued again: claimed by another node (or by this one
-    /// under a new node ID, after its lease lapsed), the copies here are stale and their
-    /// outcomes refused, and the jobs run again, as after a crash; claimed by this node under
-    /// the same ID, it is the same attempt, and the copy running here writes its outcome (the
-    /// executor starts no second copy). Before, such a claim, kept, left its jobs running on
+    /// written. Not kept, the jobs are queued again: claimed by another node, the copies here
+    /// are stale and their outcomes refused, and the jobs run again, as after a crash; claimed
+    /// again by this node, it is the same attempt, and a copy still running here writes its
+    /// outcome (the executor starts no second copy; one that finished meanwhile runs again,
+    /// and only the first outcome is kept). Before, such a claim, kept, left its jobs running on
     /// this node, never run, until the node restarted.
     private func claim(_ limit: Int, host: WorkQueueHost, on connection: PostgresConnection) throws {
         let nodeID = lease.membership.nodeID
