@@ -171,7 +171,7 @@ let package = Package(
         // The cluster tests (Tests/JobAPITests/Cluster) read the database with Postgres's
         // connection to check what the API does not show (attempt outcomes, node rows).
         .testTarget(name: "JobAPITests", dependencies: [
-            "JobAPI", "JobpoolApp", "EventHTTP", "JobCore", "SQLiteStore", "Postgres", "PostgresTestSupport",
+            "JobAPI", "JobpoolApp", "EventHTTP", "JobCore", "SQLiteStore", "Postgres", "PostgresTestSupport", "StoreTestSupport",
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP"]),

@@ -304,6 +304,7 @@ def main():
     signal.signal(signal.SIGINT, terminate)
 
     work = tempfile.mkdtemp(prefix="bench-cluster.", dir=os.environ.get("TMPDIR", "/tmp"))
+    completed = False
     postgres = Postgres(work)
     try:
         settings = postgres.settings()
@@ -340,9 +341,15 @@ def main():
                   f"rounds={','.join(f'{r:.0f}' for r in results[setup])}", flush=True)
         if args.rescue == "1":
             rescue_time(args.binary, postgres, work, lease=30, heartbeat=5, pin=pin)
+        completed = True
     finally:
         stop_everything()
         postgres.stop()
+        # The nodes' logs and SQLite files stay for a look after a failed run (or KEEP_WORK=1).
+        if completed and os.environ.get("KEEP_WORK") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"CLUSTER label=work folder={work}", flush=True)
 
 
 if __name__ == "__main__":

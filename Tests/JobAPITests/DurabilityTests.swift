@@ -3,6 +3,7 @@ import JobAPI
 import JobpoolApp
 import JobCore
 import OutboundHTTP
+import StoreTestSupport
 import Testing
 import Webhooks
 
@@ -11,7 +12,7 @@ import Webhooks
 @Suite("Durability")
 struct DurabilityTests {
     private func storePath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-\(UUID().uuidString)/jobs.sqlite").path
+        TemporaryFolders.sqlitePath()
     }
 
     private func makeServer(path: String, configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> TestServer {

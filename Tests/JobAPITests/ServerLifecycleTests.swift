@@ -170,10 +170,9 @@ struct ServerLifecycleTests {
         // Each closed connection also frees its file descriptor for the next client: the gate
         // once kept freed bufferevents alive, whose read events stayed registered for the old
         // descriptor and could swallow the next client's request on the same number.
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-\(UUID().uuidString)/jobs.sqlite").path
         // The durable store answers a submission from another thread, later, as in production.
         let server = try TestServer {
-            $0.store = .sqlite(path: path)
+            $0.store = StoreKind.sqlite.makeStore()
             $0.http.maxConnections = 2
         }
         defer { server.stop() }

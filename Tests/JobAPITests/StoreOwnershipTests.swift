@@ -1,6 +1,7 @@
 import Foundation
 import JobCore
 import SQLiteStore
+import StoreTestSupport
 import Testing
 import Logging
 
@@ -9,7 +10,7 @@ import Logging
 @Suite("One owner per store", .serialized)
 struct StoreOwnershipTests {
     private static func temporaryStore() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-owner-\(UUID().uuidString)/jobs.sqlite").path
+        TemporaryFolders.sqlitePath(prefix: "jobpool-owner")
     }
 
     /// Starts `jobpool serve` on the store and submits a job lasting `seconds`; returns once it runs.

@@ -12,8 +12,7 @@ struct SQLiteJobStoreTests {
     private let logger = Logger(label: "test")
 
     private func temporaryPath() -> String {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-store-\(UUID().uuidString)")
-        return folder.appendingPathComponent("jobs.sqlite").path
+        TemporaryFolders.sqlitePath(prefix: "jobpool-store")
     }
 
     @Test("WAL, and synchronous=FULL on the writer although GRDB's pool sets NORMAL; the file is private (0600)")

@@ -15,6 +15,7 @@ browser with chromedriver's process group) on every path.
 """
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -75,6 +76,7 @@ class Browser:
             os.killpg(self.group, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        shutil.rmtree(self.profile, ignore_errors=True)
 
     def width(self, pixels):
         self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",

@@ -7,6 +7,7 @@ Usage: python3 crash_test.py JOBPOOL_BINARY [CYCLES]
 """
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -91,5 +92,7 @@ reruns = database.execute("SELECT count(*) FROM jobs WHERE attempt > 1").fetchon
 print(f"crash test: cycles={cycles} acknowledged={len(acknowledged)} recovered={len(acknowledged) - len(missing) - len(pending)} "
       f"lost={len(missing)} unfinished={len(pending)} rerun_after_crash={reruns} double_final_results={double_final} "
       f"graceful_exit_code={graceful_exit} final_exit_code={code}")
+database.close()
+shutil.rmtree(workdir, ignore_errors=True)
 if not acknowledged or missing or pending or double_final or code != 0 or graceful_exit != 0:
     sys.exit(1)

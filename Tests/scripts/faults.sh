@@ -7,7 +7,9 @@ binary="$1"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/jobpool-faults.XXXXXX")"
 mkdir -p "$work/full" "$work/ro"
-exec unshare --mount --propagation private -- bash -c "
+# The mounts live in the namespace only; the folder is removed once it ends.
+trap 'rm -rf "$work"' EXIT
+unshare --mount --propagation private -- bash -c "
     mount -t tmpfs -o size=4m tmpfs '$work/full'
     mount --bind '$work/ro' '$work/ro'
     cd '$here' && timeout 300 python3 faults_test.py '$binary' '$work/full' '$work/ro'

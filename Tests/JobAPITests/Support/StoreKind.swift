@@ -1,6 +1,7 @@
 import Foundation
 import JobpoolApp
 import PostgresTestSupport
+import StoreTestSupport
 import Testing
 
 /// The stores a suite runs against, through the real server: every query and write behaves the
@@ -34,7 +35,7 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibleLike 
         switch self {
         case .memory: return .memory
         case .sqlite:
-            return .sqlite(path: FileManager.default.temporaryDirectory.appendingPathComponent("jobpool-\(UUID().uuidString)/jobs.sqlite").path)
+            return .sqlite(path: TemporaryFolders.sqlitePath())
         case .postgres:
             do {
                 return .postgres(url: try PostgresTestCluster.shared().makeDatabase())
