@@ -94,7 +94,7 @@ extension JobExecutor {
     /// here, which re-read their job (on the listener's thread: a blocking read is fine there).
     func take(_ events: [StoredJobEvent]) {
         changes.publishStored(events)
-        for job in remote.held(events.lazy.map(\.jobID)) { refresh(job) }
+        refresh(remote.held(events.lazy.map(\.jobID)))
         for event in events {
             guard let webhook = event.webhook, let job = cache.job(withID: event.jobID) else { continue }
             job.updateWebhook(state: webhook.state, attempts: webhook.attempts)
@@ -104,7 +104,7 @@ extension JobExecutor {
     /// Reads every watched handle again from the store, for when the log cannot say what
     /// changed (on the listener's thread, like ``take(_:)``).
     func refreshWatched() {
-        for job in remote.all() { refresh(job) }
+        refresh(remote.all())
     }
 
     /// Watches a job another node holds: its handle is registered before the store is read
@@ -117,18 +117,36 @@ extension JobExecutor {
 
     /// Brings a watched handle up to what the store holds; a finished one moves to the cache.
     private func refresh(_ job: Job) {
-        do throws(StoreError) {
-            guard let stored = try store.job(withID: job.id) else { return }
-            job.absorb(stored.record, webhookStatus: stored.webhookStatus)
-            if stored.record.status.isFinished {
-                cache.insert(job)
-                remote.remove(job.id)
+        refresh([job])
+    }
+
+    /// The same for many handles, read from the store a thousand at a time rather than one by
+    /// one: a node may watch many jobs (a `?wait` each), and each poll while the log is held
+    /// back, or each batch of the log's events, may touch them all.
+    private func refresh(_ jobs: [Job]) {
+        for start in stride(from: 0, to: jobs.count, by: Self.refreshBatchSize) {
+            let batch = jobs[start..<min(start + Self.refreshBatchSize, jobs.count)]
+            do throws(StoreError) {
+                let stored = try store.jobs(withIDs: batch.map(\.id))
+                let byID = Dictionary(stored.map { ($0.record.id, $0) }, uniquingKeysWith: { first, _ in first })
+                for job in batch {
+                    guard let stored = byID[job.id] else { continue }
+                    job.absorb(stored.record, webhookStatus: stored.webhookStatus)
+                    if stored.record.status.isFinished {
+                        cache.insert(job)
+                        remote.remove(job.id)
+                    }
+                }
+            } catch {
+                logger.warning("Could not read jobs another node changed; their watchers hear of them at their next change",
+                               metadata: ["count": "\(batch.count)", "job.id": "\(batch.first?.id.description ?? "")",
+                                          "error": "\(error.message)"])
             }
-        } catch {
-            logger.warning("Could not read a job another node changed; its watchers hear of it at its next change",
-                           metadata: ["job.id": "\(job.id)", "error": "\(error.message)"])
         }
     }
+
+    /// Jobs read per statement by ``refresh(_:)``.
+    static let refreshBatchSize = 1000
 }
 
 extension JobExecutor {

@@ -15,6 +15,19 @@ extension PostgresJobStore {
         }
     }
 
+    /// One statement for all of them (an index lookup each); `jobs(withIDs:)` callers pass a
+    /// bounded number.
+    public func jobs(withIDs ids: [JobID]) throws(StoreError) -> [StoredJob] {
+        guard !ids.isEmpty else { return [] }
+        return try read("read jobs") { connection in
+            try connection.query("""
+                SELECT j.*, \(PostgresRowDecoding.webhookStatusColumns)
+                FROM jobs j LEFT JOIN webhook_events e ON e.job_id = j.id
+                WHERE j.id = ANY($1::uuid[])
+                """, [PostgresArray(ids.map(\.description))]).map(PostgresRowDecoding.storedJob)
+        }
+    }
+
     public func jobs(matching filter: JobFilter, limit: Int, after cursor: JobCursor?) throws(StoreError) -> [StoredJob] {
         guard limit > 0 else { return [] }
         let query = PostgresJobListQuery(filter: filter, limit: limit, after: cursor)

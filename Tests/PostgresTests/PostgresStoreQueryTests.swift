@@ -31,6 +31,19 @@ struct PostgresStoreQueryTests {
         #expect(try store.job(withID: JobID()) == nil)
     }
 
+    @Test("jobs by IDs in one read: each as read by its ID, with its webhook's state; unknown IDs left out")
+    func jobsByIDs() throws {
+        let (database, store, memory, scenario) = try bothStores()
+        defer { store.close(); withExtendedLifetime(database) {} }
+        let ids = scenario.jobs.map(\.id) + [JobID()]
+        let read = try store.jobs(withIDs: ids)
+        #expect(read.count == scenario.jobs.count)
+        for stored in read {
+            #expect(stored == (try memory.job(withID: stored.record.id)), "job \(stored.record.input)")
+        }
+        #expect(try store.jobs(withIDs: []).isEmpty)
+    }
+
     @Test("pages of every filter, walked with several page sizes, newest first with no gap or repeat")
     func pages() throws {
         let (database, store, memory, _) = try bothStores()

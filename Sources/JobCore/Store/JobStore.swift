@@ -50,6 +50,10 @@ public protocol JobStore: Sendable {
     /// The job with this ID.
     func job(withID id: JobID) throws(StoreError) -> StoredJob?
 
+    /// The jobs with these IDs that exist, in no particular order: one read for the many jobs
+    /// a node watches on others' behalf (see ``JobExecutor``'s remote handles).
+    func jobs(withIDs ids: [JobID]) throws(StoreError) -> [StoredJob]
+
     /// Up to `limit` jobs matching `filter`, newest first, strictly after `cursor` in
     /// `(created_at, id)` order (descending).
     func jobs(matching filter: JobFilter, limit: Int, after cursor: JobCursor?) throws(StoreError) -> [StoredJob]
@@ -277,4 +281,14 @@ extension JobStore {
     public func heldJob(withID id: JobID) -> Job? { nil }
 
     public func clusterCounts() throws(StoreError) -> [JobCounts.Key: Int]? { nil }
+
+    /// One read per job: enough for a store that only this process uses, which watches no job
+    /// for another node.
+    public func jobs(withIDs ids: [JobID]) throws(StoreError) -> [StoredJob] {
+        var found: [StoredJob] = []
+        for id in ids {
+            if let job = try job(withID: id) { found.append(job) }
+        }
+        return found
+    }
 }
