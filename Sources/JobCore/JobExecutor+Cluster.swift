@@ -115,27 +115,34 @@ extension JobExecutor {
         return watched
     }
 
+    /// The same for many jobs, read from the store together.
+    func watchRemote(_ jobs: [Job]) {
+        refresh(jobs.map(remote.register))
+    }
+
     /// Brings a watched handle up to what the store holds; a finished one moves to the cache.
     private func refresh(_ job: Job) {
-        refresh([job])
+        do throws(StoreError) {
+            guard let stored = try store.job(withID: job.id) else { return }
+            absorb(stored, into: job)
+        } catch {
+            logger.warning("Could not read a job another node changed; its watchers hear of it at its next change",
+                           metadata: ["job.id": "\(job.id)", "error": "\(error.message)"])
+        }
     }
 
     /// The same for many handles, read from the store a thousand at a time rather than one by
     /// one: a node may watch many jobs (a `?wait` each), and each poll while the log is held
     /// back, or each batch of the log's events, may touch them all.
     private func refresh(_ jobs: [Job]) {
+        if jobs.count == 1, let job = jobs.first { return refresh(job) }
         for start in stride(from: 0, to: jobs.count, by: Self.refreshBatchSize) {
             let batch = jobs[start..<min(start + Self.refreshBatchSize, jobs.count)]
             do throws(StoreError) {
                 let stored = try store.jobs(withIDs: batch.map(\.id))
                 let byID = Dictionary(stored.map { ($0.record.id, $0) }, uniquingKeysWith: { first, _ in first })
                 for job in batch {
-                    guard let stored = byID[job.id] else { continue }
-                    job.absorb(stored.record, webhookStatus: stored.webhookStatus)
-                    if stored.record.status.isFinished {
-                        cache.insert(job)
-                        remote.remove(job.id)
-                    }
+                    if let stored = byID[job.id] { absorb(stored, into: job) }
                 }
             } catch {
                 logger.warning("Could not read jobs another node changed; their watchers hear of them at their next change",
@@ -147,6 +154,15 @@ extension JobExecutor {
 
     /// Jobs read per statement by ``refresh(_:)``.
     static let refreshBatchSize = 1000
+
+    /// Takes what the store holds into a watched handle; a finished one moves to the cache.
+    private func absorb(_ stored: StoredJob, into job: Job) {
+        job.absorb(stored.record, webhookStatus: stored.webhookStatus)
+        if stored.record.status.isFinished {
+            cache.insert(job)
+            remote.remove(job.id)
+        }
+    }
 }
 
 extension JobExecutor {

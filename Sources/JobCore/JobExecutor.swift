@@ -375,15 +375,18 @@ public final class JobExecutor: Sendable {
     /// Jobs accepted here that another node claimed (or finished): the store answers for them
     /// from now on. A job that left the waiting states meanwhile (it runs here) stays.
     func handOff(_ jobs: [Job]) {
+        var handed: [Job] = []
         for job in jobs {
             let status = job.snapshot().status
             guard status == .queued || status == .scheduled else { continue }
             live.remove(job)
             counts.removed(job, state: status)
-            // Whoever waits on it here hears of its end from the store's log; read it once now,
-            // since the other node may have finished it before this pass (no later event then).
-            _ = watchRemote(job)
+            handed.append(job)
         }
+        // Whoever waits on them here hears of their end from the store's log; each is read once
+        // now, since the other node may have finished it before this pass (no later event then).
+        // Together: on two nodes, half the jobs submitted to one are handed off by the other.
+        watchRemote(handed)
     }
 
     /// Jobs a shared store's rescue took back from dead nodes: counted in

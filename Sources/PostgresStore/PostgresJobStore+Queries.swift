@@ -15,18 +15,26 @@ extension PostgresJobStore {
         }
     }
 
-    /// One statement for all of them (an index lookup each); `jobs(withIDs:)` callers pass a
-    /// bounded number.
+    /// One statement for all of them; `jobs(withIDs:)` callers pass a bounded number.
     public func jobs(withIDs ids: [JobID]) throws(StoreError) -> [StoredJob] {
         guard !ids.isEmpty else { return [] }
         return try read("read jobs") { connection in
-            try connection.query("""
-                SELECT j.*, \(PostgresRowDecoding.webhookStatusColumns)
-                FROM jobs j LEFT JOIN webhook_events e ON e.job_id = j.id
-                WHERE j.id = ANY($1::uuid[])
-                """, [PostgresArray(ids.map(\.description))]).map(PostgresRowDecoding.storedJob)
+            try connection.query(Self.jobsByIDsSQL, [PostgresArray(ids.map(\.description))]).map(PostgresRowDecoding.storedJob)
         }
     }
+
+    /// The jobs named by `$1`, each looked up by its key. Written as `j.id = ANY($1)`, the
+    /// planner read the whole table for a few hundred IDs (measured: 300 IDs among 20,000 jobs,
+    /// a sequential scan and a hash join, 4.3 ms, against 0.1 ms a lookup), and on two nodes
+    /// it cost a quarter of the throughput. `OFFSET 0` keeps the lookup a subquery run per ID, which
+    /// the planner cannot turn into such a join.
+    static let jobsByIDsSQL = """
+        SELECT found.* FROM unnest($1::uuid[]) AS wanted(id)
+        CROSS JOIN LATERAL (
+            SELECT j.*, \(PostgresRowDecoding.webhookStatusColumns)
+            FROM jobs j LEFT JOIN webhook_events e ON e.job_id = j.id
+            WHERE j.id = wanted.id OFFSET 0) found
+        """
 
     public func jobs(matching filter: JobFilter, limit: Int, after cursor: JobCursor?) throws(StoreError) -> [StoredJob] {
         guard limit > 0 else { return [] }

@@ -167,6 +167,10 @@ struct PostgresStoreQueryTests {
             let definition = try connection.query("SELECT indexdef FROM pg_indexes WHERE indexname = $1", [name]).first?.string("indexdef")
             #expect(definition?.hasSuffix("WHERE (status <> 'running'::text)") == true, "\(name): \(definition ?? "missing")")
         }
+        // The jobs a node watches, read again together: each by its key, however many.
+        let watched = try connection.query("SELECT id FROM jobs ORDER BY created_at DESC LIMIT 300").map { try $0.string("id") }
+        let byIDs = try plan(PostgresJobStore.jobsByIDsSQL, [PostgresArray(watched)])
+        #expect(byIDs.contains("jobs_pkey") && !byIDs.contains("Seq Scan"), "\(byIDs)")
         let unfinished = try plan(PostgresJobStore.unfinishedJobsSQL)
         #expect(!unfinished.contains("Seq Scan on jobs"), "\(unfinished)")
         let expired = try plan("""
