@@ -45,27 +45,27 @@ public final class JobCounts: Sendable {
     var hook: JobStateChangeHook {
         { [self] job, from, to in
             stripe(of: job).counts.withLock { counts in
-                if let from { counts[Key(owner: job.owner, kind: job.kind, state: from), default: 0] -= 1 }
-                counts[Key(owner: job.owner, kind: job.kind, state: to), default: 0] += 1
+                if let from { Self.add(-1, to: Key(owner: job.owner, kind: job.kind, state: from), in: &counts) }
+                Self.add(1, to: Key(owner: job.owner, kind: job.kind, state: to), in: &counts)
             }
         }
     }
 
     /// A job left the store (refused after all).
     func removed(_ job: Job, state: JobState) {
-        stripe(of: job).counts.withLock { $0[Key(owner: job.owner, kind: job.kind, state: state), default: 0] -= 1 }
+        stripe(of: job).counts.withLock { Self.add(-1, to: Key(owner: job.owner, kind: job.kind, state: state), in: &$0) }
     }
 
     /// A stored job was deleted (retention, or eviction from the in-memory store).
     func removed(_ key: Key) {
-        sharedStripe.counts.withLock { $0[key, default: 0] -= 1 }
+        sharedStripe.counts.withLock { Self.add(-1, to: key, in: &$0) }
     }
 
     /// A job's state changed without its hook (a recovered job shown in a new state).
     func shift(owner: String?, kind: String, from: JobState, to: JobState) {
         sharedStripe.counts.withLock { counts in
-            counts[Key(owner: owner, kind: kind, state: from), default: 0] -= 1
-            counts[Key(owner: owner, kind: kind, state: to), default: 0] += 1
+            Self.add(-1, to: Key(owner: owner, kind: kind, state: from), in: &counts)
+            Self.add(1, to: Key(owner: owner, kind: kind, state: to), in: &counts)
         }
     }
 
@@ -73,8 +73,15 @@ public final class JobCounts: Sendable {
     /// made: recovered jobs are in these counts already, so they do not announce themselves).
     func seed(_ stored: [Key: Int]) {
         sharedStripe.counts.withLock { counts in
-            for (key, count) in stored { counts[key, default: 0] += count }
+            for (key, count) in stored { Self.add(count, to: key, in: &counts) }
         }
+    }
+
+    /// Adds `delta` to `key`'s count, dropping a count that comes to zero: the stripes keep
+    /// only the keys that count something, and a snapshot merges no more than those.
+    private static func add(_ delta: Int, to key: Key, in counts: inout [Key: Int]) {
+        let count = counts[key, default: 0] + delta
+        counts[key] = count == 0 ? nil : count
     }
 
     /// Counts above zero, of every owner or of one (`.some(nil)` is the jobs without an owner).

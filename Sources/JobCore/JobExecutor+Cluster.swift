@@ -115,9 +115,9 @@ extension JobExecutor {
         return watched
     }
 
-    /// The same for many jobs, read from the store together.
-    func watchRemote(_ jobs: [Job]) {
-        refresh(jobs.map(remote.register))
+    /// Reads watched handles again from the store, together.
+    func refreshRemote(_ handles: [Job]) {
+        refresh(handles)
     }
 
     /// Brings a watched handle up to what the store holds; a finished one moves to the cache.

@@ -381,12 +381,14 @@ public final class JobExecutor: Sendable {
             guard status == .queued || status == .scheduled else { continue }
             live.remove(job)
             counts.removed(job, state: status)
-            handed.append(job)
+            // Watched from the moment it leaves the live jobs, so that a request arriving
+            // meanwhile finds this handle, not a second one that this pass would not read.
+            handed.append(remote.register(job))
         }
         // Whoever waits on them here hears of their end from the store's log; each is read once
         // now, since the other node may have finished it before this pass (no later event then).
         // Together: on two nodes, half the jobs submitted to one are handed off by the other.
-        watchRemote(handed)
+        refreshRemote(handed)
     }
 
     /// Jobs a shared store's rescue took back from dead nodes: counted in

@@ -93,6 +93,7 @@ print(f"crash test: cycles={cycles} acknowledged={len(acknowledged)} recovered={
       f"lost={len(missing)} unfinished={len(pending)} rerun_after_crash={reruns} double_final_results={double_final} "
       f"graceful_exit_code={graceful_exit} final_exit_code={code}")
 database.close()
-shutil.rmtree(workdir, ignore_errors=True)
 if not acknowledged or missing or pending or double_final or code != 0 or graceful_exit != 0:
+    print(f"crash test: the store is kept in {workdir}")
     sys.exit(1)
+shutil.rmtree(workdir, ignore_errors=True)
