@@ -3,7 +3,6 @@ import JobAPI
 import JobpoolApp
 import JobCore
 import OutboundHTTP
-import StoreTestSupport
 import Testing
 import Webhooks
 
@@ -12,7 +11,7 @@ import Webhooks
 @Suite("Durability")
 struct DurabilityTests {
     private func storePath() -> String {
-        TemporaryFolders.sqlitePath()
+        temporarySQLitePath()
     }
 
     private func makeServer(path: String, configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> TestServer {

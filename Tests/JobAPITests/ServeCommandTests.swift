@@ -1,6 +1,5 @@
 import Foundation
 import PostgresTestSupport
-import StoreTestSupport
 import Testing
 
 /// `jobpool serve` as an operator meets it: bad flags are refused with `serve`'s own usage and
@@ -56,7 +55,7 @@ struct ServeCommandTests {
 
     @Test("the start logs the store's kind and absolute path")
     func logsTheStore() throws {
-        let folder = TemporaryFolders.make(prefix: "jobpool-serve").path
+        let folder = temporaryFolder(prefix: "jobpool-serve").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let process = try JobpoolProcess(["serve", "--port", "0", "--store", "sqlite:jobs.sqlite"], directory: folder)
         defer { process.stop() }

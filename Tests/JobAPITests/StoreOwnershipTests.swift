@@ -1,7 +1,6 @@
 import Foundation
 import JobCore
 import SQLiteStore
-import StoreTestSupport
 import Testing
 import Logging
 
@@ -10,7 +9,7 @@ import Logging
 @Suite("One owner per store", .serialized)
 struct StoreOwnershipTests {
     private static func temporaryStore() -> String {
-        TemporaryFolders.sqlitePath(prefix: "jobpool-owner")
+        temporarySQLitePath(prefix: "jobpool-owner")
     }
 
     /// Starts `jobpool serve` on the store and submits a job lasting `seconds`; returns once it runs.

@@ -48,6 +48,18 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibleLike 
     }
 }
 
+/// A new temporary folder, removed when the test process exits (``TemporaryFolders``). Here
+/// rather than through an import of StoreTestSupport in each test file: that module's
+/// synchronous `eventually` would shadow this target's asynchronous one there.
+func temporaryFolder(prefix: String) -> URL {
+    TemporaryFolders.make(prefix: prefix)
+}
+
+/// `jobs.sqlite` in a new temporary folder (see ``temporaryFolder(prefix:)``).
+func temporarySQLitePath(prefix: String = "jobpool") -> String {
+    TemporaryFolders.sqlitePath(prefix: prefix)
+}
+
 /// Test arguments print as their raw value.
 protocol CustomTestStringConvertibleLike: CustomStringConvertible, RawRepresentable where RawValue == String {}
 extension CustomTestStringConvertibleLike { var description: String { rawValue } }
