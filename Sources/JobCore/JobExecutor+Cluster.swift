@@ -115,11 +115,6 @@ extension JobExecutor {
         return watched
     }
 
-    /// Reads watched handles again from the store, together.
-    func refreshRemote(_ handles: [Job]) {
-        refresh(handles)
-    }
-
     /// Brings a watched handle up to what the store holds; a finished one moves to the cache.
     private func refresh(_ job: Job) {
         do throws(StoreError) {
@@ -134,7 +129,7 @@ extension JobExecutor {
     /// The same for many handles, read from the store a thousand at a time rather than one by
     /// one: a node may watch many jobs (a `?wait` each), and each poll while the log is held
     /// back, or each batch of the log's events, may touch them all.
-    private func refresh(_ jobs: [Job]) {
+    func refresh(_ jobs: [Job]) {
         if jobs.count == 1, let job = jobs.first { return refresh(job) }
         for start in stride(from: 0, to: jobs.count, by: Self.refreshBatchSize) {
             let batch = jobs[start..<min(start + Self.refreshBatchSize, jobs.count)]

@@ -354,15 +354,16 @@ public final class JobExecutor: Sendable {
     func makeClaimedJob(_ record: JobRecord) -> Job? {
         // Claimed between its commit and its acceptance here: the live job is about to exist.
         acceptance.waitUntilSettled(record.id)
-        if let held = live.job(withID: record.id)?.snapshot(), held.status == .running, held.attempt == record.attempt {
-            return nil
-        }
-        if let job = live.job(withID: record.id), [.queued, .scheduled].contains(job.currentStatus) {
-            guard job.snapshot().attempt != record.attempt else {
-                _ = job.markDue()
-                return job
+        if let job = live.job(withID: record.id) {
+            let held = job.snapshot()
+            if held.status == .running, held.attempt == record.attempt { return nil }
+            if [.queued, .scheduled].contains(held.status) {
+                guard held.attempt != record.attempt else {
+                    _ = job.markDue()
+                    return job
+                }
+                handOff([job])
             }
-            handOff([job])
         }
         var waiting = record
         waiting.status = .queued
@@ -388,7 +389,7 @@ public final class JobExecutor: Sendable {
         // Whoever waits on them here hears of their end from the store's log; each is read once
         // now, since the other node may have finished it before this pass (no later event then).
         // Together: on two nodes, half the jobs submitted to one are handed off by the other.
-        refreshRemote(handed)
+        refresh(handed)
     }
 
     /// Jobs a shared store's rescue took back from dead nodes: counted in
