@@ -143,18 +143,14 @@ final class NodeLease: Sendable {
         }
     }
 
-    /// Registers `nodeID` with a lease, and the schema version this jobpool runs: a node of an
-    /// older version leaves it NULL (``PostgresSchema/version10``).
     private func register(_ nodeID: String, on connection: PostgresConnection) throws {
         let rows = try connection.query("""
             WITH registered AS (
-                INSERT INTO nodes (id, lease_until, host, pid, schema_version)
-                VALUES ($1::uuid, now() + $2::bigint * interval '1 microsecond', $3, $4::int, $5::int)
+                INSERT INTO nodes (id, lease_until, host, pid) VALUES ($1::uuid, now() + $2::bigint * interval '1 microsecond', $3, $4::int)
                 RETURNING id)
             SELECT (SELECT count(*) FROM nodes WHERE lease_until > now()) + (SELECT count(*) FROM registered) AS live,
                    \(DatabaseClockCheck.databaseClockColumn)
-            """, [nodeID, settings.lease.clampedMicroseconds, ProcessInfo.processInfo.hostName, Int(ProcessInfo.processInfo.processIdentifier),
-                  PostgresSchema.currentVersion])
+            """, [nodeID, settings.lease.clampedMicroseconds, ProcessInfo.processInfo.hostName, Int(ProcessInfo.processInfo.processIdentifier)])
         let live = try rows.first?.int("live") ?? 1
         if let databaseMicros = try rows.first?.int64("database_micros") { clockCheck.check(databaseMicros: databaseMicros, nodeID: nodeID) }
         state.withLock { state in

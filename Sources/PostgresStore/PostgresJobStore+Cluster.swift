@@ -61,27 +61,16 @@ extension PostgresJobStore {
     ///
     /// It walks the oldest IDs, which is the oldest events: IDs are handed out in time order
     /// (``PostgresSchema/version4``). An event whose time is a little earlier than an older
-    /// ID's (a finish stamped before its commit) waits for its turn. A run of events
-    /// (``PostgresSchema/version10``) goes whole, once its newest event is older than the
-    /// cutoff; a batch takes as many runs as would hold `limit` events if each were a
-    /// sixteenth full, so that a batch stays about as long as a batch of rows.
+    /// ID's (a finish stamped before its commit) waits for its turn.
     public func purgeEvents(before cutoff: Date, limit: Int) throws(StoreError) -> Int {
         try read("delete old events") { connection in
             try connection.transaction {
                 let locked = try connection.query("SELECT pg_try_advisory_xact_lock($1::bigint) AS locked", [Self.eventRetentionLockKey])
                 guard try locked.first?.bool("locked") == true else { return 0 }
-                let rows = try connection.execute("""
+                return try connection.execute("""
                     DELETE FROM job_events WHERE id IN (
                         SELECT id FROM job_events ORDER BY id LIMIT $2::int) AND at < $1::bigint
                     """, [StoredTime.micros(cutoff), limit])
-                let runs = try connection.query("""
-                    WITH gone AS (
-                        DELETE FROM job_event_runs WHERE first_id IN (
-                            SELECT first_id FROM job_event_runs ORDER BY first_id LIMIT $2::int) AND newest_at < $1::bigint
-                        RETURNING cardinality(ats) AS events)
-                    SELECT coalesce(sum(events), 0)::bigint AS events FROM gone
-                    """, [StoredTime.micros(cutoff), max(1, limit * 16 / PostgresSchema.eventRunCapacity)])
-                return rows + (try runs.first?.int("events") ?? 0)
             }
         }
     }

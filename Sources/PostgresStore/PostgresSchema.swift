@@ -67,8 +67,6 @@ enum PostgresSchema {
         Migration(version: 8, compatibleFrom: 4, sql: version8),
         // Expand only (a counter of admissions; list indexes without running jobs).
         Migration(version: 9, compatibleFrom: 4, sql: version9),
-        // Expand only (event runs, read but not yet written; a version 9 jobpool ignores them).
-        Migration(version: 10, compatibleFrom: 4, sql: version10),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),
