@@ -84,12 +84,13 @@ extension PostgresJobStore {
     /// Each finish is fenced by its token (``ClaimTokens``): the attempt, running on the node
     /// that claimed it, under a lease that still holds; a job this process never claimed only
     /// while nobody has (queued or scheduled: a cancel). A stale finish changes nothing and
-    /// writes no attempt row and no webhook event (the event is the outbox row of the final
-    /// state). The event is claimed by this node in the same write (see
+    /// writes no webhook event (the event is the outbox row of the final state). The final
+    /// attempt is the job row's, with no row of its own (``PostgresSchema/version10``). The
+    /// event is claimed by this node in the same write (see
     /// ``PostgresJobStore/claimWebhookEvents(limit:)``), so its first attempt goes out under a
     /// committed claim. Returns the jobs whose finish was written, or was there already: a
     /// finish written again word for word (the same attempt, state and microsecond; a commit
-    /// whose reply was lost, retried) is not stale. Its first write committed the attempt row
+    /// whose reply was lost, retried) is not stale. Its first write committed the final state
     /// and the event, which this node holds; reported stale, the event would wait unsent for
     /// this node's restart. (Every sub-statement sees the table as it was before the
     /// statement, so a row finished by this statement is not counted twice.)
@@ -136,12 +137,6 @@ extension PostgresJobStore {
                       v.webhook_id, v.url, v.body, v.node, j.kind, j.owner, j.max_attempts, j.started_at AS ran_from,
                       CASE WHEN v.node IS NOT NULL THEN 'running'
                            ELSE (SELECT o.status FROM jobs o WHERE o.id = j.id) END AS finished_from),
-        attempts AS (
-            INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code, node)
-            SELECT id, attempt, started_at, finished_at, status, error_code, node FROM finished WHERE started_at IS NOT NULL
-            ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at,
-                finished_at = excluded.finished_at, outcome = excluded.outcome, error_code = excluded.error_code,
-                node = excluded.node),
         events AS (
             INSERT INTO webhook_events (job_id, webhook_id, url, body, state, round_start, next_attempt_at, node)
             SELECT id, webhook_id, url, body, 'pending', 0, NULL, $14::uuid FROM finished WHERE webhook_id IS NOT NULL),

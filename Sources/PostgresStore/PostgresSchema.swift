@@ -67,6 +67,8 @@ enum PostgresSchema {
         Migration(version: 8, compatibleFrom: 4, sql: version8),
         // Expand only (a counter of admissions; list indexes without running jobs).
         Migration(version: 9, compatibleFrom: 4, sql: version9),
+        // Expand only (a view; final attempts are read from the job row).
+        Migration(version: 10, compatibleFrom: 4, sql: version10),
     ]
 
     /// The first schema: the tables of the SQLite store (times as microseconds, IDs as `uuid`),
@@ -127,7 +129,8 @@ enum PostgresSchema {
             WHERE idempotency_key IS NOT NULL AND NOT idempotency_retired;
         CREATE INDEX jobs_due ON jobs (due_key) WHERE status IN ('queued', 'scheduled');
 
-        -- One row per attempt, written when the attempt ends (or is found interrupted).
+        -- One row per attempt, written when the attempt ends (or is found interrupted); since
+        -- version 10, not for the attempt that ends the job (see job_attempt_history).
         CREATE TABLE job_attempts (
             job_id uuid NOT NULL,
             attempt integer NOT NULL,

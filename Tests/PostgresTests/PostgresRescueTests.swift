@@ -30,7 +30,7 @@ struct PostgresRescueTests {
     }
 
     private func outcomes(_ job: JobRecord, _ connection: PostgresConnection) throws -> [String] {
-        try connection.query("SELECT attempt || ':' || outcome AS o FROM job_attempts WHERE job_id = $1::uuid ORDER BY attempt",
+        try connection.query("SELECT attempt || ':' || outcome AS o FROM job_attempt_history WHERE job_id = $1::uuid ORDER BY attempt",
                              [job.id.description]).map { try $0.string("o") }
     }
 

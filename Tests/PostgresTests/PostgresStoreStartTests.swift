@@ -67,7 +67,7 @@ struct PostgresStoreStartTests {
         #expect(event.body == Array("{}".utf8))
         #expect(event.key == [1, 2, 3])
         #expect(event.attempts.map(\.status) == [500])
-        let outcomes = try connection.query("SELECT outcome FROM job_attempts WHERE job_id = $1::uuid", [live[2].id.description])
+        let outcomes = try connection.query("SELECT outcome FROM job_attempt_history WHERE job_id = $1::uuid", [live[2].id.description])
         #expect(try outcomes.map { try $0.string("outcome") } == ["lost"])
     }
 

@@ -125,7 +125,7 @@ struct PostgresStoreWriteTests {
         #expect(stored.finishedAt == epoch.addingTimeInterval(20))
         let connection = try database.connection()
         defer { connection.close() }
-        let outcomes = try connection.query("SELECT attempt || ':' || outcome AS o FROM job_attempts ORDER BY attempt").map { try $0.string("o") }
+        let outcomes = try connection.query("SELECT attempt || ':' || outcome AS o FROM job_attempt_history ORDER BY attempt").map { try $0.string("o") }
         #expect(outcomes == ["1:interrupted", "2:succeeded"])
     }
 
@@ -174,7 +174,7 @@ struct PostgresStoreWriteTests {
         #expect(try store.webhookEvent(of: jobs[5].id) == nil)
         let connection = try database.connection()
         defer { connection.close() }
-        #expect(try connection.query("SELECT count(*) AS n FROM job_attempts").first?.int("n") == 5)
+        #expect(try connection.query("SELECT count(*) AS n FROM job_attempt_history").first?.int("n") == 5)
         #expect(try store.loadUnfinished().counts == [JobCounts.Key(owner: nil, kind: "write_code", state: .succeeded): 4,
                                                       JobCounts.Key(owner: nil, kind: "write_code", state: .failed): 1,
                                                       JobCounts.Key(owner: nil, kind: "write_code", state: .queued): 2])
@@ -195,13 +195,57 @@ struct PostgresStoreWriteTests {
         #expect(!(try writeIsStale(store, finish)), "the same finish again is reported written")
         let connection = try database.connection()
         defer { connection.close() }
-        #expect(try connection.query("SELECT count(*) AS n FROM job_attempts").first?.int("n") == 1)
+        #expect(try connection.query("SELECT count(*) AS n FROM job_attempt_history").first?.int("n") == 1)
         #expect(try connection.query("SELECT count(*) AS n FROM webhook_events").first?.int("n") == 1)
         #expect(try store.loadUnfinished().counts[JobCounts.Key(owner: nil, kind: "write_code", state: .succeeded)] == 1, "counted once")
         let different = StoreChange.finished(job.key, attempt: 1, startedAt: epoch, status: .failed, result: nil,
                                              error: JobFailure(code: "late", message: "late"), at: epoch.addingTimeInterval(2), event: nil, owner: job.owner, kind: job.kind)
         #expect(try writeIsStale(store, different), "another outcome of the finished attempt still is stale")
         #expect(try store.job(withID: job.id)?.record.status == .succeeded)
+    }
+
+    @Test("a job's final attempt is its row's, with no attempt row; the history shows each attempt once, a stored row before the job's")
+    func finalAttemptFromTheJobRow() throws {
+        let database = try TestDatabase()
+        let store = try database.open()
+        defer { store.close() }
+        let ran = makeJob(createdAt: epoch), olderVersion = makeJob(createdAt: epoch), lost = makeJob(createdAt: epoch)
+        let neverRan = makeJob(createdAt: epoch)
+        try write(store, .submitted([ran, olderVersion, lost, neverRan])).get()
+        for job in [ran, olderVersion] {
+            try write(store, .started(job.key, attempt: 1, at: epoch)).get()
+            try write(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .succeeded, result: .integer(1), error: nil,
+                                       at: epoch.addingTimeInterval(2), event: nil, owner: job.owner, kind: job.kind)).get()
+        }
+        try write(store, .finished(neverRan.key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled,
+                                   at: epoch, event: nil, owner: neverRan.owner, kind: neverRan.kind)).get()
+        let connection = try database.connection()
+        defer { connection.close() }
+        #expect(try connection.query("SELECT count(*) AS n FROM job_attempts").first?.int("n") == 0, "no row for a final attempt")
+        // A version 9 node wrote its final attempts as rows; the rescue records a lost attempt,
+        // then fails the job when it was the last (here by hand, as its statement does).
+        try connection.execute("""
+            INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, node)
+            SELECT id, attempt, started_at, finished_at, status, node FROM jobs WHERE id = $1::uuid
+            """, [olderVersion.id.description])
+        try connection.execute("""
+            WITH failed AS (
+                UPDATE jobs SET status = 'failed', started_at = 1, finished_at = 2, error_code = 'node_lost' WHERE id = $1::uuid
+                RETURNING id)
+            INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, error_code)
+            SELECT id, 1, 1, 2, 'lost', 'node_lost' FROM failed
+            """, [lost.id.description])
+        func history(_ job: JobRecord) throws -> [String] {
+            try connection.query("""
+                SELECT attempt || ':' || outcome || ':' || started_at || ':' || finished_at || ':' || coalesce(node::text, '-') AS a
+                FROM job_attempt_history WHERE job_id = $1::uuid ORDER BY attempt
+                """, [job.id.description]).map { try $0.string("a") }
+        }
+        let micros = { (seconds: Double) in StoredTime.micros(epoch.addingTimeInterval(seconds)) }
+        #expect(try history(ran) == ["1:succeeded:\(micros(0)):\(micros(2)):\(store.nodeID)"])
+        #expect(try history(olderVersion) == ["1:succeeded:\(micros(0)):\(micros(2)):\(store.nodeID)"], "shown once")
+        #expect(try history(lost) == ["1:lost:1:2:-"], "the stored row, not the job's")
+        #expect(try history(neverRan).isEmpty, "a job that never started has no attempt")
     }
 
     @Test("an idempotency key is unique per owner while it lives; other owners may use it")

@@ -29,7 +29,7 @@ extension ClusterTests {
         let id = try await c.submit(Self.writeCode(seconds: 0, hook: "\(sink.url)/hook"))
         #expect(try await eventually(timeout: .seconds(20)) { sink.requestCount == 1 }, "the first attempt never came")
         let senderPID = try cluster.query("""
-            SELECT n.pid FROM job_attempts a JOIN nodes n ON n.id = a.node WHERE a.job_id = $1::uuid AND a.outcome = 'succeeded'
+            SELECT n.pid FROM job_attempt_history a JOIN nodes n ON n.id = a.node WHERE a.job_id = $1::uuid AND a.outcome = 'succeeded'
             """, [id]).first?.int("pid")
         let sender = try #require(cluster.nodes.first { $0.pid.map(Int.init) == senderPID }, "which node ran the job?")
         sender.kill9()

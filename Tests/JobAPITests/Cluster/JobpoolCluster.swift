@@ -93,7 +93,7 @@ final class JobpoolCluster: Sendable {
 
     /// The job's attempts as `attempt outcome` lines, in order, e.g. `["1 lost", "2 succeeded"]`.
     func attempts(of id: String) throws -> [String] {
-        try query("SELECT attempt, outcome FROM job_attempts WHERE job_id = $1::uuid ORDER BY attempt", [id])
+        try query("SELECT attempt, outcome FROM job_attempt_history WHERE job_id = $1::uuid ORDER BY attempt", [id])
             .map { "\(try $0.int("attempt")) \(try $0.string("outcome"))" }
     }
 

@@ -92,7 +92,7 @@ extension JobpoolCluster {
             WHERE job_id = ANY($1::uuid[]) AND event IN ('job.succeeded', 'job.failed', 'job.cancelled')
             GROUP BY job_id HAVING count(*) > 1
             UNION
-            SELECT job_id::text FROM job_attempts
+            SELECT job_id::text FROM job_attempt_history
             WHERE job_id = ANY($1::uuid[]) AND outcome IN ('succeeded', 'failed', 'cancelled')
             GROUP BY job_id HAVING count(*) > 1
             """, [array]).map { try $0.string("id") }
@@ -109,7 +109,7 @@ extension JobpoolCluster {
         let jobs = (try? query("""
             SELECT j.id::text AS id, j.status, j.attempt, coalesce(j.node::text, '-') AS node,
                    coalesce((SELECT string_agg(a.attempt || ' ' || a.outcome || ' ' || coalesce(a.node::text, '-'), '; ')
-                             FROM job_attempts a WHERE a.job_id = j.id), '') AS attempts
+                             FROM job_attempt_history a WHERE a.job_id = j.id), '') AS attempts
             FROM jobs j WHERE j.id = ANY($1::uuid[])
             """, [array]).map { "\(try $0.string("id")) \(try $0.string("status")) attempt \(try $0.int("attempt")) node \(try $0.string("node")) [\(try $0.string("attempts"))]" }) ?? []
         let nodes = (try? query("SELECT id::text AS id, pid, lease_until > now() AS live FROM nodes")
