@@ -120,6 +120,9 @@ extension PostgresJobStore {
     /// count, in key order as the trigger does. The state a job leaves is
     /// `running` for a claimed job; a job finished unclaimed (a cancel while queued) has its
     /// old row read by key: the statement's snapshot still sees it as it was.
+    ///
+    /// It leaves the row's `node` and `started_at` (when known) as the claim set them: the
+    /// job's final attempt is read from them (``PostgresSchema/version10``).
     static let finishSQL = """
         WITH v AS (
             SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
@@ -133,7 +136,7 @@ extension PostgresJobStore {
             FROM v WHERE j.id = v.id AND j.attempt = v.attempt AND j.finished_at IS NULL
               AND CASE WHEN v.node IS NULL THEN j.status IN ('queued', 'scheduled')
                        ELSE j.status = 'running' AND j.node = v.node \(PostgresJobStore.leaseHolds("v.node")) END
-            RETURNING j.id, v.attempt, v.status, v.error_code, v.error_message, v.error_status, v.finished_at, v.started_at,
+            RETURNING j.id, v.attempt, v.status, v.error_code, v.error_message, v.error_status, v.finished_at,
                       v.webhook_id, v.url, v.body, v.node, j.kind, j.owner, j.max_attempts, j.started_at AS ran_from,
                       CASE WHEN v.node IS NOT NULL THEN 'running'
                            ELSE (SELECT o.status FROM jobs o WHERE o.id = j.id) END AS finished_from),

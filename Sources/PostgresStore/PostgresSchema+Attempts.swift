@@ -14,6 +14,12 @@ extension PostgresSchema {
     /// finished job's final attempt from the job row unless a row already records that attempt
     /// (an attempt `lost` with its node, after which the rescue failed the job, or a final
     /// attempt an older version wrote). A job that never started has no attempt, as before.
+    /// One case reads differently from the rows of before: a job this node claimed and then
+    /// cancelled before its worker started it had no attempt row; it now shows its claimed
+    /// attempt `cancelled`, from the claim's time, on the claiming node, which is what happened.
+    ///
+    /// The view relies on a finish leaving the row's `node` and `started_at` as the claim set
+    /// them (``PostgresJobStore/finishSQL``).
     ///
     /// Expand only: a version 9 node still writes its final attempts as rows, and the view
     /// shows each attempt once either way. No jobpool reads the table; it is the record for

@@ -129,8 +129,7 @@ enum PostgresSchema {
             WHERE idempotency_key IS NOT NULL AND NOT idempotency_retired;
         CREATE INDEX jobs_due ON jobs (due_key) WHERE status IN ('queued', 'scheduled');
 
-        -- One row per attempt, written when the attempt ends (or is found interrupted); since
-        -- version 10, not for the attempt that ends the job (see job_attempt_history).
+        -- One row per attempt, written when the attempt ends (or is found interrupted).
         CREATE TABLE job_attempts (
             job_id uuid NOT NULL,
             attempt integer NOT NULL,

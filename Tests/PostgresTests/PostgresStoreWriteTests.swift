@@ -129,7 +129,7 @@ struct PostgresStoreWriteTests {
         #expect(outcomes == ["1:interrupted", "2:succeeded"])
     }
 
-    @Test("starts and finishes of many jobs in one commit: each fenced by its attempt, with its attempt row and event")
+    @Test("starts and finishes of many jobs in one commit: each fenced by its attempt, with its final attempt and event")
     func runsInOneCommit() throws {
         let database = try TestDatabase()
         let store = try database.open()
@@ -210,23 +210,36 @@ struct PostgresStoreWriteTests {
         let store = try database.open()
         defer { store.close() }
         let ran = makeJob(createdAt: epoch), olderVersion = makeJob(createdAt: epoch), lost = makeJob(createdAt: epoch)
-        let neverRan = makeJob(createdAt: epoch)
-        try write(store, .submitted([ran, olderVersion, lost, neverRan])).get()
-        for job in [ran, olderVersion] {
-            try write(store, .started(job.key, attempt: 1, at: epoch)).get()
-            try write(store, .finished(job.key, attempt: 1, startedAt: epoch, status: .succeeded, result: .integer(1), error: nil,
+        let retried = makeJob(createdAt: epoch), cancelledBeforeItRan = makeJob(createdAt: epoch), neverRan = makeJob(createdAt: epoch)
+        try write(store, .submitted([ran, olderVersion, lost, retried, cancelledBeforeItRan, neverRan])).get()
+        func finish(_ job: JobRecord, attempt: Int = 1, startedAt: Date?, status: JobState = .succeeded) throws {
+            try write(store, .finished(job.key, attempt: attempt, startedAt: startedAt, status: status,
+                                       result: status == .succeeded ? .integer(1) : nil, error: status == .succeeded ? nil : .cancelled,
                                        at: epoch.addingTimeInterval(2), event: nil, owner: job.owner, kind: job.kind)).get()
         }
-        try write(store, .finished(neverRan.key, attempt: 1, startedAt: nil, status: .cancelled, result: nil, error: .cancelled,
-                                   at: epoch, event: nil, owner: neverRan.owner, kind: neverRan.kind)).get()
+        for job in [ran, olderVersion] {
+            try write(store, .started(job.key, attempt: 1, at: epoch)).get()
+            try finish(job, startedAt: epoch)
+        }
+        try write(store, .started(retried.key, attempt: 1, at: epoch)).get()
+        try write(store, .retrying(retried.key, attempt: 1, startedAt: epoch, error: JobFailure(code: "timeout", message: "slow"),
+                                   at: epoch.addingTimeInterval(1), nextAttemptAt: epoch)).get()
+        try write(store, .started(retried.key, attempt: 2, at: epoch.addingTimeInterval(1))).get()
+        try finish(retried, attempt: 2, startedAt: epoch.addingTimeInterval(1))
+        // Claimed here, then cancelled before a worker started it: the finish names no start.
+        try write(store, .started(cancelledBeforeItRan.key, attempt: 1, at: epoch)).get()
+        try finish(cancelledBeforeItRan, startedAt: nil, status: .cancelled)
+        try finish(neverRan, startedAt: nil, status: .cancelled)
         let connection = try database.connection()
         defer { connection.close() }
-        #expect(try connection.query("SELECT count(*) AS n FROM job_attempts").first?.int("n") == 0, "no row for a final attempt")
-        // A version 9 node wrote its final attempts as rows; the rescue records a lost attempt,
-        // then fails the job when it was the last (here by hand, as its statement does).
+        #expect(try connection.query("SELECT attempt || ':' || outcome AS o FROM job_attempts").map { try $0.string("o") } == ["1:failed"],
+                "a row for the retried attempt only, none for a final one")
+        // A version 9 node wrote its final attempts as rows (this one ended a second later than
+        // the job row says, to tell them apart). The rescue records an attempt lost with its
+        // node and, when it was the last, fails the job: written here by hand, as if so.
         try connection.execute("""
             INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, outcome, node)
-            SELECT id, attempt, started_at, finished_at, status, node FROM jobs WHERE id = $1::uuid
+            SELECT id, attempt, started_at, finished_at + 1000000, status, node FROM jobs WHERE id = $1::uuid
             """, [olderVersion.id.description])
         try connection.execute("""
             WITH failed AS (
@@ -242,9 +255,13 @@ struct PostgresStoreWriteTests {
                 """, [job.id.description]).map { try $0.string("a") }
         }
         let micros = { (seconds: Double) in StoredTime.micros(epoch.addingTimeInterval(seconds)) }
-        #expect(try history(ran) == ["1:succeeded:\(micros(0)):\(micros(2)):\(store.nodeID)"])
-        #expect(try history(olderVersion) == ["1:succeeded:\(micros(0)):\(micros(2)):\(store.nodeID)"], "shown once")
+        let node = store.nodeID
+        #expect(try history(ran) == ["1:succeeded:\(micros(0)):\(micros(2)):\(node)"])
+        #expect(try history(olderVersion) == ["1:succeeded:\(micros(0)):\(micros(3)):\(node)"], "the row, shown once")
         #expect(try history(lost) == ["1:lost:1:2:-"], "the stored row, not the job's")
+        #expect(try history(retried) == ["1:failed:\(micros(0)):\(micros(1)):\(node)", "2:succeeded:\(micros(1)):\(micros(2)):\(node)"])
+        #expect(try history(cancelledBeforeItRan) == ["1:cancelled:\(micros(0)):\(micros(2)):\(node)"],
+                "claimed, then cancelled: the claimed attempt, from the claim's time")
         #expect(try history(neverRan).isEmpty, "a job that never started has no attempt")
     }
 
