@@ -36,11 +36,11 @@ final class PostgresWorkQueue: WorkQueue {
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let exited = DispatchGroup()
-    private let target: PostgresConnectionString
+    let target: PostgresConnectionString
     private let lease: NodeLease
     /// Where each claim's fencing token is kept, for the writes about its outcome.
     private let claims: ClaimTokens
-    private let logger: Logger
+    let logger: Logger
     private let pollInterval: Duration
     /// Hands back jobs claimed but never run (a drain), as queued rows.
     private let requeue: @Sendable ([Job]) -> Void
@@ -231,25 +231,31 @@ final class PostgresWorkQueue: WorkQueue {
     /// outcome (the executor starts no second copy; one that finished meanwhile runs again,
     /// and only the first outcome is kept). Before, such a claim, kept, left its jobs running on
     /// this node, never run, until the node restarted.
+    ///
+    /// A claimed row this node cannot read is handed back once the claim has committed
+    /// (``handBack(_:nodeID:on:)``); the rows it can read run.
     private func claim(_ limit: Int, host: WorkQueueHost, on connection: PostgresConnection) throws {
         let nodeID = lease.membership.nodeID
         let commit = DispatchGroup()
         commit.enter()
         var claimed: [(id: JobID, token: ClaimTokens.Token)] = []
-        var decodingFailure: (any Error)?
+        var unreadable: [UnreadableRow] = []
         let outcome = Result { () throws(PostgresError) in
             try connection.queryOverlappingCommit(Self.claimSQL, [nodeID, limit]) { rows in
-                do {
-                    let records = try rows.map(PostgresRowDecoding.job)
-                    claimed = records.map { ($0.id, ClaimTokens.Token(attempt: $0.attempt, node: nodeID)) }
-                    claims.record(claimed, committing: commit)
-                    let jobs = records.compactMap(host.makeJob)
-                    guard !jobs.isEmpty else { return }
-                    state.withLock { $0.buffer += jobs }
-                    host.wakeWorkers()
-                } catch {
-                    decodingFailure = error
+                var records: [JobRecord] = []
+                for row in rows {
+                    do {
+                        records.append(try PostgresRowDecoding.job(row))
+                    } catch {
+                        unreadable.append(UnreadableRow(id: try? PostgresRowDecoding.jobID(row, "id"), error: error))
+                    }
                 }
+                claimed = records.map { ($0.id, ClaimTokens.Token(attempt: $0.attempt, node: nodeID)) }
+                claims.record(claimed, committing: commit)
+                let jobs = records.compactMap(host.makeJob)
+                guard !jobs.isEmpty else { return }
+                state.withLock { $0.buffer += jobs }
+                host.wakeWorkers()
             }
         }
         claims.settle(claimed.map(\.id))
@@ -261,7 +267,7 @@ final class PostgresWorkQueue: WorkQueue {
             }
             throw error
         }
-        if let decodingFailure { throw decodingFailure }
+        if !unreadable.isEmpty { try handBack(unreadable, nodeID: nodeID, on: connection) }
         logger.trace("Claimed jobs", metadata: ["count": "\(claimed.count)", "node": "\(nodeID)"])
     }
 
