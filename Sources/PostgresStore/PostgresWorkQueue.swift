@@ -31,6 +31,9 @@ final class PostgresWorkQueue: WorkQueue {
         var stopping = false
         /// The longest-waiting queued job of the whole cluster, as of the last poll.
         var oldestQueuedAt: Date?
+        /// Claimed rows this node could not read, not handed back yet (see
+        /// ``handBack(_:nodeID:on:)``).
+        var unreadable: Set<JobID> = []
     }
 
     private let state = Mutex(State())
@@ -202,6 +205,7 @@ final class PostgresWorkQueue: WorkQueue {
         guard let host = state.withLock({ $0.host }) else { return }
         // A node whose lease may have lapsed starts nothing: its jobs may be another's already.
         if lease.isHeld {
+            if state.withLock({ !$0.unreadable.isEmpty }) { try handBack([], nodeID: lease.membership.nodeID, on: connection) }
             let free = host.freeWorkers() - state.withLock { $0.buffer.count }
             if free > 0 { try claim(free, host: host, on: connection) }
         }
@@ -247,7 +251,8 @@ final class PostgresWorkQueue: WorkQueue {
                     do {
                         records.append(try PostgresRowDecoding.job(row))
                     } catch {
-                        unreadable.append(UnreadableRow(id: try? PostgresRowDecoding.jobID(row, "id"), error: error))
+                        // The key is a `uuid`: it reads whatever else does not.
+                        if let id = try? PostgresRowDecoding.jobID(row, "id") { unreadable.append(UnreadableRow(id: id, error: error)) }
                     }
                 }
                 claimed = records.map { ($0.id, ClaimTokens.Token(attempt: $0.attempt, node: nodeID)) }
@@ -261,6 +266,8 @@ final class PostgresWorkQueue: WorkQueue {
         claims.settle(claimed.map(\.id))
         commit.leave()
         if case .failure(let error) = outcome {
+            // The claim may have been kept: the unreadable rows are handed back at the next pass.
+            _ = pendingHandBacks(adding: unreadable.map(\.id))
             if !claimed.isEmpty {
                 logger.warning("A claim's commit failed after its jobs started; their outcomes are written only if the claim was kept",
                                metadata: ["count": "\(claimed.count)", "error": "\(target.scrub("\(error)"))"])
@@ -269,6 +276,18 @@ final class PostgresWorkQueue: WorkQueue {
         }
         if !unreadable.isEmpty { try handBack(unreadable, nodeID: nodeID, on: connection) }
         logger.trace("Claimed jobs", metadata: ["count": "\(claimed.count)", "node": "\(nodeID)"])
+    }
+
+    /// The claimed rows waiting to be handed back, with `ids` added.
+    func pendingHandBacks(adding ids: [JobID]) -> Set<JobID> {
+        state.withLock { state in
+            state.unreadable.formUnion(ids)
+            return state.unreadable
+        }
+    }
+
+    func handedBack(_ ids: Set<JobID>) {
+        state.withLock { $0.unreadable.subtract(ids) }
     }
 
     /// Claims due jobs: queued ones, and scheduled ones whose time has come by the database's
