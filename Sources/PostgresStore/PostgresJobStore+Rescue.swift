@@ -34,13 +34,32 @@ extension PostgresJobStore {
     ///
     /// The dead node's own late writes are fenced (``ClaimTokens``): each names the node and
     /// the attempt, so none lands once the job has moved on.
+    ///
+    /// A rescued row this node cannot read (a column a newer schema changed) is rescued all the
+    /// same, and left out of what is returned, with an error logged: decoded in the sweep's
+    /// transaction, it would roll back every sweep, for every dead node's jobs.
     public func rescueExpired(on connection: PostgresConnection) throws -> [JobRecord] {
-        try connection.transaction {
+        var unreadable: [String] = []
+        let rescued = try connection.transaction {
             let taken = try connection.query("SELECT pg_try_advisory_xact_lock($1::bigint) AS taken", [Self.rescueLockKey])
-            guard try taken.first?.bool("taken") == true else { return [] }
+            guard try taken.first?.bool("taken") == true else { return [JobRecord]() }
             try connection.execute("SET LOCAL lock_timeout = '\(rescueLockTimeoutMilliseconds)ms'")
-            return try connection.query(Self.rescueSQL, [Self.nodeLostMessage]).map(PostgresRowDecoding.job)
+            unreadable = []
+            return try connection.query(Self.rescueSQL, [Self.nodeLostMessage]).compactMap { row -> JobRecord? in
+                do {
+                    return try PostgresRowDecoding.job(row)
+                } catch {
+                    unreadable.append("\((try? row.string("id")) ?? "?"): \(error)")
+                    return nil
+                }
+            }
         }
+        if !unreadable.isEmpty {
+            logger.error("Rescued jobs whose rows this node cannot read; they are rescued, but not announced here", metadata: [
+                "count": "\(unreadable.count)", "error": "\(target.scrub(unreadable.prefix(3).joined(separator: "; ")))",
+            ])
+        }
+        return rescued
     }
 
     /// Skips a job row another transaction holds (a late finish of the dead node: it commits,

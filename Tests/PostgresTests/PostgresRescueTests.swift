@@ -65,6 +65,22 @@ struct PostgresRescueTests {
         #expect(try outcomes(job, connection) == ["1:lost"])
     }
 
+    @Test("a dead node's job whose row the sweeping node cannot read is rescued all the same, and the others with it")
+    func unreadableRowRescued() throws {
+        let jobs = [makeJob(createdAt: epoch), makeJob(createdAt: epoch.addingTimeInterval(1))]
+        let (database, nodeA, nodeB, connection) = try twoNodes(jobs)
+        defer { nodeA.close(); nodeB.close(); connection.close(); withExtendedLifetime(database) {} }
+        // As if a newer schema had changed a column this node reads (a key's flag it requires is NULL).
+        try connection.execute("ALTER TABLE jobs ALTER COLUMN webhook_secret_generated DROP NOT NULL")
+        try connection.execute("UPDATE jobs SET idempotency_key = 'k', webhook_secret_generated = NULL WHERE id = $1::uuid",
+                               [jobs[0].id.description])
+        try expireLease(of: nodeA, on: connection)
+        #expect(try nodeB.rescueExpired(on: connection).map(\.id) == [jobs[1].id], "the readable one is announced")
+        let rows = try connection.query("SELECT status || ':' || attempt AS s FROM jobs ORDER BY created_at").map { try $0.string("s") }
+        #expect(rows == ["queued:2", "queued:2"], "both are rescued: the sweep did not roll back")
+        #expect(try outcomes(jobs[0], connection) == ["1:lost"])
+    }
+
     @Test("a node whose lease expired writes nothing about its jobs even before any sweep")
     func lapsedLeaseIsFenced() throws {
         let job = makeJob(createdAt: epoch)
