@@ -7,9 +7,18 @@ import Synchronization
 /// store, which is the source of truth.
 final class FinishedJobCache: Sendable {
     private struct State {
-        var byID: [JobID: (job: Job, bytes: Int)] = [:]
+        var byID: [JobID: (job: Job, bytes: Int, hasWebhook: Bool)] = [:]
         var order = Deque<JobID>()
         var bytes = 0
+        /// Entries whose job has a webhook.
+        var webhookJobs = 0
+
+        mutating func remove(_ id: JobID) -> Job? {
+            guard let removed = byID.removeValue(forKey: id) else { return nil }
+            bytes -= removed.bytes
+            if removed.hasWebhook { webhookJobs -= 1 }
+            return removed.job
+        }
     }
 
     /// The most bytes held (`--cache-bytes`); 0 keeps nothing.
@@ -22,23 +31,20 @@ final class FinishedJobCache: Sendable {
 
     /// - Parameter snapshot: the job as it stands, when the caller has one (saves taking another).
     func insert(_ job: Job, snapshot: JobSnapshot? = nil) {
-        let size = Self.estimatedBytes(of: snapshot ?? job.snapshot())
+        let snapshot = snapshot ?? job.snapshot()
+        let size = Self.estimatedBytes(of: snapshot)
+        let hasWebhook = snapshot.webhook != nil
         guard size <= capacity else { return }
         // The jobs pushed out are freed here, after the lock: freeing a job and its values
         // takes microseconds, which readers of the cache should not wait through.
         let evicted = state.withLock { state -> [Job] in
-            if let old = state.byID.updateValue((job, size), forKey: job.id) {
-                state.bytes -= old.bytes
-            } else {
-                state.order.append(job.id)
-            }
+            if state.remove(job.id) == nil { state.order.append(job.id) }
+            state.byID[job.id] = (job, size, hasWebhook)
             state.bytes += size
+            if hasWebhook { state.webhookJobs += 1 }
             var evicted: [Job] = []
             while state.bytes > capacity, let oldest = state.order.popFirst() {
-                if let removed = state.byID.removeValue(forKey: oldest) {
-                    state.bytes -= removed.bytes
-                    evicted.append(removed.job)
-                }
+                if let removed = state.remove(oldest) { evicted.append(removed) }
             }
             return evicted
         }
@@ -52,14 +58,22 @@ final class FinishedJobCache: Sendable {
     /// Drops jobs the store no longer has (retention, eviction).
     func remove(_ ids: some Sequence<JobID>) {
         state.withLock { state in
-            for id in ids {
-                if let removed = state.byID.removeValue(forKey: id) { state.bytes -= removed.bytes }
-            }
+            for id in ids { _ = state.remove(id) }
             if state.order.count > 2 * state.byID.count + 64 { state.order.removeAll { state.byID[$0] == nil } }
         }
     }
 
+    /// Drops the jobs with a webhook (their delivery state may have changed unseen).
+    func removeWebhookJobs() {
+        state.withLock { state in
+            guard state.webhookJobs > 0 else { return }
+            for (id, entry) in state.byID where entry.hasWebhook { _ = state.remove(id) }
+        }
+    }
+
     var count: Int { state.withLock { $0.byID.count } }
+    /// True while some cached job has a webhook (another node may change its delivery state).
+    var holdsWebhookJobs: Bool { state.withLock { $0.webhookJobs > 0 } }
     var byteCount: Int { state.withLock { $0.bytes } }
 
     /// Roughly what a finished job costs in memory, erring high so that the cache stays within

@@ -101,6 +101,25 @@ extension JobExecutor {
         }
     }
 
+    /// What this node needs of the store's event log now: the events after its streams'
+    /// positions; the next events of the jobs of other nodes that someone here watches; those of
+    /// the cached jobs with a webhook, which another node may deliver (a redelivery asked of
+    /// it). Otherwise the log goes by unread.
+    var storedEventNeed: EventLogNeed {
+        let streamsAfter = changes.streamsAfter
+        return EventLogNeed(isNeeded: streamsAfter != nil || remote.isWatching || cache.holdsWebhookJobs,
+                            streamsAfter: streamsAfter, keeping: changes.replayCapacity)
+    }
+
+    /// The log skipped events nobody here needed as they went by: the event stream's window
+    /// starts again after them, the watched jobs are read from the store, and the cached jobs
+    /// with a webhook are dropped (read from the store when next asked for).
+    func storedEventsSkipped(through position: Int) {
+        changes.publishSkipped(through: position)
+        cache.removeWebhookJobs()
+        refreshWatched()
+    }
+
     /// Reads every watched handle again from the store, for when the log cannot say what
     /// changed (on the listener's thread, like ``take(_:)``).
     func refreshWatched() {

@@ -110,7 +110,10 @@ public final class JobExecutor: Sendable {
         store.connect(ClusterFeed(
             cancelsRequested: { [weak self] ids in self?.cancelRequestedElsewhere(ids) },
             jobEvents: { [weak self] events in self?.take(events) },
-            watchedJobsMayHaveChanged: { [weak self] in self?.refreshWatched() }))
+            watchedJobsMayHaveChanged: { [weak self] in self?.refreshWatched() },
+            eventNeed: { [weak self] in self?.storedEventNeed ?? EventLogNeed(isNeeded: false, streamsAfter: nil, keeping: 0) },
+            eventsSkipped: { [weak self] position in self?.storedEventsSkipped(through: position) },
+            eventLogSettled: { [changes] position in changes.storedLogSettled(position) }))
     }
 
     /// The kind names clients may submit, sorted.

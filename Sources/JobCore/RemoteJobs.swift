@@ -34,6 +34,15 @@ final class RemoteJobs: Sendable {
         entries.withLock { _ = $0.removeValue(forKey: id) }
     }
 
+    /// True while some handle is still held.
+    var isWatching: Bool {
+        entries.withLock { entries in
+            if entries.values.contains(where: { $0.job != nil }) { return true }
+            entries.removeAll() // all released
+            return false
+        }
+    }
+
     /// Every handle still held.
     func all() -> [Job] {
         entries.withLock { entries in entries.values.compactMap(\.job) }

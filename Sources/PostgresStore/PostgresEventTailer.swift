@@ -24,8 +24,17 @@ import Synchronization
 /// on; a hole whose transaction is still open holds back everything after it (the test proves
 /// it with a transaction kept open).
 ///
-/// One thread calls ``read(on:)`` (the listener's): on every "events" notification, on every
-/// poll, and after a reconnect.
+/// **Reading only while someone listens.** Every node reading every event of the cluster back
+/// cost one node 5–10 % of its throughput. So while nothing on this node needs the log (no
+/// event stream open, no job of another node watched, no cached job with a webhook), the
+/// listener calls ``settle(on:)`` instead of ``read(on:)``: one statement that reads the log's
+/// end and the snapshot's bounds, which keeps the checkpoints moving but delivers nothing and
+/// leaves ``position`` where it is. When a reader comes, ``skipBacklog(streamsAfter:keeping:)``
+/// passes the settled events no reader needs, and ``read(on:)`` carries on: what a stream
+/// needs of the quiet time arrives late but in order, each once, as if the node had been slow.
+///
+/// One thread calls ``read(on:)`` and ``settle(on:)`` (the listener's): on every "events"
+/// notification, on every poll, and after a reconnect.
 final class PostgresEventTailer: Sendable {
     private struct State {
         /// The newest event delivered (or skipped at the start).
@@ -37,6 +46,8 @@ final class PostgresEventTailer: Sendable {
         /// Since when committed events have waited behind a hole without the log moving on
         /// (nil: none wait).
         var heldBackSince: ContinuousClock.Instant?
+        /// When ``settle(on:)`` last ran.
+        var lastSettle: ContinuousClock.Instant?
     }
 
     /// Rows per read; a full read is followed by another at once.
@@ -50,8 +61,12 @@ final class PostgresEventTailer: Sendable {
         state = Mutex(State(last: position, settledThrough: position))
     }
 
-    /// The newest event delivered.
+    /// The newest event delivered (or skipped).
     var position: Int { state.withLock { $0.last } }
+
+    /// Every event at or below this is committed or never will be, as of the last read or
+    /// settle: a stream that starts after it misses nothing that commits later.
+    var settledPosition: Int { state.withLock { max($0.last, $0.settledThrough) } }
 
     /// True when committed events have waited behind a hole for at least `duration`. A hole
     /// waits for every transaction older than its read, on the whole server: one long
@@ -68,6 +83,13 @@ final class PostgresEventTailer: Sendable {
     /// The events that became readable since the last call, oldest first.
     func read(on connection: PostgresConnection) throws -> [StoredJobEvent] {
         var delivered: [StoredJobEvent] = []
+        try read(on: connection) { delivered += $0 }
+        return delivered
+    }
+
+    /// The same, handed to `deliver` a batch at a time, as each is read: a read that fails part
+    /// way (a catch-up after a quiet time takes many) has delivered every event it moved past.
+    func read(on connection: PostgresConnection, each deliver: ([StoredJobEvent]) -> Void) throws {
         while true {
             let last = state.withLock { $0.last }
             let rows = try connection.query(Self.readSQL, [last, batchSize])
@@ -78,10 +100,7 @@ final class PostgresEventTailer: Sendable {
             let xmax = try first.int64("snapshot_xmax")
             let events = try rows.map(Self.event)
             let (ready, full) = state.withLock { state -> ([StoredJobEvent], Bool) in
-                while let checkpoint = state.checkpoints.first, checkpoint.xmax <= xmin {
-                    state.settledThrough = max(state.settledThrough, checkpoint.seen)
-                    state.checkpoints.removeFirst()
-                }
+                Self.settleCheckpoints(&state, xmin: xmin)
                 let before = state.last
                 var ready: [StoredJobEvent] = []
                 for event in events {
@@ -106,11 +125,71 @@ final class PostgresEventTailer: Sendable {
                 }
                 return (ready, events.count == batchSize && ready.count == events.count)
             }
-            delivered += ready
+            if !ready.isEmpty { deliver(ready) }
             if !full { break }
         }
-        return delivered
     }
+
+    /// Moves the checkpoints on without reading any event: the quiet time's pass (see the type's
+    /// comment). Returns ``settledPosition``. Within `interval` of the last settle it asks the
+    /// server nothing: under load every commit of the cluster notifies, and what the settled
+    /// end is for (where a new stream starts) does not need it to the millisecond.
+    @discardableResult
+    func settle(on connection: PostgresConnection, notMoreOftenThan interval: Duration = .zero) throws -> Int {
+        let due = state.withLock { state in
+            let now = ContinuousClock.now
+            guard state.lastSettle.map({ now - $0 >= interval }) ?? true else { return false }
+            state.lastSettle = now
+            return true
+        }
+        guard due else { return settledPosition }
+        guard let row = try connection.query(Self.settleSQL).first else { return settledPosition }
+        let seen = try row.int("seen")
+        let xmin = try row.int64("snapshot_xmin")
+        let xmax = try row.int64("snapshot_xmax")
+        return state.withLock { state in
+            Self.settleCheckpoints(&state, xmin: xmin)
+            // The same reasoning as a read's: the log's end seen by this statement bounds every
+            // transaction that holds a lower ID by this snapshot's `xmax`.
+            if seen > max(state.last, state.settledThrough), (state.checkpoints.last?.seen ?? .min) < seen {
+                state.checkpoints.append((seen, xmax))
+            }
+            state.heldBackSince = nil // nothing waits to be delivered
+            return max(state.last, state.settledThrough)
+        }
+    }
+
+    /// Before reading again after a quiet time: skips the settled IDs that no reader needs,
+    /// and returns the newest ID skipped (nil when none is). A stream needs those after its
+    /// position (`streamsAfter`), but never more than the last `count` IDs seen (its replay
+    /// window's worth); with no stream, nothing before now is needed (watched jobs are read
+    /// from the table instead). Only settled IDs are skipped, so the read goes on from there
+    /// in order.
+    func skipBacklog(streamsAfter: Int?, keeping count: Int) -> Int? {
+        state.withLock { state in
+            let seenEnd = max(state.settledThrough, state.checkpoints.last?.seen ?? .min)
+            let wanted = max(streamsAfter ?? .max, seenEnd - max(0, count))
+            let target = min(wanted, state.settledThrough)
+            guard target > state.last else { return nil }
+            state.last = target
+            return target
+        }
+    }
+
+    private static func settleCheckpoints(_ state: inout State, xmin: Int64) {
+        while let checkpoint = state.checkpoints.first, checkpoint.xmax <= xmin {
+            state.settledThrough = max(state.settledThrough, checkpoint.seen)
+            state.checkpoints.removeFirst()
+        }
+    }
+
+    /// The log's end and the snapshot's bounds, from one statement's snapshot; the newest ID
+    /// comes from the end of the key, without reading the events.
+    static let settleSQL = """
+        SELECT (SELECT coalesce(max(id), 0) FROM job_events) AS seen,
+               pg_snapshot_xmin(s)::text::bigint AS snapshot_xmin, pg_snapshot_xmax(s)::text::bigint AS snapshot_xmax
+        FROM pg_current_snapshot() AS s
+        """
 
     /// The events after `$1`, each with the bounds of the statement's snapshot, so that both
     /// come from the same snapshot (`pg_current_snapshot()` is the statement's: each subquery

@@ -38,12 +38,30 @@ extension PostgresJobStore {
     /// read from the table (see ``PostgresEventTailer/isHeldBack(for:)``).
     static let eventLogPatience: Duration = .seconds(2)
 
-    /// Hands the events that became readable to the feed, in order.
+    /// Hands the events that became readable to the feed, in order; or, while nothing on this
+    /// node needs them, only moves the log's settled end on (see ``PostgresEventTailer``).
     func tail(on connection: PostgresConnection) throws {
-        let events = try tailer.read(on: connection)
-        guard !events.isEmpty, let feed = clusterFeed.withLock({ $0 }) else { return }
-        feed.jobEvents(events)
+        let feed = clusterFeed.withLock { $0 }
+        let need = feed?.eventNeed()
+        guard let feed, let need, need.isNeeded else {
+            // The position stays: a reader that comes later gets every event from there on.
+            let settled = try tailer.settle(on: connection, notMoreOftenThan: Self.quietSettleInterval)
+            feed?.eventLogSettled(settled)
+            return
+        }
+        if let skipped = tailer.skipBacklog(streamsAfter: need.streamsAfter, keeping: need.keeping) {
+            // Skipped events were committed before the settle that passed them: the jobs
+            // watched here are read again, after it, so that they miss none of them.
+            feed.eventsSkipped(skipped)
+        }
+        try tailer.read(on: connection) { feed.jobEvents($0) }
+        feed.eventLogSettled(tailer.settledPosition)
     }
+
+    /// At most how often a node that reads no events asks where the log's settled end is (a
+    /// new stream starts there): every commit of the cluster notifies, and a settled end a
+    /// moment old only means a new stream's first events are a moment old.
+    static let quietSettleInterval: Duration = .milliseconds(250)
 
     /// Every open cancel request (there are few: a request closes when its job finishes),
     /// through the partial index `jobs_cancel_requested`.

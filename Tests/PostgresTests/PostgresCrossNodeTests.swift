@@ -145,6 +145,66 @@ struct PostgresCrossNodeTests {
         })
     }
 
+    /// One event in a transaction of its own, committed; returns its ID.
+    func insertCommitted(_ connection: PostgresConnection) throws -> Int {
+        try connection.execute("BEGIN")
+        let id = try insertEvent(connection, job: JobID())
+        try connection.execute("COMMIT")
+        return id
+    }
+
+    @Test("settling moves the settled end on without reading an event, and not past a transaction still open; a read afterwards carries on from where the tailer stood, in order")
+    func settleThenRead() throws {
+        let database = try TestDatabase()
+        let reader = try database.connection()
+        let writer = try database.connection()
+        let early = try database.connection()
+        defer { [reader, writer, early].forEach { $0.close() } }
+        let tailer = PostgresEventTailer(after: try PostgresEventTailer.end(on: reader))
+        let start = tailer.position
+        let committed = try (0..<2).map { _ in try insertCommitted(writer) }
+        try early.execute("BEGIN")
+        let low = try insertEvent(early, job: JobID())
+        let high = try insertCommitted(writer)
+        try tailer.settle(on: reader)
+        try tailer.settle(on: reader)
+        #expect(tailer.settledPosition == start, "the transaction still open below \(high) holds the settled end back")
+        try early.execute("COMMIT")
+        #expect(eventually { ((try? tailer.settle(on: reader)) ?? 0) >= high })
+        #expect(tailer.position == start, "settling read nothing")
+        #expect(try tailer.read(on: reader).map(\.id) == committed + [low, high])
+        #expect(tailer.position == high)
+    }
+
+    @Test("after a quiet time, the settled events no reader needs are skipped: those before a stream's start, past its window's worth, or all with no stream")
+    func skipBacklog() throws {
+        let database = try TestDatabase()
+        let reader = try database.connection()
+        let writer = try database.connection()
+        defer { [reader, writer].forEach { $0.close() } }
+        let tailer = PostgresEventTailer(after: try PostgresEventTailer.end(on: reader))
+        let start = tailer.position
+        let ids = try (0..<5).map { _ in try insertCommitted(writer) }
+        #expect(tailer.skipBacklog(streamsAfter: nil, keeping: 0) == nil, "nothing is settled yet: nothing is skipped")
+        #expect(eventually { ((try? tailer.settle(on: reader)) ?? 0) >= ids[4] })
+        // A stream from before them: no more than the window's worth is read back.
+        #expect(tailer.skipBacklog(streamsAfter: start, keeping: 2) == ids[4] - 2)
+        #expect(tailer.skipBacklog(streamsAfter: start, keeping: 2) == nil)
+        #expect(try tailer.read(on: reader).map(\.id) == ids.filter { $0 > ids[4] - 2 })
+
+        // A stream that started among them needs those after its start only.
+        let more = try (0..<4).map { _ in try insertCommitted(writer) }
+        #expect(eventually { ((try? tailer.settle(on: reader)) ?? 0) >= more[3] })
+        #expect(tailer.skipBacklog(streamsAfter: more[1], keeping: 100) == more[1])
+        #expect(try tailer.read(on: reader).map(\.id) == Array(more[2...]))
+
+        // No stream: nothing before now is needed.
+        let last = try (0..<3).map { _ in try insertCommitted(writer) }
+        #expect(eventually { ((try? tailer.settle(on: reader)) ?? 0) >= last[2] })
+        #expect(tailer.skipBacklog(streamsAfter: nil, keeping: 100) == last[2])
+        #expect(try tailer.read(on: reader).isEmpty)
+    }
+
     @Test("a cancel recorded on node 1 for a job running on node 2 cancels it there within a second; node 1's handle sees it end")
     func cancelAcrossNodes() throws {
         let database = try TestDatabase()

@@ -27,6 +27,10 @@ final class EventHub {
         /// read that far, or for ``catchUpWait``, then a reset.
         var resumesAfter: Int?
         var catchUpTimer: LoopTimer?
+        /// A new stream's start, ahead of what this node has read of the cluster's log (it
+        /// reads the log only while something here needs it, and catches up when a stream
+        /// opens): events up to it are not sent.
+        var startsAfter: Int?
 
         init(request: HTTPRequest, filter: EventFilter) {
             self.request = request
@@ -64,6 +68,7 @@ final class EventHub {
     func start() {
         let bound = LoopBound(self, on: loop)
         let loop = self.loop
+        feed.replayCapacity = window.capacity
         feed.connect { loop.execute { bound.value.changesArrived() } }
     }
 
@@ -75,6 +80,7 @@ final class EventHub {
         // The new stream starts where the others stand (`flushedThrough`): the next flush,
         // on the usual schedule, brings it what came after, with everyone else's. (Flushing
         // here instead made every reconnect an extra write to every stream.)
+        feed.streamOpening(at: flushedThrough)
         absorbPending()
         let start = flushedThrough
         let token = nextToken
@@ -86,11 +92,18 @@ final class EventHub {
         ]) { [unowned self] in
             close(token, ending: false) // the client went away
         }
+        // This node reads the cluster's log only while something here needs it: a stream that
+        // does not resume starts at the log's settled end, which the events that went by
+        // unread lie behind (they are in the tables already; they still reach this node's
+        // other readers, late).
+        if feed.storedEventsStart != nil, lastEventID.map({ $0 < window.droppedThrough }) ?? true, feed.storedSettled > start {
+            stream.startsAfter = feed.storedSettled
+        }
         // Tell the client how soon to come back if the connection drops.
         var opening = Self.retryLine
         if let lastEventID {
             if lastEventID < window.droppedThrough {
-                opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is older than the replay window (the oldest event kept is \(window.oldestID)); reload, then follow from here.", id: start)
+                opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is older than the replay window (the oldest event kept is \(window.oldestID)); reload, then follow from here.", id: stream.startsAfter ?? start)
             } else if lastEventID > start, feed.storedEventsStart != nil {
                 // Another node may have sent it, and this one has not read that far yet: the
                 // opening waits (flush sends it), or resets if the ID never comes.
@@ -101,8 +114,10 @@ final class EventHub {
                     stream.request.sendChunk(Self.retryLine + resetEvent(
                         reason: "Last-Event-ID \(lastEventID) is not an event this server has sent, nor any node sharing its database; reload, then follow from here.",
                         id: flushedThrough) + readyEvent(flushedThrough))
+                    publishNeed()
                 }
                 armHeartbeat()
+                publishNeed()
                 return
             } else if lastEventID > start {
                 opening += resetEvent(reason: "Last-Event-ID \(lastEventID) is not an event this server has sent (it may have restarted); reload, then follow from here.", id: start)
@@ -110,10 +125,22 @@ final class EventHub {
                 opening += window.render(after: lastEventID, through: start, matching: filter)
             }
         }
-        opening += readyEvent(start)
+        opening += readyEvent(stream.startsAfter ?? start)
         stream.request.sendChunk(opening)
         armHeartbeat()
+        publishNeed()
         if window.newestID > flushedThrough { changesArrived() }
+    }
+
+    /// Tells the feed which events the open streams still need: those after the oldest of
+    /// their positions (a store that logs events reads its log only while some are needed).
+    private func publishNeed() {
+        var oldest: Int?
+        for stream in streams.values {
+            let position = stream.resumesAfter ?? stream.startsAfter ?? flushedThrough
+            oldest = min(oldest ?? position, position)
+        }
+        feed.streamsNeedEvents(after: oldest)
     }
 
     /// How long a stream opened with a `Last-Event-ID` ahead of this node's reading of the
@@ -156,12 +183,14 @@ final class EventHub {
             switch item {
             case .live(let change): window.append(change)
             case .stored(let event): window.append(event)
+            case .skipped(let id): window.skip(through: id)
             }
         }
     }
 
     private func flush() {
         lastFlush = .now
+        defer { publishNeed() } // the streams' positions moved on
         absorbPending()
         let from = flushedThrough
         flushedThrough = window.newestID
@@ -181,6 +210,16 @@ final class EventHub {
                     ? window.render(after: after, matching: stream.filter)
                     : resetEvent(reason: "More events arrived at once than the replay window holds; reload, then follow from here.")
                 stream.request.sendChunk(Self.retryLine + replay + readyEvent(window.newestID))
+                stream.isActive = true
+                continue
+            }
+            if let after = stream.startsAfter {
+                // Opened ahead of this node's reading: its first events are those after its start.
+                guard after < window.newestID else { continue }
+                stream.startsAfter = nil
+                stream.request.sendChunk(window.canResume(after: after)
+                    ? window.render(after: after, matching: stream.filter)
+                    : resetEvent(reason: "More events arrived at once than the replay window holds; reload, then follow from here."))
                 stream.isActive = true
                 continue
             }
@@ -241,6 +280,7 @@ final class EventHub {
 
     private func close(_ token: Int, ending: Bool) {
         guard let stream = streams.removeValue(forKey: token) else { return }
+        publishNeed()
         stream.catchUpTimer?.cancel()
         if ending { stream.request.endStream() }
         if streams.isEmpty {

@@ -58,6 +58,15 @@ struct ReplayWindow {
         nextID = id + 1
     }
 
+    /// The store's log skipped its events through `id`, unread: what the window holds is no
+    /// longer followed by the next event, so it starts again after `id`.
+    mutating func skip(through id: Int) {
+        guard id > newestID else { return }
+        entries.removeAll()
+        droppedThrough = id
+        nextID = id + 1
+    }
+
     /// True when every event after `id` is still held (or `id` is the newest).
     func canResume(after id: Int) -> Bool {
         id >= droppedThrough && id <= newestID

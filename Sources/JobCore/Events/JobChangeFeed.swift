@@ -26,6 +26,9 @@ public final class JobChangeFeed: Sendable {
         /// Boxed: an event from the log is several times the size of a live change, and an
         /// unboxed case would make every item (copied on each append and take) that large.
         indirect case stored(StoredJobEvent)
+        /// The store's log skipped its events up to this ID, unread: nobody on this node needed
+        /// them while they went by, and more went by than the replay window keeps.
+        case skipped(through: Int)
     }
 
     private struct State {
@@ -36,6 +39,14 @@ public final class JobChangeFeed: Sendable {
         var wake: (@Sendable () -> Void)?
         /// True from the wake-up until the consumer takes the batch.
         var isWakeSent = false
+        /// The oldest position an open event stream reads after (nil: none is open), which the
+        /// store's log must be read from.
+        var streamsAfter: Int?
+        /// The replay window's size: as many events as a reader coming after a quiet time may
+        /// want.
+        var replayCapacity = Int.max
+        /// See ``storedSettled``.
+        var settled = 0
     }
 
     private let state = Mutex(State())
@@ -51,19 +62,61 @@ public final class JobChangeFeed: Sendable {
     /// Carries the store's event log from now on, starting after event `position`; changes
     /// made in this process are no longer kept. Call before the consumer connects.
     public func useStoredEvents(after position: Int) {
-        state.withLock { $0.storedAfter = position }
+        state.withLock {
+            $0.storedAfter = position
+            $0.settled = position
+        }
     }
 
     /// The newest logged event before the first this feed carries; nil when it carries the
     /// changes of this process.
     public var storedEventsStart: Int? { state.withLock { $0.storedAfter } }
 
+    /// The consumer's open event streams need the store's events after `position` (the oldest
+    /// of their positions), or none (nil: no stream is open). Set whenever that changes.
+    public func streamsNeedEvents(after position: Int?) {
+        state.withLock { $0.streamsAfter = position }
+    }
+
+    /// A stream is opening at `position`: from now on the events after it are needed, whatever
+    /// the consumer said before (it says exactly once the stream is open).
+    public func streamOpening(at position: Int) {
+        state.withLock { $0.streamsAfter = min($0.streamsAfter ?? position, position) }
+    }
+
+    /// See ``streamsNeedEvents(after:)``.
+    public var streamsAfter: Int? { state.withLock { $0.streamsAfter } }
+
+    /// How many past events a stream may resume from (the consumer's replay window).
+    public var replayCapacity: Int {
+        get { state.withLock { $0.replayCapacity } }
+        set { state.withLock { $0.replayCapacity = newValue } }
+    }
+
+    /// On a logged store: every event up to this ID is committed or never will be, as of the
+    /// store's last look, whether it read them or not. A new stream may start after it: the
+    /// events at or below it are in the tables already.
+    public var storedSettled: Int { state.withLock { $0.settled } }
+
+    func storedLogSettled(_ position: Int) {
+        state.withLock { $0.settled = max($0.settled, position) }
+    }
+
+    /// The store's log went on past `position` unread (see ``Item/skipped(through:)``).
+    func publishSkipped(through position: Int) {
+        appendStored([.skipped(through: position)])
+    }
+
     /// The store's events (in ID order, each once), for the consumer.
     public func publishStored(_ events: [StoredJobEvent]) {
         guard !events.isEmpty else { return }
+        appendStored(events.map(Item.stored))
+    }
+
+    private func appendStored(_ items: [Item]) {
         let wake = state.withLock { state -> (@Sendable () -> Void)? in
             guard let wake = state.wake, state.storedAfter != nil else { return nil }
-            state.pending += events.map(Item.stored)
+            state.pending += items
             guard !state.isWakeSent else { return nil }
             state.isWakeSent = true
             return wake

@@ -49,13 +49,49 @@ public struct ClusterFeed: Sendable {
     /// The log is held back (a transaction still open below committed events): the jobs this
     /// node watches are to be read again from the store, not waited on through the log.
     public var watchedJobsMayHaveChanged: @Sendable () -> Void
+    /// What this node needs of the log now (see ``EventLogNeed``). While it needs nothing, the
+    /// store does not read the events: it keeps its place, and reads on from there when asked.
+    public var eventNeed: @Sendable () -> EventLogNeed
+    /// Events up to this ID were skipped, unread, as nothing here needed them: before the next
+    /// ``jobEvents``, which carries on after it.
+    public var eventsSkipped: @Sendable (Int) -> Void
+    /// Every event up to this ID is committed or never will be; a stream that starts after
+    /// it misses none that commits later. Told on every pass, read or not.
+    public var eventLogSettled: @Sendable (Int) -> Void
 
     public init(cancelsRequested: @escaping @Sendable ([JobID]) -> Void, jobEvents: @escaping @Sendable ([StoredJobEvent]) -> Void,
-                watchedJobsMayHaveChanged: @escaping @Sendable () -> Void = {}) {
+                watchedJobsMayHaveChanged: @escaping @Sendable () -> Void = {},
+                eventNeed: @escaping @Sendable () -> EventLogNeed = { .everything },
+                eventsSkipped: @escaping @Sendable (Int) -> Void = { _ in }, eventLogSettled: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.cancelsRequested = cancelsRequested
         self.jobEvents = jobEvents
         self.watchedJobsMayHaveChanged = watchedJobsMayHaveChanged
+        self.eventNeed = eventNeed
+        self.eventsSkipped = eventsSkipped
+        self.eventLogSettled = eventLogSettled
     }
+}
+
+/// What a node needs of a shared store's event log at the moment.
+public struct EventLogNeed: Sendable, Equatable {
+    /// Whether anything here needs the events: an open event stream, a job of another node
+    /// that a request here watches, a cached job whose webhook another node may deliver.
+    public var isNeeded: Bool
+    /// The oldest position an open event stream reads after; nil with no stream open (then
+    /// nothing before now is needed: watched jobs are read from the store instead).
+    public var streamsAfter: Int?
+    /// How many past events a stream may resume from (the replay window's size): no more are
+    /// read back after a quiet time.
+    public var keeping: Int
+
+    public init(isNeeded: Bool, streamsAfter: Int?, keeping: Int) {
+        self.isNeeded = isNeeded
+        self.streamsAfter = streamsAfter
+        self.keeping = keeping
+    }
+
+    /// Every event, from wherever the reader stands.
+    public static let everything = EventLogNeed(isNeeded: true, streamsAfter: .min, keeping: .max)
 }
 
 extension JobStore {

@@ -37,4 +37,18 @@ struct ReplayWindowTests {
         window.append(event(30, status: .failed))
         #expect(ids(window.render(after: 12, matching: failedOnly)) == [30])
     }
+
+    @Test("events the log skipped unread end what the window held: it starts again after them")
+    func skipped() {
+        var window = ReplayWindow(capacity: 10, firstID: 11)
+        for id in [11, 12] { window.append(event(id)) }
+        window.skip(through: 12)
+        #expect(window.canResume(after: 11), "skipping nothing new changes nothing")
+        window.skip(through: 40)
+        #expect(!window.canResume(after: 12), "events 13 to 40 were never read")
+        #expect(window.canResume(after: 40) && window.newestID == 40)
+        window.append(event(38))
+        window.append(event(41))
+        #expect(ids(window.render(after: 40, matching: EventFilter())) == [41])
+    }
 }
