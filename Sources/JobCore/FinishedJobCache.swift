@@ -67,7 +67,8 @@ final class FinishedJobCache: Sendable {
     func removeWebhookJobs() {
         state.withLock { state in
             guard state.webhookJobs > 0 else { return }
-            for (id, entry) in state.byID where entry.hasWebhook { _ = state.remove(id) }
+            for id in state.byID.compactMap({ $0.value.hasWebhook ? $0.key : nil }) { _ = state.remove(id) }
+            state.order.removeAll { state.byID[$0] == nil } // an ID cached again must not meet its old place first
         }
     }
 

@@ -37,7 +37,7 @@ import Synchronization
 /// notification, on every poll, and after a reconnect.
 final class PostgresEventTailer: Sendable {
     private struct State {
-        /// The newest event delivered (or skipped at the start).
+        /// The newest event delivered (or skipped: at the start, or by ``skipBacklog(streamsAfter:keeping:)``).
         var last: Int
         /// Every ID at or below this that is not visible now never will be.
         var settledThrough: Int

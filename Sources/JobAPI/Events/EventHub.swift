@@ -77,9 +77,10 @@ final class EventHub {
     /// Opens a stream: a `reset` if `lastEventID` is outside the window, else the events after
     /// it; then a `ready` event carrying the ID it starts from; then live events.
     func open(_ request: HTTPRequest, filter: EventFilter, lastEventID: Int?) {
-        // The new stream starts where the others stand (`flushedThrough`): the next flush,
-        // on the usual schedule, brings it what came after, with everyone else's. (Flushing
-        // here instead made every reconnect an extra write to every stream.)
+        // The new stream starts where the others stand (`flushedThrough`), or at the log's
+        // settled end if this node has not read that far (below): the next flush, on the usual
+        // schedule, brings it what came after, with everyone else's. (Flushing here instead
+        // made every reconnect an extra write to every stream.)
         feed.streamOpening(at: flushedThrough)
         absorbPending()
         let start = flushedThrough
@@ -111,9 +112,12 @@ final class EventHub {
                 stream.catchUpTimer = loop.schedule(after: Self.catchUpWait) { [unowned self] in
                     guard let stream = streams[token], stream.resumesAfter != nil else { return }
                     stream.resumesAfter = nil
+                    // From the settled end if this node reads behind it (as a new stream).
+                    if feed.storedSettled > flushedThrough { stream.startsAfter = feed.storedSettled }
+                    let start = stream.startsAfter ?? flushedThrough
                     stream.request.sendChunk(Self.retryLine + resetEvent(
                         reason: "Last-Event-ID \(lastEventID) is not an event this server has sent, nor any node sharing its database; reload, then follow from here.",
-                        id: flushedThrough) + readyEvent(flushedThrough))
+                        id: start) + readyEvent(start))
                     publishNeed()
                 }
                 armHeartbeat()

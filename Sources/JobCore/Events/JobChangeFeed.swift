@@ -27,7 +27,8 @@ public final class JobChangeFeed: Sendable {
         /// unboxed case would make every item (copied on each append and take) that large.
         indirect case stored(StoredJobEvent)
         /// The store's log skipped its events up to this ID, unread: nobody on this node needed
-        /// them while they went by, and more went by than the replay window keeps.
+        /// them while they went by (no stream was open, or they lie before every stream's
+        /// position, or past the replay window's worth).
         case skipped(through: Int)
     }
 
